@@ -1,0 +1,67 @@
+"""Backends run one attempt of one region somewhere and report what happened as plain messages.
+
+Messages (dicts) a backend yields from :meth:`Backend.poll`, in the order the child sent them:
+``hello`` (the child is set up and waits for the go), ``fault`` (a fault is about to act),
+``result``, ``error`` and finally exactly one ``exit`` (``returncode``, ``signal``, ``stack``, ``stderr``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pytest_distproc.skills import Skill
+
+
+@dataclass(eq=False)
+class Handle:
+    """The coordinator's grip on one running attempt."""
+
+    job: Mapping[str, Any]
+    pid: int | None = None
+    workdir: str = ""
+    private: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        return str(self.job["task"])
+
+    @property
+    def attempt(self) -> int:
+        return int(self.job["attempt"])
+
+
+class Backend(Protocol):
+    name: str
+    isolated: bool
+
+    def start(self, job: dict[str, Any], skill: Skill, *, barrier: bool) -> Handle: ...
+
+    def release(self, handle: Handle) -> None: ...
+
+    def poll(self, timeout: float) -> list[tuple[Handle, dict[str, Any]]]: ...
+
+    def kill(self, handle: Handle, *, dump_stack: bool) -> None: ...
+
+    def close(self) -> None: ...
+
+    def now(self) -> float:
+        """The coordinator's clock for this backend (real for fork and ray, simulated inline)."""
+        ...
+
+
+def make_backend(name: str, run_dir: str) -> Backend:
+    if name == "fork":
+        from pytest_distproc.backends.fork import ForkBackend
+
+        return ForkBackend(run_dir)
+    if name == "inline":
+        from pytest_distproc.backends.inline import InlineBackend
+
+        return InlineBackend(run_dir)
+    if name == "ray":
+        from pytest_distproc.backends.ray import RayBackend
+
+        return RayBackend(run_dir)
+    raise ValueError(f"unknown backend {name!r}")

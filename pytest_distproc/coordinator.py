@@ -1,0 +1,314 @@
+"""The coordinator: one loop that owns the TaskList, starts attempts, watches them, and aggregates.
+
+Everything it learns arrives as a message from the backend and is numbered in the TaskList's
+history as it is recorded: one loop, one source of order. A dead process becomes a worded event.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_distproc import data, skills, summary
+from pytest_distproc.backends import Backend, Handle, make_backend
+from pytest_distproc.errors import DistprocError
+from pytest_distproc.report import transcript
+from pytest_distproc.scenario.model import AGGREGATE_TASK, RegionSpec, Scenario
+from pytest_distproc.tasklist import State, TaskList, Transition
+
+Observer = Callable[[Transition], None]
+
+
+@dataclass
+class AttemptRecord:
+    """What happened to one attempt of one region, in plain data."""
+
+    task: str
+    region: str
+    attempt: int
+    pid: int | None
+    started: float
+    ended: float | None = None
+    ok: bool = False
+    reason: str = ""
+    event: str = ""
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    stack: str = ""
+    stderr: str = ""
+    timed_out: bool = False
+
+    @property
+    def duration(self) -> float:
+        return (self.ended if self.ended is not None else self.started) - self.started
+
+
+@dataclass
+class Run:
+    """The outcome of one scenario run: the history, the results, and the transcript."""
+
+    scenario: Scenario
+    seed: int
+    backend: str
+    tasks: TaskList
+    outcome: str = "FAILED"
+    regions: dict[str, dict[str, float]] = field(default_factory=dict)
+    total: dict[str, float] | None = None
+    missing: list[str] = field(default_factory=list)
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    expected_counts: dict[str, int] = field(default_factory=dict)
+    planned_faults: list[dict[str, Any]] = field(default_factory=list)
+    started: float = 0.0
+    ended: float = 0.0
+
+    @property
+    def faults_fired(self) -> list[dict[str, Any]]:
+        return [f for a in self.attempts for f in a.faults]
+
+    @property
+    def transcript(self) -> str:
+        return transcript(self)
+
+    def attempts_of(self, task: str) -> list[AttemptRecord]:
+        return [a for a in self.attempts if a.task == task]
+
+
+class Coordinator:
+    """Runs one scenario to completion over a backend; always cleans up, whatever happens."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        seed: int | None = None,
+        backend: str | None = None,
+        observers: tuple[Observer, ...] = (),
+    ) -> None:
+        self.scenario = scenario
+        self.seed = scenario.seed if scenario.seed is not None else (seed or 0)
+        name = "inline" if scenario.context == "inline" else (backend or scenario.backend)
+        self.backend_name = name
+        self.observers = observers
+        self.policy = scenario.policy
+
+    def run(self) -> Run:
+        skill = skills.resolve(self.scenario.skill)
+        run_dir = tempfile.mkdtemp(prefix="distproc-")
+        backend = make_backend(self.backend_name, run_dir)
+        try:
+            return _Loop(self, backend, skill).run()
+        finally:
+            backend.close()
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+class _Loop:
+    def __init__(self, owner: Coordinator, backend: Backend, skill: skills.Skill) -> None:
+        self.owner, self.backend, self.skill = owner, backend, skill
+        self.scenario, self.policy = owner.scenario, owner.policy
+        self.tasks = TaskList(clock=backend.now)
+        self.run_state = Run(self.scenario, owner.seed, backend.name, self.tasks)
+        self.sources = {r.id: data.source_of(r, owner.seed) for r in self.scenario.regions}
+        self.running: dict[Handle, AttemptRecord] = {}
+        self.results: dict[Handle, Any] = {}
+        self.errors: dict[Handle, Mapping[str, Any]] = {}
+        self.retry_at: dict[str, float] = {}
+        self.killed: set[Handle] = set()
+        self.wave: set[Handle] = set()
+        self.arrived: set[Handle] = set()
+
+    # -- the loop -----------------------------------------------------------------------
+    def run(self) -> Run:
+        run, scenario = self.run_state, self.scenario
+        run.started = self.backend.now()
+        for spec in scenario.regions:
+            self.tasks.create(spec.task, f"Process region {spec.id}")
+        partial = self.policy.on_region_failure == "partial"
+        self.tasks.create(AGGREGATE_TASK, "Aggregate results", [r.task for r in scenario.regions],
+                          proceed_on_failed_blockers=partial)
+        self._notify_all()
+        run.expected_counts = {rid: data.count(src) for rid, src in self.sources.items()}
+        run.planned_faults = [self._fault_dict(f, a) for f in scenario.faults
+                              for a in (f.attempts or range(1, self.policy.retries + 2))]
+        barrier = self.backend.isolated and len(scenario.regions) > 1
+        for spec in scenario.regions:
+            handle = self._launch(spec, barrier=barrier)
+            if barrier:
+                self.wave.add(handle)
+        while self.running or self.retry_at:
+            for handle, message in self.backend.poll(self._wait_time()):
+                self._on_message(handle, message)
+            self._enforce_deadlines()
+            self._start_due_retries()
+        self._aggregate()
+        run.ended = self.backend.now()
+        return run
+
+    def _wait_time(self) -> float:
+        now = self.backend.now()
+        moments = [rec.started + self.policy.timeout for h, rec in self.running.items() if h not in self.killed]
+        moments += list(self.retry_at.values())
+        return max(0.0, min(moments) - now) if moments else 0.05
+
+    # -- attempts -----------------------------------------------------------------------
+    def _launch(self, spec: RegionSpec, *, barrier: bool) -> Handle:
+        attempt = self.tasks[spec.task].attempts + 1
+        job = {
+            "task": spec.task,
+            "region": spec.id,
+            "attempt": attempt,
+            "seed": self.owner.seed,
+            "source": self.sources[spec.id],
+            "faults": [self._fault_dict(f, attempt) for f in self.scenario.faults
+                       if f.region == spec.id and f.fires_on(attempt)],
+            "memory_limit_mb": self.policy.memory_limit_mb,
+            "timeout": self.policy.timeout,
+        }
+        started = self.backend.now()
+        handle = self.backend.start(job, self.skill, barrier=barrier)
+        self._move(spec.task, State.IN_PROGRESS, pid=handle.pid, event=f"attempt {attempt} started")
+        record = AttemptRecord(spec.task, spec.id, attempt, handle.pid, started)
+        self.running[handle] = record
+        self.run_state.attempts.append(record)
+        return handle
+
+    def _fault_dict(self, fault: Any, attempt: int) -> dict[str, Any]:
+        return {"region": fault.region, "kind": fault.kind, "attempt": attempt, "exit_code": fault.exit_code,
+                "signal": fault.signal, "seconds": fault.seconds, "fraction": fault.fraction,
+                "message": fault.message, "seed": self.owner.seed}
+
+    def _on_message(self, handle: Handle, message: Mapping[str, Any]) -> None:
+        record = self.running.get(handle)
+        if record is None:
+            return
+        kind = message.get("type")
+        if kind == "hello":
+            self.tasks.note("started", f"{record.task} attempt {record.attempt} (pid {record.pid}) is running",
+                            task=record.task, attempt=record.attempt, pid=record.pid)
+            if handle in self.wave:
+                self.arrived.add(handle)
+                self._maybe_release_wave()
+            else:
+                self.backend.release(handle)
+        elif kind == "fault":
+            fault = dict(message.get("fault", {}))
+            record.faults.append(fault)
+            self.tasks.note("fault", f"{record.task} attempt {record.attempt}: injected {fault.get('kind')}",
+                            task=record.task, attempt=record.attempt, pid=record.pid, data=fault)
+        elif kind == "result":
+            self.results[handle] = message.get("result")
+        elif kind == "error":
+            self.errors[handle] = message
+        elif kind == "garbage":
+            self.errors.setdefault(handle, {"kind": "garbage", "message": f"sent unreadable data: {message['text']!r}"})
+        elif kind == "exit":
+            self._finish(handle, record, message)
+
+    def _maybe_release_wave(self) -> None:
+        if not self.wave or not (self.wave <= self.arrived | {h for h in self.wave if h not in self.running}):
+            return
+        together = sorted(self.running[h].task for h in self.arrived if h in self.running)
+        if len(together) > 1:
+            # Every one of them has said hello and is blocked reading its go pipe right now:
+            # they are alive at the same moment. This is the proof behind `expect.concurrent`.
+            self.tasks.note("together", "running together: " + ", ".join(together), data={"tasks": together})
+        for handle in self.arrived:
+            self.backend.release(handle)
+        self.wave.clear()
+
+    def _finish(self, handle: Handle, record: AttemptRecord, exit_message: Mapping[str, Any]) -> None:
+        del self.running[handle]
+        self.killed.discard(handle)
+        record.ended = self.backend.now()
+        record.stack = str(exit_message.get("stack") or "")
+        record.stderr = str(exit_message.get("stderr") or "")
+        if exit_message.get("timed_out"):
+            record.timed_out = True
+        if handle in self.wave:
+            self._maybe_release_wave()
+        reason = self._failure_reason(handle, record, exit_message)
+        elapsed = f"after {record.duration:.2f} s"
+        who = f"{record.task} attempt {record.attempt} (pid {record.pid})"
+        if reason is None:
+            record.ok = True
+            record.event = f"{who} completed {elapsed}"
+            self.run_state.regions[record.region] = dict(self.results[handle])
+            self._move(record.task, State.COMPLETE, pid=record.pid, event=record.event)
+            return
+        record.reason = reason
+        record.event = f"{who} {reason} {elapsed}"
+        self._move(record.task, State.FAILED, pid=record.pid, event=record.event)
+        if record.attempt <= self.policy.retries:
+            self.retry_at[record.task] = self.backend.now() + self.policy.backoff
+
+    def _failure_reason(self, handle: Handle, record: AttemptRecord, exit_message: Mapping[str, Any]) -> str | None:
+        error = self.errors.get(handle)
+        sig, code = exit_message.get("signal"), exit_message.get("returncode")
+        if record.timed_out:
+            return f"timed out (limit {self.policy.timeout:g} s) and was killed with SIGKILL"
+        if sig:
+            return f"was killed by {sig}"
+        if error is not None:
+            if error.get("kind") == "memory":
+                return f"ran out of memory ({error.get('message')})"
+            if error.get("kind") == "garbage":
+                return str(error.get("message"))
+            return f"raised {error.get('error')}: {error.get('message')}"
+        if code:
+            return f"crashed with exit code {code}"
+        if handle not in self.results:
+            return "exited without sending a result"
+        expected = self.run_state.expected_counts.get(record.region)
+        problem = summary.validate(self.results[handle], expected)
+        return f"returned a {problem}" if problem else None
+
+    def _enforce_deadlines(self) -> None:
+        now = self.backend.now()
+        for handle, record in list(self.running.items()):
+            if handle not in self.killed and now - record.started >= self.policy.timeout:
+                record.timed_out = True
+                self.killed.add(handle)
+                self.backend.kill(handle, dump_stack=True)
+
+    def _start_due_retries(self) -> None:
+        now = self.backend.now()
+        for task, due in sorted(self.retry_at.items(), key=lambda item: item[1]):
+            if due <= now:
+                del self.retry_at[task]
+                self._launch(next(r for r in self.scenario.regions if r.task == task), barrier=False)
+
+    # -- aggregation --------------------------------------------------------------------
+    def _aggregate(self) -> None:
+        run = self.run_state
+        failed = [r.id for r in self.scenario.regions if self.tasks[r.task].state is not State.COMPLETE]
+        run.missing = failed
+        if failed and self.policy.on_region_failure == "fail":
+            names = ", ".join(failed)
+            self._move(AGGREGATE_TASK, State.CANCELLED, event=f"cancelled: region(s) {names} failed")
+            run.outcome = "FAILED"
+            return
+        if not self.tasks.unblocked(AGGREGATE_TASK):  # pragma: no cover - guarded by the loop above
+            raise DistprocError("aggregation reached with unfinished regions")
+        self._move(AGGREGATE_TASK, State.IN_PROGRESS, pid=os.getpid(), event="aggregating")
+        survivors = [run.regions[r.id] for r in self.scenario.regions if r.id in run.regions]
+        if not survivors:
+            self._move(AGGREGATE_TASK, State.FAILED, event="no region survived to aggregate")
+            run.outcome = "FAILED"
+            return
+        run.total = summary.merge(survivors)
+        self._move(AGGREGATE_TASK, State.COMPLETE, pid=os.getpid(), event="aggregated")
+        run.outcome = "COMPLETE"
+
+    def _move(self, task: str, state: State, *, pid: int | None = None, event: str = "") -> None:
+        entry = self.tasks.move(task, state, pid=pid, event=event)
+        for observer in self.owner.observers:
+            observer(entry)
+
+    def _notify_all(self) -> None:
+        for entry in self.tasks.transitions:
+            for observer in self.owner.observers:
+                observer(entry)
+

@@ -1,0 +1,80 @@
+"""Region records: generated from the seed, inline, JSON Lines or CSV. Used by the child and the oracle."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pytest_distproc.errors import DistprocError
+
+
+class DataError(DistprocError):
+    """A region's data file has a bad row."""
+
+
+def source_of(region: Any, seed: int) -> dict[str, Any]:
+    """The plain-data description of a region's records that is handed to its processor."""
+    if region.records is not None:
+        return {"region": region.id, "generate": region.records, "seed": seed}
+    if region.file is not None:
+        return {"region": region.id, "file": str(region.file)}
+    return {"region": region.id, "inline": [dict(r) for r in region.inline or ()]}
+
+
+def load(source: Mapping[str, Any]) -> list[dict[str, Any]]:
+    if "generate" in source:
+        rng = random.Random(f"{source['seed']}:{source['region']}")
+        return [{"value": round(rng.uniform(0.0, 100.0), 3)} for _ in range(int(source["generate"]))]
+    if "inline" in source:
+        return [dict(r) for r in source["inline"]]
+    return read_file(Path(source["file"]))
+
+
+def count(source: Mapping[str, Any]) -> int:
+    if "generate" in source:
+        return int(source["generate"])
+    if "inline" in source:
+        return len(source["inline"])
+    return len(read_file(Path(source["file"])))
+
+
+def values(records: list[dict[str, Any]]) -> list[float]:
+    return [float(r["value"]) for r in records]
+
+
+def read_file(path: Path) -> list[dict[str, Any]]:
+    if path.suffix.lower() == ".csv":
+        return _read_csv(path)
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for number, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{number}: not valid JSON ({exc.msg}); one JSON object per line") from None
+            rows.append(_record(row, path, number))
+    return rows
+
+
+def _read_csv(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or "value" not in reader.fieldnames:
+            raise DataError(f"{path}:1: CSV needs a header row with a 'value' column, got {reader.fieldnames}")
+        return [_record(row, path, number) for number, row in enumerate(reader, start=2)]
+
+
+def _record(row: Any, path: Path, number: int) -> dict[str, Any]:
+    if not isinstance(row, dict) or "value" not in row:
+        raise DataError(f"{path}:{number}: expected a record with a 'value', got {row!r}")
+    try:
+        value = float(row["value"])
+    except (TypeError, ValueError):
+        raise DataError(f"{path}:{number}: 'value' must be a number, got {row['value']!r}") from None
+    return {**row, "value": value}

@@ -1,0 +1,196 @@
+"""Checkers: pure functions from a finished run to a list of mismatches (empty means it held).
+
+``check_expectations`` verifies what the scenario's ``expect`` asks; ``check_invariants`` verifies
+what must hold on every run (faults fired, aggregation after the regions, nothing lost or counted twice).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from pytest_distproc import data, summary
+from pytest_distproc.scenario.model import AGGREGATE_TASK, Expect
+from pytest_distproc.tasklist import State
+
+if TYPE_CHECKING:
+    from pytest_distproc.coordinator import Run
+
+ORDER = re.compile(r"^([^\s:<]+):([A-Z_]+) < ([^\s:<]+):([A-Z_]+)$")
+SUMMARY_FIELD = {"records": "count", "sum": "sum", "mean": "mean", "min": "min", "max": "max", "variance": "variance"}
+
+
+def check(run: Run) -> list[str]:
+    return check_expectations(run, run.scenario.expect) + check_invariants(run)
+
+
+def check_expectations(run: Run, expect: Expect) -> list[str]:
+    problems: list[str] = []
+    tasks = run.tasks
+    if expect.outcome is not None and run.outcome != expect.outcome:
+        problems.append(f"outcome: expected {expect.outcome}, got {run.outcome}")
+    for task, state in expect.status.items():
+        if tasks[task].state.value != state:
+            problems.append(f"status of {task}: expected {state}, got {tasks[task].state.value}")
+    for task, sequence in expect.transitions.items():
+        actual = [s.value for s in tasks.sequence(task)]
+        if actual != list(sequence):
+            problems.append(f"transitions of {task}: expected [{', '.join(sequence)}], got [{', '.join(actual)}]")
+    for task, count in expect.attempts.items():
+        if tasks[task].attempts != count:
+            problems.append(f"attempts of {task}: expected {count}, got {tasks[task].attempts}")
+    for rule in expect.order:
+        problems.extend(check_order(run, rule))
+    if expect.concurrent:
+        problems.extend(check_concurrent(run, expect.concurrent))
+    if expect.aggregate:
+        problems.extend(check_aggregate(run, expect.aggregate))
+    return problems
+
+
+def check_order(run: Run, rule: str) -> list[str]:
+    """``A:S1 < B:S2``: A's last entry into S1 precedes B's first entry into S2, for every matching pair."""
+    match = ORDER.match(rule)
+    assert match is not None, rule
+    left_glob, left_state, right_glob, right_state = match.groups()
+    ids = run.tasks.ids()
+    problems = []
+    for left in fnmatch.filter(ids, left_glob):
+        for right in fnmatch.filter(ids, right_glob):
+            if left == right:
+                continue
+            last_left = _entries(run, left, left_state)
+            first_right = _entries(run, right, right_state)
+            if not first_right:
+                continue  # the right side never happened: nothing to order (status/outcome say why)
+            if not last_left:
+                problems.append(f"order {rule!r}: {right} entered {right_state} (#{first_right[0]}) "
+                                f"but {left} never entered {left_state}")
+            elif last_left[-1] > first_right[0]:
+                problems.append(f"order {rule!r}: {left} entered {left_state} at #{last_left[-1]}, after "
+                                f"{right} entered {right_state} at #{first_right[0]}")
+    return problems
+
+
+def _entries(run: Run, task: str, state: str) -> list[int]:
+    return [t.seq for t in run.tasks.transitions if t.task == task and t.to_state.value == state]
+
+
+def check_concurrent(run: Run, globs: tuple[str, ...]) -> list[str]:
+    """The matching tasks were proven alive at one moment: all held at the start barrier together."""
+    wanted = sorted({t for g in globs for t in fnmatch.filter(run.tasks.ids(), g)})
+    for event in run.tasks.events:
+        if event.kind == "together" and set(wanted) <= set(event.data.get("tasks", ())):
+            return []
+    seen = [e.data.get("tasks") for e in run.tasks.events if e.kind == "together"]
+    why = (f"the largest group seen together was {', '.join(max(seen, key=len))}" if seen
+           else f"no two of them were ever running at once on backend {run.backend}")
+    return [f"concurrent: {', '.join(wanted)} were never all running at the same time; {why}"]
+
+
+def check_aggregate(run: Run, expected: Mapping[str, Any]) -> list[str]:
+    problems = []
+    if "total" in expected:
+        problems.extend(_compare("total", expected["total"], run.total))
+    for region_id, want in expected.get("regions", {}).items():
+        problems.extend(_compare(f"region {region_id}", want, run.regions.get(region_id)))
+    if "missing" in expected and sorted(expected["missing"]) != sorted(run.missing):
+        problems.append(f"missing regions: expected {sorted(expected['missing'])}, got {sorted(run.missing)}")
+    return problems
+
+
+def _compare(label: str, want: Mapping[str, float], got: Mapping[str, float] | None) -> list[str]:
+    if got is None:
+        return [f"aggregate {label}: expected {_fmt(want)}, but there is no result"]
+    problems = []
+    for key, value in want.items():
+        actual = got[SUMMARY_FIELD[key]]
+        if not (summary.close(float(actual), float(value)) or abs(float(actual) - float(value)) <= 0.005):
+            problems.append(f"aggregate {label}: expected {key}={value}, got {actual}")
+    return problems
+
+
+def _fmt(values: Mapping[str, float]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items())
+
+
+def check_invariants(run: Run) -> list[str]:
+    return check_faults_fired(run) + check_aggregation_order(run) + check_retries(run) + check_conservation(run)
+
+
+def check_faults_fired(run: Run) -> list[str]:
+    """Every planned fault whose attempt ran must have announced itself."""
+    problems = []
+    fired = {(f["region"], f["kind"], f["attempt"]) for f in run.faults_fired}
+    for fault in run.planned_faults:
+        key = (fault["region"], fault["kind"], fault["attempt"])
+        ran = any(a.region == fault["region"] and a.attempt == fault["attempt"] for a in run.attempts)
+        if key in fired:
+            continue
+        if ran:
+            problems.append(f"planned fault never fired: {fault['kind']} in region {fault['region']} attempt "
+                            f"{fault['attempt']} ran without it")
+        elif any(f.attempts is not None for f in run.scenario.faults
+                 if f.region == fault["region"] and f.kind == fault["kind"]):
+            count = len([a for a in run.attempts if a.region == fault["region"]])
+            problems.append(f"planned fault never fired: {fault['kind']} in region {fault['region']} on attempt "
+                            f"{fault['attempt']}, but the region stopped after {count} attempt(s)")
+    return problems
+
+
+def check_aggregation_order(run: Run) -> list[str]:
+    starts = _entries(run, AGGREGATE_TASK, State.IN_PROGRESS.value)
+    if not starts:
+        return []
+    problems = []
+    for spec in run.scenario.regions:
+        last = max(t.seq for t in run.tasks.transitions if t.task == spec.task)
+        if last > starts[0] or run.tasks[spec.task].state not in (State.COMPLETE, State.FAILED):
+            problems.append(f"aggregation started (#{starts[0]}) before {spec.task} finished (#{last})")
+    return problems
+
+
+def check_retries(run: Run) -> list[str]:
+    limit = run.scenario.policy.retries + 1
+    return [f"{t.id} ran {t.attempts} attempts; the policy allows {limit}" for t in run.tasks if t.attempts > limit]
+
+
+def check_conservation(run: Run) -> list[str]:
+    """Records in = records aggregated + records of failed regions; the total equals the all-at-once summary."""
+    problems = []
+    expected = run.expected_counts
+    records_in = sum(expected.values())
+    aggregated = sum(int(run.regions[r]["count"]) for r in run.regions)
+    lost_to_failures = sum(expected[r] for r in run.missing)
+    if run.total is not None:
+        total_count = int(run.total["count"])
+        if total_count != aggregated:
+            problems.append(f"conservation: total counts {total_count} records but regions sum to {aggregated}")
+        if aggregated + lost_to_failures != records_in:
+            delta = aggregated + lost_to_failures - records_in
+            word = "duplicated or unexpected" if delta > 0 else "lost"
+            problems.append(f"conservation: {records_in} records in, {aggregated} aggregated + {lost_to_failures} "
+                            f"in failed regions: {abs(delta)} {word}")
+        if run.scenario.skill == "region-stats" and not problems:
+            problems.extend(_against_oracle(run))
+    return problems
+
+
+def _against_oracle(run: Run) -> list[str]:
+    from pytest_distproc.data import source_of
+
+    values: list[float] = []
+    for spec in run.scenario.regions:
+        if spec.id in run.regions:
+            values.extend(data.values(data.load(source_of(spec, run.seed))))
+    reference = summary.summarize(values)
+    assert run.total is not None
+    wrong = [k for k in summary.FIELDS if not summary.close(float(run.total[k]), float(reference[k]), rel=1e-7)
+             and not (math.isnan(float(run.total[k])) and math.isnan(float(reference[k])))]
+    if wrong:
+        return [f"merged total differs from the summary over all records at once in {', '.join(wrong)}: "
+                f"{_fmt({k: run.total[k] for k in wrong})} vs {_fmt({k: reference[k] for k in wrong})}"]
+    return []

@@ -1,0 +1,92 @@
+"""Fault kinds: what each one does inside the processor, and when in the attempt it acts.
+
+A fault announces itself over the result channel *before* it acts, so the coordinator can prove
+that every planned fault fired even when the fault kills the process.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+FaultAction = Callable[[Mapping[str, Any], dict[str, Any]], None]
+"""``action(fault, state)``: ``state`` holds ``records`` (before) or ``result`` (after) and may be changed."""
+
+
+class InjectedFault(RuntimeError):
+    """The exception a ``raise`` fault throws inside the processor."""
+
+
+@dataclass(frozen=True)
+class FaultKind:
+    name: str
+    phase: str  # "before" the skill runs, or "after" it returned its result
+    action: FaultAction
+    lethal: bool  # the process does not survive it (the simulated backend must model the death)
+
+
+def _raise(fault: Mapping[str, Any], state: dict[str, Any]) -> None:
+    raise InjectedFault(fault.get("message") or "injected fault")
+
+
+def _crash(fault: Mapping[str, Any], state: dict[str, Any]) -> None:
+    os._exit(int(fault.get("exit_code", 3)))
+
+
+def _signal(fault: Mapping[str, Any], state: dict[str, Any]) -> None:
+    signum = getattr(signal, "SIG" + str(fault.get("signal", "KILL")))
+    if signum in (signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGABRT):
+        signal.signal(signum, signal.SIG_DFL)  # faulthandler would otherwise catch it first
+    os.kill(os.getpid(), signum)
+    time.sleep(5)  # a caught or ignored signal: fall through to a clear crash
+    os._exit(99)
+
+
+def _hang(fault: Mapping[str, Any], state: dict[str, Any]) -> None:
+    while True:
+        time.sleep(3600)
+
+
+def _delay(fault: Mapping[str, Any], state: dict[str, Any]) -> None:
+    time.sleep(float(fault.get("seconds", 0.0)))
+
+
+def _corrupt(fault: Mapping[str, Any], state: dict[str, Any]) -> None:
+    result = dict(state.get("result") or {})
+    result.pop("variance", None)
+    result["sum"] = "garbage"
+    state["result"] = result
+
+
+def _drop(fault: Mapping[str, Any], state: dict[str, Any]) -> None:
+    records = state["records"]
+    rng = random.Random(f"drop:{fault.get('seed', 0)}:{fault.get('region')}:{fault.get('attempt')}")
+    lose = max(1, round(len(records) * float(fault.get("fraction", 0.1)))) if records else 0
+    doomed = set(rng.sample(range(len(records)), lose))
+    state["records"] = [r for i, r in enumerate(records) if i not in doomed]
+
+
+def _oom(fault: Mapping[str, Any], state: dict[str, Any]) -> None:
+    hoard = []
+    while True:  # the per-attempt address-space limit turns this into MemoryError
+        hoard.append(bytearray(32 * 1024 * 1024))
+
+
+REGISTRY: dict[str, FaultKind] = {
+    kind.name: kind
+    for kind in (
+        FaultKind("raise", "before", _raise, lethal=False),
+        FaultKind("crash", "before", _crash, lethal=True),
+        FaultKind("signal", "before", _signal, lethal=True),
+        FaultKind("hang", "before", _hang, lethal=True),
+        FaultKind("delay", "before", _delay, lethal=False),
+        FaultKind("corrupt", "after", _corrupt, lethal=False),
+        FaultKind("drop", "before", _drop, lethal=False),
+        FaultKind("oom", "before", _oom, lethal=False),
+    )
+}

@@ -1,0 +1,102 @@
+"""YAML scenario files as ``pytest.File`` and one ``pytest.Item`` per scenario document."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _pytest._code.code import ExceptionInfo, TerminalRepr
+
+from pytest_distproc import expectations
+from pytest_distproc.coordinator import Coordinator, Run
+from pytest_distproc.errors import DistprocError, ScenarioError
+from pytest_distproc.report import timeline, transitions_table
+from pytest_distproc.scenario.loader import LoadedDocument, load_file
+from pytest_distproc.scenario.model import Scenario
+
+SECTION = "distproc transcript"
+
+
+class ScenarioFailed(Exception):
+    """A scenario ran but its history or output did not match: every mismatch, at once."""
+
+    def __init__(self, run: Run, mismatches: list[str]) -> None:
+        self.run, self.mismatches = run, mismatches
+        super().__init__("\n".join(mismatches))
+
+    def render(self) -> str:
+        run = self.run
+        count = len(self.mismatches)
+        head = f"scenario {run.scenario.name!r} failed: {self.mismatches[0]}"
+        parts = [head]
+        if count > 1:
+            parts.append(f"all {count} mismatches:")
+            parts.extend(f"  - {m}" for m in self.mismatches)
+        parts += ["", "timeline:", timeline(run), "", "transcript:", run.transcript.rstrip(), "",
+                  "transitions:", transitions_table(run), "", f"seed: {run.seed}  backend: {run.backend}"]
+        stacks = [a for a in run.attempts if a.timed_out and a.stack]
+        for record in stacks:
+            parts += ["", f"stack of hung {record.task} attempt {record.attempt} (pid {record.pid}):", record.stack]
+        return "\n".join(parts)
+
+
+class ScenarioFile(pytest.File):
+    def collect(self) -> Iterator[ScenarioItem]:
+        for document in load_file(self.path):
+            yield ScenarioItem.from_parent(self, name=document.name, document=document)
+
+
+class ScenarioItem(pytest.Item):
+    def __init__(self, *, document: LoadedDocument, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.document = document
+        self.run_result: Run | None = None
+
+    @property
+    def scenario(self) -> Scenario | None:
+        return self.document.scenario
+
+    def runtest(self) -> None:
+        if self.document.error is not None:
+            raise self.document.error
+        scenario = self.document.scenario
+        assert scenario is not None
+        config = self.config
+        backend = config.hook.pytest_distproc_make_backend(config=config, scenario=scenario)
+
+        def observe(transition: Any) -> None:
+            config.hook.pytest_distproc_transition(config=config, scenario=scenario, transition=transition)
+
+        seed = config.stash[SEED_KEY]
+        run = Coordinator(scenario, seed=seed, backend=backend, observers=(observe,)).run()
+        self.run_result = run
+        self.add_report_section("call", SECTION, run.transcript)
+        config.hook.pytest_distproc_run_finished(config=config, run=run)
+        mismatches = expectations.check(run)
+        for extra in config.hook.pytest_distproc_check(config=config, run=run):
+            mismatches.extend(extra or [])
+        self.user_properties.extend([("distproc.outcome", run.outcome), ("distproc.seed", run.seed),
+                                     ("distproc.attempts", len(run.attempts)),
+                                     ("distproc.faults", len(run.faults_fired))])
+        if mismatches:
+            raise ScenarioFailed(run, mismatches)
+
+    def repr_failure(
+        self, excinfo: ExceptionInfo[BaseException], style: Any = None
+    ) -> str | TerminalRepr:
+        error = excinfo.value
+        if isinstance(error, ScenarioFailed):
+            return error.render()
+        if isinstance(error, ScenarioError):
+            return error.render()
+        if isinstance(error, DistprocError):
+            return f"{self.path}:{self.document.line}: {error}"
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.document.line - 1, f"scenario: {self.name}"
+
+
+SEED_KEY = pytest.StashKey[int]()

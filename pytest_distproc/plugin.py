@@ -1,0 +1,115 @@
+"""pytest glue only: options, ini, collection, report header, terminal summary."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_distproc import hookspecs
+from pytest_distproc.items import SECTION, SEED_KEY, ScenarioFile
+from pytest_distproc.scenario.model import BACKENDS
+
+SUFFIXES = (".yaml", ".yml")
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("distproc", "fork/join scenarios (pytest-distproc)")
+    group.addoption(
+        "--distproc-scenarios",
+        action="store_true",
+        default=False,
+        help="collect YAML scenarios: under the given paths, else the distproc_scenarios ini paths.",
+    )
+    group.addoption(
+        "--distproc-seed",
+        type=int,
+        default=None,
+        help="seed for scenarios that set none (default: random, printed in the header).",
+    )
+    group.addoption(
+        "--distproc-backend",
+        choices=BACKENDS,
+        default=None,
+        help="run every scenario on this backend instead of its own 'backend'.",
+    )
+    parser.addini("distproc_scenarios", "paths searched by --distproc-scenarios when none are given",
+                  type="args", default=["scenarios"])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    seed = config.getoption("distproc_seed")
+    if workerinput is not None and "distproc_seed" in workerinput:
+        seed = workerinput["distproc_seed"]
+    elif seed is None:
+        seed = random.Random().randrange(2**31)
+    config.stash[SEED_KEY] = int(seed)
+    config.pluginmanager.register(_Transcripts(config), "distproc-transcripts")
+    if config.getoption("distproc_scenarios") and config.args_source is not pytest.Config.ArgsSource.ARGS:
+        roots = [str(config.rootpath / p) for p in config.getini("distproc_scenarios")]
+        missing = [r for r in roots if not Path(r).exists()]
+        if missing:
+            raise pytest.UsageError(
+                f"--distproc-scenarios: no scenario folder at {', '.join(missing)}; pass paths "
+                "(pytest --distproc-scenarios PATH) or set the distproc_scenarios ini option"
+            )
+        config.args = roots
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistSeed(), "distproc-xdist-seed")
+
+
+class _XdistSeed:
+    """Forwards the session seed to xdist workers, as pytest-randomly does."""
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput["distproc_seed"] = node.config.stash[SEED_KEY]
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFile | None:
+    if file_path.suffix in SUFFIXES and parent.config.getoption("distproc_scenarios"):
+        return ScenarioFile.from_parent(parent, path=file_path)  # type: ignore[no-any-return]
+    return None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_distproc_make_backend(config: pytest.Config, scenario: Any) -> str:
+    return config.getoption("distproc_backend") or scenario.backend  # type: ignore[no-any-return]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    if not config.getoption("distproc_scenarios"):
+        return None
+    seed = config.stash[SEED_KEY]
+    backend = config.getoption("distproc_backend") or "per scenario (default fork)"
+    return [f"distproc: seed {seed} for scenarios without one (rerun with --distproc-seed={seed}); backend {backend}"]
+
+
+class _Transcripts:
+    """Collects transcripts from reports (so it works on the xdist controller) and prints them with -v."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.transcripts: list[tuple[str, str]] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call":
+            self.transcripts.extend((report.nodeid, text) for name, text in report.sections if SECTION in name)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        reportchars = getattr(self.config.option, "reportchars", "") or ""
+        if not self.transcripts or self.config.option.verbose < 1 or "A" in reportchars or "P" in reportchars:
+            return
+        terminalreporter.section("distproc transcripts")
+        for nodeid, content in sorted(self.transcripts):
+            terminalreporter.write_line(f"--- {nodeid}")
+            for line in content.rstrip("\n").splitlines():
+                terminalreporter.write_line(line)
+            terminalreporter.write_line("")

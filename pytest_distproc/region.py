@@ -1,0 +1,136 @@
+"""The child side of one attempt: isolate, say hello, wait for the go, run the skill, send plain data back.
+
+Runs in a freshly forked process and never returns: it leaves through ``os._exit``. Never imports
+pytest; results travel through a pipe as JSON lines, never through stdout (pytest captures fds).
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import json
+import os
+import resource
+import signal
+import sys
+import traceback
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+from pytest_distproc import data
+from pytest_distproc.faults import REGISTRY
+from pytest_distproc.skills import Skill
+
+ENV_ALLOWLIST = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "PYTHONHASHSEED")
+STACK_FILE = "stack.txt"
+STDERR_FILE = "stderr.txt"
+EXIT_ERROR = 1
+EXIT_NO_GO = 70
+
+
+def send(fd: int, message: Mapping[str, Any]) -> None:
+    payload = (json.dumps(message) + "\n").encode()
+    view = memoryview(payload)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def isolate(job: Mapping[str, Any]) -> None:
+    """Own process group, own temp dir, scrubbed environment, quiet stdio, bounded memory."""
+    try:
+        os.setpgid(0, 0)
+    except OSError:
+        pass
+    _die_with_parent()
+    workdir = job["workdir"]
+    allowed = {k: v for k, v in os.environ.items() if k in ENV_ALLOWLIST}
+    os.environ.clear()
+    os.environ.update(allowed)
+    os.environ.update({"TMPDIR": workdir, "HOME": workdir, "DISTPROC_REGION": job["region"],
+                       "DISTPROC_TASK": job["task"], "DISTPROC_ATTEMPT": str(job["attempt"])})
+    os.environ.update(job.get("env", {}))
+    os.chdir(workdir)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    err = os.open(os.path.join(workdir, STDERR_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(err, 1)
+    os.dup2(err, 2)
+    stack = open(os.path.join(workdir, STACK_FILE), "w")  # noqa: SIM115 - lives until os._exit
+    faulthandler.register(signal.SIGUSR1, file=stack, all_threads=True)
+    faulthandler.enable(file=stack)
+    limit_mb = int(job.get("memory_limit_mb", 0))
+    if limit_mb:
+        pages = int(open("/proc/self/statm").read().split()[0])
+        ceiling = pages * os.sysconf("SC_PAGE_SIZE") + limit_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL us if the coordinator dies (a pytest-timeout in thread mode, a kill -9)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def wait_for_go(go_fd: int) -> None:
+    if go_fd < 0:
+        return
+    if not os.read(go_fd, 1):
+        os._exit(EXIT_NO_GO)  # the coordinator went away before releasing us
+    os.close(go_fd)
+
+
+def run(job: Mapping[str, Any], skill: Skill, channel: int, go_fd: int) -> NoReturn:
+    """Entry point of the forked child."""
+    code = EXIT_ERROR
+    try:
+        isolate(job)
+        send(channel, {"type": "hello", "pid": os.getpid()})
+        wait_for_go(go_fd)
+        result = execute(job, skill, lambda message: send(channel, message))
+        send(channel, {"type": "result", "result": result})
+        code = 0
+    except MemoryError:
+        _report(channel, {"type": "error", "kind": "memory", "error": "MemoryError",
+                          "message": f"allocation past the {job.get('memory_limit_mb')} MB limit"})
+    except BaseException as exc:  # everything becomes a worded event on the coordinator side
+        _report(channel, {"type": "error", "kind": "exception", "error": type(exc).__name__, "message": str(exc),
+                          "traceback": "".join(traceback.format_exception(exc)[-6:])})
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _report(channel: int, message: Mapping[str, Any]) -> None:
+    try:
+        send(channel, message)
+    except OSError:
+        pass
+
+
+def execute(job: Mapping[str, Any], skill: Skill, emit: Any, actions: Mapping[str, Any] | None = None) -> Any:
+    """Load the region's records, apply this attempt's faults around the skill, return its result.
+
+    Shared by the fork child and the in-process backend (which passes simulated ``actions`` for the
+    faults that would end or stall a real process), so faults are planned and announced the same way.
+    """
+    state: dict[str, Any] = {"records": data.load(job["source"])}
+    faults = list(job.get("faults", ()))
+    for fault in faults:
+        if REGISTRY[fault["kind"]].phase == "before":
+            emit({"type": "fault", "fault": fault})
+            (actions or {}).get(fault["kind"], REGISTRY[fault["kind"]].action)(fault, state)
+    context = {"region": job["region"], "attempt": job["attempt"], "seed": job["seed"], "workdir": job["workdir"]}
+    state["result"] = skill(state["records"], context)
+    for fault in faults:
+        if REGISTRY[fault["kind"]].phase == "after":
+            emit({"type": "fault", "fault": fault})
+            (actions or {}).get(fault["kind"], REGISTRY[fault["kind"]].action)(fault, state)
+    return state["result"]

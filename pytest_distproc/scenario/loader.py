@@ -1,0 +1,493 @@
+"""Plain YAML data -> :class:`Scenario`, collecting every problem of a document at once.
+
+Each problem names the file, the line, the ``$.path`` and what would be accepted, in the spirit of
+Hypothesis' validation messages: show the bad value, where it came from, and what to do.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pytest_distproc.errors import Problem, ScenarioError
+from pytest_distproc.scenario.model import (
+    AGGREGATE_TASK,
+    BACKENDS,
+    BUILTIN_SKILLS,
+    CONTEXTS,
+    FAULT_KINDS,
+    ON_REGION_FAILURE,
+    OUTCOMES,
+    Expect,
+    FaultSpec,
+    Policy,
+    RegionSpec,
+    Scenario,
+    region_task,
+)
+from pytest_distproc.scenario.yamlsource import Document, child_path, parse_documents_safely
+from pytest_distproc.tasklist import State
+
+T = TypeVar("T")
+
+TOP_KEYS = ("name", "description", "seed", "regions", "skill", "context", "backend", "policy", "faults", "expect")
+POLICY_KEYS = ("timeout", "retries", "backoff", "on_region_failure", "memory_limit_mb")
+FAULT_KEYS = ("region", "kind", "attempts", "exit_code", "signal", "seconds", "fraction", "message")
+EXPECT_KEYS = ("outcome", "status", "transitions", "order", "concurrent", "attempts", "aggregate")
+SUMMARY_KEYS = ("records", "sum", "mean", "min", "max", "variance")
+SIGNALS = ("KILL", "TERM", "SEGV", "ABRT", "INT", "HUP", "QUIT", "BUS", "FPE", "ILL", "USR1", "USR2")
+STATES = tuple(s.value for s in State)
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
+ORDER = re.compile(r"^\s*([^\s:<]+):([A-Z_]+)\s*<\s*([^\s:<]+):([A-Z_]+)\s*$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+REGION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+
+
+@dataclass(frozen=True)
+class LoadedDocument:
+    """One document of a scenario file: a scenario, or the error that stops it (never both)."""
+
+    name: str
+    line: int
+    scenario: Scenario | None = None
+    error: ScenarioError | None = None
+
+
+def load_file(path: str | Path) -> list[LoadedDocument]:
+    """Load every document of a scenario file. Problems never raise: each document carries its own."""
+    path = Path(path)
+    shown = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return [_failed(path.stem, 1, Problem(shown, None, "$", f"cannot read file: {exc.strerror}"))]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return [
+            _failed(
+                path.stem,
+                line,
+                Problem(shown, line, "$", f"not UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start}; "
+                        "save the file as UTF-8"),
+            )
+        ]
+    return load_text(text, path)
+
+
+def load_text(text: str, path: str | Path) -> list[LoadedDocument]:
+    """Load scenario documents from YAML ``text`` as if read from ``path`` (data files resolve beside it)."""
+    path = Path(path)
+    documents = [d for d in parse_documents_safely(text, str(path)) if d.value is not None or d.problems]
+    loaded: list[LoadedDocument] = []
+    many = len(documents) > 1
+    for index, doc in enumerate(documents):
+        default_name = f"{path.stem}-{index + 1}" if many else path.stem
+        loaded.append(_load_document(doc, path, default_name))
+    _reject_duplicate_names(loaded, str(path))
+    return loaded
+
+
+def load_one(text: str, path: str | Path = "<string>.yaml") -> Scenario:
+    """Load exactly one scenario or raise :class:`ScenarioError` (for the Python API and tests)."""
+    docs = load_text(text, path)
+    if len(docs) != 1:
+        raise ScenarioError([Problem(str(path), None, "$", f"expected one YAML document, found {len(docs)}")])
+    if docs[0].error is not None:
+        raise docs[0].error
+    assert docs[0].scenario is not None
+    return docs[0].scenario
+
+
+def _failed(name: str, line: int, problem: Problem) -> LoadedDocument:
+    return LoadedDocument(name, line, error=ScenarioError([problem]))
+
+
+def _reject_duplicate_names(loaded: list[LoadedDocument], filename: str) -> None:
+    first: dict[str, int] = {}
+    for index, doc in enumerate(loaded):
+        if doc.name in first:
+            problem = Problem(
+                filename, doc.line, "$.name",
+                f"scenario name {doc.name!r} is already used by the document on line {first[doc.name]}; "
+                "names must be unique in a file (they are the test ids)",
+            )
+            loaded[index] = LoadedDocument(f"{doc.name}-line{doc.line}", doc.line, error=ScenarioError([problem]))
+        else:
+            first[doc.name] = doc.line
+
+
+class _Checker:
+    """Walks one document, turning values into model objects and collecting problems."""
+
+    def __init__(self, doc: Document, path: Path) -> None:
+        self.doc, self.path, self.file = doc, path, str(path)
+        self.problems: list[Problem] = list(doc.problems)
+
+    def fail(self, at: str, message: str) -> None:
+        self.problems.append(Problem(self.file, self.doc.line_of(at), at, message))
+
+    def mapping(self, value: Any, at: str, keys: tuple[str, ...] | None) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.fail(at, f"expected a mapping, got {_shown(value)}")
+            return {}
+        if keys is not None:
+            for key in value:
+                if key not in keys:
+                    hint = _close(key, keys)
+                    self.fail(child_path(at, key), f"unknown key {key!r}{hint}; accepted keys: {', '.join(keys)}")
+        return value
+
+    def typed(self, value: Any, at: str, kind: type[T], what: str, check: Callable[[T], bool] | None = None) -> T | None:
+        ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok or (check is not None and not check(value)):
+            self.fail(at, f"expected {what}, got {_shown(value)}")
+            return None
+        return value  # type: ignore[no-any-return]
+
+    def choice(self, value: Any, at: str, choices: tuple[str, ...]) -> str | None:
+        if value not in choices:
+            self.fail(at, f"expected one of {', '.join(choices)}, got {_shown(value)}{_close(value, choices)}")
+            return None
+        return str(value)
+
+    def duration(self, value: Any, at: str) -> float | None:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+            return float(value)
+        match = DURATION.match(value) if isinstance(value, str) else None
+        if match is None:
+            self.fail(at, f"expected a duration like 5s, 250ms, 1.5m or a number of seconds, got {_shown(value)}")
+            return None
+        number, unit = float(match.group(1)), match.group(2) or "s"
+        return number * {"ms": 0.001, "s": 1.0, "m": 60.0}[unit]
+
+
+def _load_document(doc: Document, path: Path, default_name: str) -> LoadedDocument:
+    c = _Checker(doc, path)
+    top = c.mapping(doc.value, "$", TOP_KEYS) if not doc.problems or doc.value is not None else {}
+    name = default_name
+    if "name" in top:
+        given = c.typed(top["name"], "$.name", str, "a name of letters, digits, '-', '_' or '.'",
+                        lambda s: bool(NAME.match(s)))
+        name = given or default_name
+    if doc.problems and doc.value is None:
+        return LoadedDocument(name, doc.line, error=ScenarioError(c.problems))
+
+    description = c.typed(top.get("description", ""), "$.description", str, "a string") or ""
+    seed = None
+    if top.get("seed") is not None:
+        seed = c.typed(top["seed"], "$.seed", int, "a non-negative integer", lambda n: n >= 0)
+    regions = _regions(c, top.get("regions"), path)
+    region_ids = [r.id for r in regions]
+    skill = _skill(c, top.get("skill", "region-stats"), path)
+    context = c.choice(top.get("context", "fork"), "$.context", CONTEXTS) or "fork"
+    backend = c.choice(top.get("backend", "fork"), "$.backend", BACKENDS) or "fork"
+    policy = _policy(c, top.get("policy", {}))
+    faults = _faults(c, top.get("faults", []), region_ids)
+    expect = _expect(c, top.get("expect", {}), region_ids)
+    if c.problems:
+        return LoadedDocument(name, doc.line, error=ScenarioError(c.problems))
+    scenario = Scenario(
+        name=name, path=path, line=doc.line, regions=tuple(regions), description=description, seed=seed,
+        skill=skill, context=context, backend=backend, policy=policy, faults=tuple(faults), expect=expect,
+    )
+    return LoadedDocument(name, doc.line, scenario=scenario)
+
+
+def _regions(c: _Checker, value: Any, path: Path) -> list[RegionSpec]:
+    if value is None:
+        c.fail("$", "missing required key 'regions': a mapping of region id -> data, e.g. {A: {records: 1000}}")
+        return []
+    regions: list[RegionSpec] = []
+    seen_tasks: dict[str, str] = {}
+    for region_id, spec in c.mapping(value, "$.regions", None).items():
+        at = child_path("$.regions", region_id)
+        if not REGION_ID.match(region_id):
+            c.fail(at, f"region id {region_id!r} must be letters, digits, '-' or '_' (it names a task)")
+            continue
+        task = region_task(region_id)
+        if task in seen_tasks:
+            c.fail(at, f"region {region_id!r} and {seen_tasks[task]!r} both become task {task!r}; rename one")
+            continue
+        seen_tasks[task] = region_id
+        body = c.mapping(spec, at, ("records", "file", "inline"))
+        given = [k for k in ("records", "file", "inline") if k in body]
+        if len(given) != 1:
+            c.fail(at, "give exactly one of records (a count), file (JSON Lines or CSV) or inline (a list)"
+                   + (f"; got {', '.join(given)}" if given else ""))
+            continue
+        line = c.doc.line_of(at)
+        kind = given[0]
+        if kind == "records":
+            count = c.typed(body["records"], f"{at}.records", int, "a non-negative integer", lambda n: n >= 0)
+            if count is not None:
+                regions.append(RegionSpec(region_id, records=count, line=line))
+        elif kind == "file":
+            resolved = _data_file(c, body["file"], f"{at}.file", path)
+            if resolved is not None:
+                regions.append(RegionSpec(region_id, file=resolved, line=line))
+        else:
+            rows = _inline(c, body["inline"], f"{at}.inline")
+            if rows is not None:
+                regions.append(RegionSpec(region_id, inline=rows, line=line))
+    if not regions and not c.problems:
+        c.fail("$.regions", "needs at least one region")
+    return regions
+
+
+def _data_file(c: _Checker, value: Any, at: str, scenario_path: Path) -> Path | None:
+    name = c.typed(value, at, str, "a path to a .jsonl or .csv file, relative to the scenario file")
+    if name is None:
+        return None
+    folder = scenario_path.parent.resolve()
+    resolved = (folder / name).resolve()
+    if not resolved.is_relative_to(folder):
+        c.fail(at, f"data file {name!r} resolves to {resolved}, outside the scenario's folder {folder}; "
+               "keep data beside the scenario")
+        return None
+    if resolved.suffix.lower() not in (".jsonl", ".ndjson", ".csv"):
+        c.fail(at, f"data file {name!r} must end in .jsonl, .ndjson or .csv")
+        return None
+    if not resolved.is_file():
+        c.fail(at, f"data file {name!r} does not exist (looked for {resolved})")
+        return None
+    return resolved
+
+
+def _inline(c: _Checker, value: Any, at: str) -> tuple[dict[str, Any], ...] | None:
+    if not isinstance(value, list):
+        c.fail(at, f"expected a list of records like [{{value: 1.5}}], got {_shown(value)}")
+        return None
+    rows: list[dict[str, Any]] = []
+    for index, row in enumerate(value):
+        row_at = f"{at}[{index}]"
+        if not isinstance(row, dict) or "value" not in row:
+            c.fail(row_at, f"expected a record with a numeric 'value', got {_shown(row)}")
+            continue
+        number = row["value"]
+        if not isinstance(number, (int, float)) or isinstance(number, bool):
+            c.fail(f"{row_at}.value", f"expected a number, got {_shown(number)}")
+            continue
+        rows.append({**row, "value": float(number)})
+    return tuple(rows)
+
+
+def _skill(c: _Checker, value: Any, path: Path) -> str:
+    skill = c.typed(value, "$.skill", str, "region-stats, 'package.module:function' or a skill directory")
+    if skill is None:
+        return "region-stats"
+    if skill in BUILTIN_SKILLS:
+        return skill
+    if re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", skill):
+        return skill
+    folder = (path.parent / skill).resolve()
+    if (folder / "SKILL.md").is_file():
+        return str(folder)
+    c.fail("$.skill", f"unknown skill {skill!r}; use one of {', '.join(BUILTIN_SKILLS)}, "
+           "'package.module:function', or a directory (relative to the scenario) holding a SKILL.md")
+    return "region-stats"
+
+
+def _policy(c: _Checker, value: Any) -> Policy:
+    body = c.mapping(value, "$.policy", POLICY_KEYS)
+    defaults = Policy()
+    timeout = c.duration(body["timeout"], "$.policy.timeout") if "timeout" in body else defaults.timeout
+    if timeout is not None and timeout <= 0:
+        c.fail("$.policy.timeout", "must be greater than zero")
+    retries = defaults.retries
+    if "retries" in body:
+        retries = c.typed(body["retries"], "$.policy.retries", int, "an integer from 0 to 100",
+                          lambda n: 0 <= n <= 100) or 0
+    backoff = c.duration(body["backoff"], "$.policy.backoff") if "backoff" in body else defaults.backoff
+    on_failure = defaults.on_region_failure
+    if "on_region_failure" in body:
+        on_failure = c.choice(body["on_region_failure"], "$.policy.on_region_failure", ON_REGION_FAILURE) or "fail"
+    memory = defaults.memory_limit_mb
+    if "memory_limit_mb" in body:
+        memory = c.typed(body["memory_limit_mb"], "$.policy.memory_limit_mb", int, "an integer >= 32",
+                         lambda n: n >= 32) or memory
+    return Policy(timeout or defaults.timeout, retries, backoff or 0.0, on_failure, memory)
+
+
+def _faults(c: _Checker, value: Any, region_ids: list[str]) -> list[FaultSpec]:
+    if not isinstance(value, list):
+        c.fail("$.faults", f"expected a list of faults like [{{region: B, kind: raise}}], got {_shown(value)}")
+        return []
+    faults = []
+    for index, item in enumerate(value):
+        at = f"$.faults[{index}]"
+        body = c.mapping(item, at, FAULT_KEYS)
+        if not body:
+            continue
+        before = len(c.problems)
+        region = body.get("region")
+        if region is None:
+            c.fail(at, "missing required key 'region'")
+        elif str(region) not in region_ids:
+            c.fail(f"{at}.region", f"unknown region {region!r}; regions of this scenario: {', '.join(region_ids)}")
+        kind = c.choice(body.get("kind"), f"{at}.kind", FAULT_KINDS) if "kind" in body else None
+        if "kind" not in body:
+            c.fail(at, f"missing required key 'kind' (one of {', '.join(FAULT_KINDS)})")
+        attempts: tuple[int, ...] | None = (1,)
+        if "attempts" in body:
+            raw = body["attempts"]
+            if raw in ("all", "*"):
+                attempts = None
+            elif isinstance(raw, list) and raw and all(isinstance(a, int) and not isinstance(a, bool) and a >= 1
+                                                      for a in raw):
+                attempts = tuple(sorted(set(raw)))
+            else:
+                c.fail(f"{at}.attempts", f"expected a list of attempt numbers from 1, like [1, 2], or 'all'; "
+                       f"got {_shown(raw)}")
+        exit_code = 3
+        if "exit_code" in body:
+            exit_code = c.typed(body["exit_code"], f"{at}.exit_code", int, "an exit code from 1 to 255",
+                                lambda n: 1 <= n <= 255) or 3
+        sig = "KILL"
+        if "signal" in body:
+            raw_sig = str(body["signal"]).upper().removeprefix("SIG")
+            sig = c.choice(raw_sig, f"{at}.signal", SIGNALS) or "KILL"
+        seconds = c.duration(body["seconds"], f"{at}.seconds") if "seconds" in body else None
+        if kind == "delay" and seconds is None and "seconds" not in body:
+            c.fail(at, "a delay fault needs 'seconds', e.g. {kind: delay, seconds: 0.5}")
+        fraction = 0.1
+        if "fraction" in body:
+            fraction = c.typed(body["fraction"], f"{at}.fraction", float, "a fraction between 0 (exclusive) and 1",
+                               lambda f: 0 < f <= 1) or 0.1
+        message = c.typed(body.get("message", "injected fault"), f"{at}.message", str, "a string") or ""
+        if len(c.problems) == before and kind is not None:
+            faults.append(FaultSpec(str(region), kind, attempts, exit_code, sig, seconds or 0.0, fraction, message,
+                                    c.doc.line_of(at)))
+    return faults
+
+
+def _expect(c: _Checker, value: Any, region_ids: list[str]) -> Expect:
+    body = c.mapping(value, "$.expect", EXPECT_KEYS)
+    tasks = [region_task(r) for r in region_ids] + [AGGREGATE_TASK]
+
+    def task_keys(at: str) -> Iterator[tuple[str, Any, str]]:
+        for task, item in c.mapping(body.get(at.rsplit(".", 1)[1], {}), at, None).items():
+            where = child_path(at, task)
+            if task not in tasks:
+                c.fail(where, f"unknown task {task!r}{_close(task, tasks)}; tasks of this scenario: {', '.join(tasks)}")
+                continue
+            yield task, item, where
+
+    outcome = c.choice(body["outcome"], "$.expect.outcome", OUTCOMES) if "outcome" in body else None
+    status = {t: s for t, v, at in task_keys("$.expect.status") if (s := c.choice(v, at, STATES))}
+    transitions: dict[str, tuple[str, ...]] = {}
+    for task, seq, at in task_keys("$.expect.transitions"):
+        if not isinstance(seq, list) or not seq:
+            c.fail(at, f"expected a list of states like [PENDING, IN_PROGRESS, COMPLETE], got {_shown(seq)}")
+            continue
+        states = [c.choice(s, f"{at}[{i}]", STATES) for i, s in enumerate(seq)]
+        if all(states):
+            transitions[task] = tuple(s for s in states if s)
+    attempts = {
+        t: n for t, v, at in task_keys("$.expect.attempts")
+        if (n := c.typed(v, at, int, "a non-negative integer", lambda k: k >= 0)) is not None
+    }
+    order = tuple(_orders(c, body.get("order", []), tasks))
+    concurrent = tuple(_globs(c, body.get("concurrent", []), "$.expect.concurrent", tasks))
+    aggregate = _aggregate(c, body.get("aggregate", {}), region_ids)
+    return Expect(outcome, status, transitions, order, concurrent, attempts, aggregate)
+
+
+def _orders(c: _Checker, value: Any, tasks: list[str]) -> Iterator[str]:
+    if not isinstance(value, list):
+        c.fail("$.expect.order", f"expected a list of 'TASKGLOB:STATE < TASKGLOB:STATE', got {_shown(value)}")
+        return
+    for index, rule in enumerate(value):
+        at = f"$.expect.order[{index}]"
+        match = ORDER.match(rule) if isinstance(rule, str) else None
+        if match is None:
+            c.fail(at, f"expected 'TASKGLOB:STATE < TASKGLOB:STATE', e.g. "
+                   f"'process-region-*:COMPLETE < aggregate-results:IN_PROGRESS', got {_shown(rule)}")
+            continue
+        left_glob, left_state, right_glob, right_state = match.groups()
+        ok = True
+        for glob, state in ((left_glob, left_state), (right_glob, right_state)):
+            if state not in STATES:
+                c.fail(at, f"unknown state {state!r}; states: {', '.join(STATES)}")
+                ok = False
+            if not fnmatch.filter(tasks, glob):
+                c.fail(at, f"{glob!r} matches no task; tasks of this scenario: {', '.join(tasks)}")
+                ok = False
+        if ok:
+            yield f"{left_glob}:{left_state} < {right_glob}:{right_state}"
+
+
+def _globs(c: _Checker, value: Any, at: str, tasks: list[str]) -> Iterator[str]:
+    if not isinstance(value, list):
+        c.fail(at, f"expected a list of task globs like ['process-region-*'], got {_shown(value)}")
+        return
+    for index, glob in enumerate(value):
+        if not isinstance(glob, str) or not fnmatch.filter(tasks, glob):
+            c.fail(f"{at}[{index}]", f"{_shown(glob)} matches no task; tasks of this scenario: {', '.join(tasks)}")
+            continue
+        yield glob
+
+
+def _aggregate(c: _Checker, value: Any, region_ids: list[str]) -> dict[str, Any]:
+    body = c.mapping(value, "$.expect.aggregate", ("total", "regions", "missing"))
+    result: dict[str, Any] = {}
+    if "total" in body:
+        result["total"] = _summary(c, body["total"], "$.expect.aggregate.total")
+    if "regions" in body:
+        regions = {}
+        for region_id, summary in c.mapping(body["regions"], "$.expect.aggregate.regions", None).items():
+            at = child_path("$.expect.aggregate.regions", region_id)
+            if str(region_id) not in region_ids:
+                c.fail(at, f"unknown region {region_id!r}; regions of this scenario: {', '.join(region_ids)}")
+                continue
+            regions[str(region_id)] = _summary(c, summary, at)
+        result["regions"] = regions
+    if "missing" in body:
+        missing = body["missing"]
+        if not isinstance(missing, list) or any(str(m) not in region_ids for m in missing):
+            c.fail("$.expect.aggregate.missing", f"expected a list of region ids from {', '.join(region_ids)}, "
+                   f"got {_shown(missing)}")
+        else:
+            result["missing"] = [str(m) for m in missing]
+    return result
+
+
+def _summary(c: _Checker, value: Any, at: str) -> dict[str, float]:
+    body = c.mapping(value, at, SUMMARY_KEYS)
+    out: dict[str, float] = {}
+    for key, number in body.items():
+        if key not in SUMMARY_KEYS:
+            continue
+        if key == "records":
+            checked: float | None = c.typed(number, f"{at}.records", int, "a non-negative integer", lambda n: n >= 0)
+        else:
+            checked = c.typed(number, f"{at}.{key}", float, "a number")
+        if checked is not None:
+            out[key] = checked
+    return out
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    kind = {dict: "mapping", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
+    return f"{text} ({kind})"
+
+
+def _close(value: Any, choices: list[str] | tuple[str, ...]) -> str:
+    import difflib
+
+    if not isinstance(value, str):
+        return ""
+    match = difflib.get_close_matches(value, list(choices), n=1)
+    return f" (did you mean {match[0]!r}?)" if match else ""

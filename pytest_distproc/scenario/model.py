@@ -1,0 +1,107 @@
+"""The scenario contract (v1) as frozen dataclasses. Only plain, picklable data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FAULT_KINDS = ("raise", "crash", "signal", "hang", "delay", "corrupt", "drop", "oom")
+CONTEXTS = ("fork", "inline")
+BACKENDS = ("fork", "inline", "ray")
+ON_REGION_FAILURE = ("fail", "partial")
+OUTCOMES = ("COMPLETE", "FAILED")
+BUILTIN_SKILLS = ("region-stats",)
+AGGREGATE_TASK = "aggregate-results"
+
+
+def region_task(region_id: str) -> str:
+    """``A`` -> ``process-region-a``: the task id of a region, as the original skill names it."""
+    return f"process-region-{region_id.lower()}"
+
+
+@dataclass(frozen=True)
+class RegionSpec:
+    """Where a region's records come from: exactly one of ``records``, ``file``, ``inline``."""
+
+    id: str
+    records: int | None = None
+    file: Path | None = None
+    inline: tuple[Mapping[str, Any], ...] | None = None
+    line: int | None = None
+
+    @property
+    def task(self) -> str:
+        return region_task(self.id)
+
+
+@dataclass(frozen=True)
+class Policy:
+    timeout: float = 5.0
+    retries: int = 0
+    backoff: float = 0.0
+    on_region_failure: str = "fail"
+    memory_limit_mb: int = 256
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """A fault injected inside the processor of ``region`` on the listed attempts (1-based)."""
+
+    region: str
+    kind: str
+    attempts: tuple[int, ...] | None = (1,)  # None: every attempt
+    exit_code: int = 3
+    signal: str = "KILL"
+    seconds: float = 0.0
+    fraction: float = 0.1
+    message: str = "injected fault"
+    line: int | None = None
+
+    def fires_on(self, attempt: int) -> bool:
+        return self.attempts is None or attempt in self.attempts
+
+    def describe(self) -> str:
+        detail = {
+            "crash": f" exit_code={self.exit_code}",
+            "signal": f" SIG{self.signal}",
+            "delay": f" {self.seconds:g}s",
+            "drop": f" fraction={self.fraction:g}",
+        }.get(self.kind, "")
+        when = "every attempt" if self.attempts is None else "attempt " + ",".join(map(str, self.attempts))
+        return f"{self.kind}{detail} in region {self.region} on {when}"
+
+
+@dataclass(frozen=True)
+class Expect:
+    outcome: str | None = None
+    status: Mapping[str, str] = field(default_factory=dict)
+    transitions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    order: tuple[str, ...] = ()
+    concurrent: tuple[str, ...] = ()
+    attempts: Mapping[str, int] = field(default_factory=dict)
+    aggregate: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    path: Path
+    line: int
+    regions: tuple[RegionSpec, ...]
+    description: str = ""
+    seed: int | None = None
+    skill: str = "region-stats"
+    context: str = "fork"
+    backend: str = "fork"
+    policy: Policy = field(default_factory=Policy)
+    faults: tuple[FaultSpec, ...] = ()
+    expect: Expect = field(default_factory=Expect)
+
+    @property
+    def task_ids(self) -> list[str]:
+        return [r.task for r in self.regions] + [AGGREGATE_TASK]
+
+    def region(self, region_id: str) -> RegionSpec:
+        return next(r for r in self.regions if r.id == region_id)
