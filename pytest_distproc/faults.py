@@ -40,8 +40,8 @@ def _crash(fault: Mapping[str, Any], state: dict[str, Any]) -> None:
 
 def _signal(fault: Mapping[str, Any], state: dict[str, Any]) -> None:
     signum = getattr(signal, "SIG" + str(fault.get("signal", "KILL")))
-    if signum in (signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGABRT):
-        signal.signal(signum, signal.SIG_DFL)  # faulthandler would otherwise catch it first
+    if signum not in (signal.SIGKILL, signal.SIGSTOP):
+        signal.signal(signum, signal.SIG_DFL)  # faulthandler or the orphan handler would otherwise catch it
     os.kill(os.getpid(), signum)
     time.sleep(5)  # a caught or ignored signal: fall through to a clear crash
     os._exit(99)

@@ -41,8 +41,8 @@ def isolate(job: Mapping[str, Any]) -> None:
         os.setpgid(0, 0)
     except OSError:
         pass
-    _die_with_parent()
     workdir = job["workdir"]
+    _die_with_parent(workdir)
     allowed = {k: v for k, v in os.environ.items() if k in ENV_ALLOWLIST}
     os.environ.clear()
     os.environ.update(allowed)
@@ -65,15 +65,37 @@ def isolate(job: Mapping[str, Any]) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL us if the coordinator dies (a pytest-timeout in thread mode, a kill -9)."""
+def _die_with_parent(workdir: str) -> None:
+    """If the coordinator dies without cleaning up (pytest-timeout's thread method calls os._exit,
+    or a kill -9), Linux sends us SIGTERM: remove our temp dir, the run dir once it is empty,
+    take our process group down and leave. A SIGTERM from anyone else keeps its default meaning."""
+    coordinator = os.getppid()
+
+    def orphaned(signum: int, frame: Any) -> None:
+        if os.getppid() == coordinator:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+        try:
+            os.rmdir(os.path.dirname(workdir))
+        except OSError:
+            pass  # a sibling still holds its own dir; the last one out removes the run dir
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        os.killpg(0, signal.SIGKILL)
+
+    signal.signal(signal.SIGTERM, orphaned)
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
-        pass
+        return
+    if os.getppid() != coordinator:  # the coordinator died before prctl took effect
+        orphaned(signal.SIGTERM, None)
 
 
 def wait_for_go(go_fd: int) -> None:
