@@ -6,7 +6,9 @@ Hypothesis' validation messages: show the bad value, where it came from, and wha
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
+import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,15 +36,20 @@ from pytest_distproc.tasklist import State
 
 T = TypeVar("T")
 
-TOP_KEYS = ("name", "description", "seed", "regions", "skill", "context", "backend", "policy", "faults", "expect")
+TOP_KEYS = (
+    "name", "description", "seed", "regions", "skill", "context", "backend", "policy", "faults", "expect",
+)
 POLICY_KEYS = ("timeout", "retries", "backoff", "on_region_failure", "memory_limit_mb")
 FAULT_KEYS = ("region", "kind", "attempts", "exit_code", "signal", "seconds", "fraction", "message")
 EXPECT_KEYS = ("outcome", "status", "transitions", "order", "concurrent", "attempts", "aggregate")
 SUMMARY_KEYS = ("records", "sum", "mean", "min", "max", "variance")
+SOURCE_KEYS = ("records", "file", "inline")
+DATA_SUFFIXES = (".jsonl", ".ndjson", ".csv")
 SIGNALS = ("KILL", "TERM", "SEGV", "ABRT", "INT", "HUP", "QUIT", "BUS", "FPE", "ILL", "USR1", "USR2")
 STATES = tuple(s.value for s in State)
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
-ORDER = re.compile(r"^\s*([^\s:<]+):([A-Z_]+)\s*<\s*([^\s:<]+):([A-Z_]+)\s*$")
+ORDER = re.compile(r"^\s*([^\s:<]+):([A-Za-z_]+)\s*<\s*([^\s:<]+):([A-Za-z_]+)\s*$")
+ORDER_EXAMPLE = "'process-region-*:COMPLETE < aggregate-results:IN_PROGRESS'"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 REGION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 
@@ -84,12 +91,16 @@ def load_text(text: str, path: str | Path) -> list[LoadedDocument]:
     """Load scenario documents from YAML ``text`` as if read from ``path`` (data files resolve beside it)."""
     path = Path(path)
     documents = [d for d in parse_documents_safely(text, str(path)) if d.value is not None or d.problems]
+    if not documents:
+        problem = Problem(str(path), 1, "$", "no scenario in this file: it is empty or holds only comments; "
+                          "write a mapping with at least 'regions', e.g. regions: {A: {records: 10}}")
+        return [_failed(path.stem, 1, problem)]
     loaded: list[LoadedDocument] = []
     many = len(documents) > 1
     for index, doc in enumerate(documents):
         default_name = f"{path.stem}-{index + 1}" if many else path.stem
         loaded.append(_load_document(doc, path, default_name))
-    _reject_duplicate_names(loaded, str(path))
+    _reject_duplicate_names(loaded, documents, str(path))
     return loaded
 
 
@@ -108,18 +119,26 @@ def _failed(name: str, line: int, problem: Problem) -> LoadedDocument:
     return LoadedDocument(name, line, error=ScenarioError([problem]))
 
 
-def _reject_duplicate_names(loaded: list[LoadedDocument], filename: str) -> None:
+def _reject_duplicate_names(loaded: list[LoadedDocument], documents: list[Document], filename: str) -> None:
+    """Two documents with one name would be two test items with one id: the later one becomes an error."""
     first: dict[str, int] = {}
-    for index, doc in enumerate(loaded):
-        if doc.name in first:
-            problem = Problem(
-                filename, doc.line, "$.name",
-                f"scenario name {doc.name!r} is already used by the document on line {first[doc.name]}; "
-                "names must be unique in a file (they are the test ids)",
-            )
-            loaded[index] = LoadedDocument(f"{doc.name}-line{doc.line}", doc.line, error=ScenarioError([problem]))
-        else:
+    for index, (doc, source) in enumerate(zip(loaded, documents, strict=True)):
+        if doc.name not in first:
             first[doc.name] = doc.line
+            continue
+        line = source.lines.get("$.name", doc.line)
+        problem = Problem(
+            filename, line, "$.name",
+            f"scenario name {doc.name!r} is already used by the document on line {first[doc.name]}; "
+            "names must be unique in a file (they are the test ids): rename one",
+        )
+        earlier = doc.error.problems if doc.error is not None else []
+        error = ScenarioError(sorted([*earlier, problem], key=_by_line))
+        loaded[index] = LoadedDocument(f"{doc.name}-line{doc.line}", doc.line, error=error)
+
+
+def _by_line(problem: Problem) -> int:
+    return problem.line if problem.line is not None else 0
 
 
 class _Checker:
@@ -130,6 +149,8 @@ class _Checker:
         self.problems: list[Problem] = list(doc.problems)
 
     def fail(self, at: str, message: str) -> None:
+        if at in self.doc.dropped:  # the YAML layer already said why this value is missing
+            return
         self.problems.append(Problem(self.file, self.doc.line_of(at), at, message))
 
     def mapping(self, value: Any, at: str, keys: tuple[str, ...] | None) -> dict[str, Any]:
@@ -140,30 +161,47 @@ class _Checker:
             for key in value:
                 if key not in keys:
                     hint = _close(key, keys)
-                    self.fail(child_path(at, key), f"unknown key {key!r}{hint}; accepted keys: {', '.join(keys)}")
+                    accepted = ", ".join(keys)
+                    self.fail(child_path(at, key), f"unknown key {key!r}{hint}; accepted keys: {accepted}")
         return value
 
-    def typed(self, value: Any, at: str, kind: type[T], what: str, check: Callable[[T], bool] | None = None) -> T | None:
+    def section(self, top: dict[str, Any], key: str, default: Any) -> Any:
+        """An optional section; ``key:`` with nothing after it (null) counts as absent."""
+        value = top.get(key)
+        return default if value is None else value
+
+    def typed(
+        self, value: Any, at: str, kind: type[T], what: str, check: Callable[[T], bool] | None = None
+    ) -> T | None:
         ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value, ok = float(value), True
+        if ok and kind is float and not math.isfinite(value):
+            ok = False
         if not ok or (check is not None and not check(value)):
             self.fail(at, f"expected {what}, got {_shown(value)}")
             return None
         return value  # type: ignore[no-any-return]
 
-    def choice(self, value: Any, at: str, choices: tuple[str, ...]) -> str | None:
-        if value not in choices:
-            self.fail(at, f"expected one of {', '.join(choices)}, got {_shown(value)}{_close(value, choices)}")
+    def choice(
+        self, value: Any, at: str, choices: tuple[str, ...], what: str = "value", note: str = ""
+    ) -> str | None:
+        if not isinstance(value, str) or value not in choices:
+            hint = _close(value, choices)
+            self.fail(at, f"unknown {what} {_shown(value)}{hint}; expected one of {', '.join(choices)}{note}")
             return None
-        return str(value)
+        return value
 
     def duration(self, value: Any, at: str) -> float | None:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-            return float(value)
-        match = DURATION.match(value) if isinstance(value, str) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if math.isfinite(value) and value >= 0:
+                return float(value)
+            match = None
+        else:
+            match = DURATION.match(value) if isinstance(value, str) else None
         if match is None:
-            self.fail(at, f"expected a duration like 5s, 250ms, 1.5m or a number of seconds, got {_shown(value)}")
+            self.fail(at, "expected a duration like 5s, 250ms, 1.5m or a number of seconds (zero or more), "
+                      f"got {_shown(value)}")
             return None
         number, unit = float(match.group(1)), match.group(2) or "s"
         return number * {"ms": 0.001, "s": 1.0, "m": 60.0}[unit]
@@ -171,29 +209,31 @@ class _Checker:
 
 def _load_document(doc: Document, path: Path, default_name: str) -> LoadedDocument:
     c = _Checker(doc, path)
-    top = c.mapping(doc.value, "$", TOP_KEYS) if not doc.problems or doc.value is not None else {}
+    if doc.value is None:  # the YAML layer could not give us a document; it said why
+        return LoadedDocument(default_name, doc.line, error=ScenarioError(c.problems))
+    if not isinstance(doc.value, dict):
+        c.fail("$", f"a scenario is a mapping with at least 'regions', got {_shown(doc.value)}")
+        return LoadedDocument(default_name, doc.line, error=ScenarioError(c.problems))
+    top = c.mapping(doc.value, "$", TOP_KEYS)
     name = default_name
     if "name" in top:
         given = c.typed(top["name"], "$.name", str, "a name of letters, digits, '-', '_' or '.'",
                         lambda s: bool(NAME.match(s)))
         name = given or default_name
-    if doc.problems and doc.value is None:
-        return LoadedDocument(name, doc.line, error=ScenarioError(c.problems))
 
-    description = c.typed(top.get("description", ""), "$.description", str, "a string") or ""
+    description = c.typed(c.section(top, "description", ""), "$.description", str, "a string") or ""
     seed = None
     if top.get("seed") is not None:
         seed = c.typed(top["seed"], "$.seed", int, "a non-negative integer", lambda n: n >= 0)
-    regions = _regions(c, top.get("regions"), path)
-    region_ids = [r.id for r in regions]
-    skill = _skill(c, top.get("skill", "region-stats"), path)
-    context = c.choice(top.get("context", "fork"), "$.context", CONTEXTS) or "fork"
-    backend = c.choice(top.get("backend", "fork"), "$.backend", BACKENDS) or "fork"
-    policy = _policy(c, top.get("policy", {}))
-    faults = _faults(c, top.get("faults", []), region_ids)
-    expect = _expect(c, top.get("expect", {}), region_ids)
+    regions, declared = _regions(c, top, path)
+    skill = _skill(c, c.section(top, "skill", "region-stats"), path)
+    context = c.choice(c.section(top, "context", "fork"), "$.context", CONTEXTS, "context") or "fork"
+    backend = c.choice(c.section(top, "backend", "fork"), "$.backend", BACKENDS, "backend") or "fork"
+    policy = _policy(c, c.section(top, "policy", {}))
+    faults = _faults(c, c.section(top, "faults", []), declared)
+    expect = _expect(c, c.section(top, "expect", {}), declared)
     if c.problems:
-        return LoadedDocument(name, doc.line, error=ScenarioError(c.problems))
+        return LoadedDocument(name, doc.line, error=ScenarioError(sorted(c.problems, key=_by_line)))
     scenario = Scenario(
         name=name, path=path, line=doc.line, regions=tuple(regions), description=description, seed=seed,
         skill=skill, context=context, backend=backend, policy=policy, faults=tuple(faults), expect=expect,
@@ -201,32 +241,52 @@ def _load_document(doc: Document, path: Path, default_name: str) -> LoadedDocume
     return LoadedDocument(name, doc.line, scenario=scenario)
 
 
-def _regions(c: _Checker, value: Any, path: Path) -> list[RegionSpec]:
-    if value is None:
-        c.fail("$", "missing required key 'regions': a mapping of region id -> data, e.g. {A: {records: 1000}}")
-        return []
+def _regions(c: _Checker, top: dict[str, Any], path: Path) -> tuple[list[RegionSpec], list[str]]:
+    """The valid regions, and every region id written.
+
+    References (faults, expect) are checked against every id written, so one broken region is one
+    problem, not one more for each place that names it.
+    """
+    example = "e.g. regions: {A: {records: 1000}}"
+    if "regions" not in top:
+        c.fail("$", f"missing required key 'regions': a mapping of region id -> data, {example}")
+        return [], []
+    value = top["regions"]
+    if not isinstance(value, dict):
+        c.fail("$.regions", f"expected a mapping of region id -> data, {example}; got {_shown(value)}")
+        return [], []
+    if not value:
+        c.fail("$.regions", f"needs at least one region, {example}")
+        return [], []
     regions: list[RegionSpec] = []
+    declared: list[str] = []
     seen_tasks: dict[str, str] = {}
-    for region_id, spec in c.mapping(value, "$.regions", None).items():
+    for region_id, spec in value.items():
         at = child_path("$.regions", region_id)
+        declared.append(region_id)
         if not REGION_ID.match(region_id):
-            c.fail(at, f"region id {region_id!r} must be letters, digits, '-' or '_' (it names a task)")
+            c.fail(at, f"region id {region_id!r} must start with a letter or digit and hold only letters, "
+                   "digits, '-' or '_' (it names the task process-region-<id>); rename it")
             continue
         task = region_task(region_id)
         if task in seen_tasks:
-            c.fail(at, f"region {region_id!r} and {seen_tasks[task]!r} both become task {task!r}; rename one")
+            c.fail(at, f"regions {seen_tasks[task]!r} and {region_id!r} both become task {task!r} "
+                   "(ids are lower-cased); rename one")
             continue
         seen_tasks[task] = region_id
-        body = c.mapping(spec, at, ("records", "file", "inline"))
-        given = [k for k in ("records", "file", "inline") if k in body]
+        body = c.mapping(spec, at, SOURCE_KEYS)
+        given = [k for k in SOURCE_KEYS if k in body]
         if len(given) != 1:
-            c.fail(at, "give exactly one of records (a count), file (JSON Lines or CSV) or inline (a list)"
-                   + (f"; got {', '.join(given)}" if given else ""))
+            if isinstance(spec, dict):
+                got = f"got {' and '.join(given)}" if given else "got none"
+                c.fail(at, "a region needs exactly one data source: records (a count), file (JSON Lines or "
+                       f"CSV beside the scenario) or inline (a list of records); {got}")
             continue
         line = c.doc.line_of(at)
         kind = given[0]
         if kind == "records":
-            count = c.typed(body["records"], f"{at}.records", int, "a non-negative integer", lambda n: n >= 0)
+            count = c.typed(body["records"], f"{at}.records", int, "a non-negative integer (a count of "
+                            "generated records)", lambda n: n >= 0)
             if count is not None:
                 regions.append(RegionSpec(region_id, records=count, line=line))
         elif kind == "file":
@@ -237,26 +297,31 @@ def _regions(c: _Checker, value: Any, path: Path) -> list[RegionSpec]:
             rows = _inline(c, body["inline"], f"{at}.inline")
             if rows is not None:
                 regions.append(RegionSpec(region_id, inline=rows, line=line))
-    if not regions and not c.problems:
-        c.fail("$.regions", "needs at least one region")
-    return regions
+    return regions, declared
 
 
 def _data_file(c: _Checker, value: Any, at: str, scenario_path: Path) -> Path | None:
-    name = c.typed(value, at, str, "a path to a .jsonl or .csv file, relative to the scenario file")
+    accepted = f"a path to a {', '.join(DATA_SUFFIXES)} file, relative to the scenario file"
+    name = c.typed(value, at, str, accepted, lambda s: bool(s.strip()))
     if name is None:
         return None
     folder = scenario_path.parent.resolve()
-    resolved = (folder / name).resolve()
+    try:
+        resolved = (folder / name).resolve()
+    except (OSError, ValueError) as exc:  # e.g. a NUL byte, a symlink loop
+        c.fail(at, f"data file {name!r} is not a usable path ({exc}); give {accepted}")
+        return None
     if not resolved.is_relative_to(folder):
         c.fail(at, f"data file {name!r} resolves to {resolved}, outside the scenario's folder {folder}; "
-               "keep data beside the scenario")
+               "keep data files in the scenario's folder or below it")
         return None
-    if resolved.suffix.lower() not in (".jsonl", ".ndjson", ".csv"):
-        c.fail(at, f"data file {name!r} must end in .jsonl, .ndjson or .csv")
+    if resolved.suffix.lower() not in DATA_SUFFIXES:
+        c.fail(at, f"data file {name!r} has suffix {resolved.suffix or '(none)'!r}; accepted: "
+               f"{', '.join(DATA_SUFFIXES)} (JSON Lines or CSV)")
         return None
     if not resolved.is_file():
-        c.fail(at, f"data file {name!r} does not exist (looked for {resolved})")
+        c.fail(at, f"data file {name!r} does not exist (looked for {resolved}); paths are relative to "
+               "the scenario file")
         return None
     return resolved
 
@@ -269,11 +334,11 @@ def _inline(c: _Checker, value: Any, at: str) -> tuple[dict[str, Any], ...] | No
     for index, row in enumerate(value):
         row_at = f"{at}[{index}]"
         if not isinstance(row, dict) or "value" not in row:
-            c.fail(row_at, f"expected a record with a numeric 'value', got {_shown(row)}")
+            c.fail(row_at, f"expected a record with a numeric 'value' like {{value: 1.5}}, got {_shown(row)}")
             continue
         number = row["value"]
-        if not isinstance(number, (int, float)) or isinstance(number, bool):
-            c.fail(f"{row_at}.value", f"expected a number, got {_shown(number)}")
+        if not isinstance(number, (int, float)) or isinstance(number, bool) or not math.isfinite(number):
+            c.fail(f"{row_at}.value", f"expected a finite number, got {_shown(number)}")
             continue
         rows.append({**row, "value": float(number)})
     return tuple(rows)
@@ -287,8 +352,12 @@ def _skill(c: _Checker, value: Any, path: Path) -> str:
         return skill
     if re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", skill):
         return skill
-    folder = (path.parent / skill).resolve()
-    if (folder / "SKILL.md").is_file():
+    try:
+        folder = (path.parent / skill).resolve()
+        found = (folder / "SKILL.md").is_file()
+    except (OSError, ValueError):
+        found = False
+    if found:
         return str(folder)
     c.fail("$.skill", f"unknown skill {skill!r}; use one of {', '.join(BUILTIN_SKILLS)}, "
            "'package.module:function', or a directory (relative to the scenario) holding a SKILL.md")
@@ -298,9 +367,13 @@ def _skill(c: _Checker, value: Any, path: Path) -> str:
 def _policy(c: _Checker, value: Any) -> Policy:
     body = c.mapping(value, "$.policy", POLICY_KEYS)
     defaults = Policy()
-    timeout = c.duration(body["timeout"], "$.policy.timeout") if "timeout" in body else defaults.timeout
-    if timeout is not None and timeout <= 0:
-        c.fail("$.policy.timeout", "must be greater than zero")
+    timeout = defaults.timeout
+    if "timeout" in body:
+        given = c.duration(body["timeout"], "$.policy.timeout")
+        if given is not None and given <= 0:
+            c.fail("$.policy.timeout", f"expected a duration greater than zero, like 5s or 250ms, got "
+                   f"{_shown(body['timeout'])}")
+        timeout = given or defaults.timeout
     retries = defaults.retries
     if "retries" in body:
         retries = c.typed(body["retries"], "$.policy.retries", int, "an integer from 0 to 100",
@@ -308,40 +381,51 @@ def _policy(c: _Checker, value: Any) -> Policy:
     backoff = c.duration(body["backoff"], "$.policy.backoff") if "backoff" in body else defaults.backoff
     on_failure = defaults.on_region_failure
     if "on_region_failure" in body:
-        on_failure = c.choice(body["on_region_failure"], "$.policy.on_region_failure", ON_REGION_FAILURE) or "fail"
+        on_failure = c.choice(body["on_region_failure"], "$.policy.on_region_failure", ON_REGION_FAILURE,
+                              "on_region_failure") or "fail"
     memory = defaults.memory_limit_mb
     if "memory_limit_mb" in body:
         memory = c.typed(body["memory_limit_mb"], "$.policy.memory_limit_mb", int, "an integer >= 32",
                          lambda n: n >= 32) or memory
-    return Policy(timeout or defaults.timeout, retries, backoff or 0.0, on_failure, memory)
+    return Policy(timeout, retries, backoff or 0.0, on_failure, memory)
 
 
-def _faults(c: _Checker, value: Any, region_ids: list[str]) -> list[FaultSpec]:
+def _unknown_region(value: Any, declared: list[str]) -> str:
+    hint = _close(value, declared)
+    if isinstance(value, bool):
+        hint = " (YAML reads yes/no/on/off/true/false as booleans: quote the region id)"
+    regions = ", ".join(declared) or "(none)"
+    return f"unknown region {_shown(value)}{hint}; regions of this scenario: {regions}"
+
+
+def _faults(c: _Checker, value: Any, declared: list[str]) -> list[FaultSpec]:
     if not isinstance(value, list):
-        c.fail("$.faults", f"expected a list of faults like [{{region: B, kind: raise}}], got {_shown(value)}")
+        c.fail("$.faults", f"expected a list of faults like [{{region: B, kind: raise}}], "
+               f"got {_shown(value)}")
         return []
     faults = []
     for index, item in enumerate(value):
         at = f"$.faults[{index}]"
         body = c.mapping(item, at, FAULT_KEYS)
-        if not body:
+        if not isinstance(item, dict):
             continue
         before = len(c.problems)
         region = body.get("region")
-        if region is None:
-            c.fail(at, "missing required key 'region'")
-        elif str(region) not in region_ids:
-            c.fail(f"{at}.region", f"unknown region {region!r}; regions of this scenario: {', '.join(region_ids)}")
-        kind = c.choice(body.get("kind"), f"{at}.kind", FAULT_KINDS) if "kind" in body else None
-        if "kind" not in body:
+        if "region" not in body:
+            c.fail(at, f"missing required key 'region' (one of {', '.join(declared) or 'the regions'})")
+        elif not isinstance(region, (str, int)) or isinstance(region, bool) or str(region) not in declared:
+            c.fail(f"{at}.region", _unknown_region(region, declared))
+        kind = None
+        if "kind" in body:
+            kind = c.choice(body["kind"], f"{at}.kind", FAULT_KINDS, "fault kind")
+        else:
             c.fail(at, f"missing required key 'kind' (one of {', '.join(FAULT_KINDS)})")
         attempts: tuple[int, ...] | None = (1,)
         if "attempts" in body:
             raw = body["attempts"]
-            if raw in ("all", "*"):
+            if isinstance(raw, str) and raw in ("all", "*"):
                 attempts = None
-            elif isinstance(raw, list) and raw and all(isinstance(a, int) and not isinstance(a, bool) and a >= 1
-                                                      for a in raw):
+            elif isinstance(raw, list) and raw and all(_is_int(a) and a >= 1 for a in raw):
                 attempts = tuple(sorted(set(raw)))
             else:
                 c.fail(f"{at}.attempts", f"expected a list of attempt numbers from 1, like [1, 2], or 'all'; "
@@ -352,73 +436,88 @@ def _faults(c: _Checker, value: Any, region_ids: list[str]) -> list[FaultSpec]:
                                 lambda n: 1 <= n <= 255) or 3
         sig = "KILL"
         if "signal" in body:
-            raw_sig = str(body["signal"]).upper().removeprefix("SIG")
-            sig = c.choice(raw_sig, f"{at}.signal", SIGNALS) or "KILL"
+            raw_sig = body["signal"]
+            name = raw_sig.upper().removeprefix("SIG") if isinstance(raw_sig, str) else raw_sig
+            sig = c.choice(name, f"{at}.signal", SIGNALS, "signal", " (with or without SIG)") or "KILL"
         seconds = c.duration(body["seconds"], f"{at}.seconds") if "seconds" in body else None
-        if kind == "delay" and seconds is None and "seconds" not in body:
+        if kind == "delay" and "seconds" not in body:
             c.fail(at, "a delay fault needs 'seconds', e.g. {kind: delay, seconds: 0.5}")
         fraction = 0.1
         if "fraction" in body:
-            fraction = c.typed(body["fraction"], f"{at}.fraction", float, "a fraction between 0 (exclusive) and 1",
-                               lambda f: 0 < f <= 1) or 0.1
+            fraction = c.typed(body["fraction"], f"{at}.fraction", float,
+                               "a fraction between 0 (exclusive) and 1", lambda f: 0 < f <= 1) or 0.1
         message = c.typed(body.get("message", "injected fault"), f"{at}.message", str, "a string") or ""
         if len(c.problems) == before and kind is not None:
-            faults.append(FaultSpec(str(region), kind, attempts, exit_code, sig, seconds or 0.0, fraction, message,
-                                    c.doc.line_of(at)))
+            faults.append(FaultSpec(str(region), kind, attempts, exit_code, sig, seconds or 0.0, fraction,
+                                    message, c.doc.line_of(at)))
     return faults
 
 
-def _expect(c: _Checker, value: Any, region_ids: list[str]) -> Expect:
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _expect(c: _Checker, value: Any, declared: list[str]) -> Expect:
     body = c.mapping(value, "$.expect", EXPECT_KEYS)
-    tasks = [region_task(r) for r in region_ids] + [AGGREGATE_TASK]
+    tasks = [region_task(r) for r in declared] + [AGGREGATE_TASK]
 
     def task_keys(at: str) -> Iterator[tuple[str, Any, str]]:
-        for task, item in c.mapping(body.get(at.rsplit(".", 1)[1], {}), at, None).items():
+        key = at.rsplit(".", 1)[1]
+        section = body.get(key)
+        if section is None:
+            return
+        for task, item in c.mapping(section, at, None).items():
             where = child_path(at, task)
             if task not in tasks:
-                c.fail(where, f"unknown task {task!r}{_close(task, tasks)}; tasks of this scenario: {', '.join(tasks)}")
+                c.fail(where, f"unknown task {task!r}{_close(task, tasks)}; tasks of this scenario: "
+                       f"{', '.join(tasks)}")
                 continue
             yield task, item, where
 
-    outcome = c.choice(body["outcome"], "$.expect.outcome", OUTCOMES) if "outcome" in body else None
-    status = {t: s for t, v, at in task_keys("$.expect.status") if (s := c.choice(v, at, STATES))}
+    outcome = None
+    if body.get("outcome") is not None:
+        outcome = c.choice(body["outcome"], "$.expect.outcome", OUTCOMES, "outcome")
+    status = {t: s for t, v, at in task_keys("$.expect.status") if (s := c.choice(v, at, STATES, "state"))}
     transitions: dict[str, tuple[str, ...]] = {}
     for task, seq, at in task_keys("$.expect.transitions"):
         if not isinstance(seq, list) or not seq:
             c.fail(at, f"expected a list of states like [PENDING, IN_PROGRESS, COMPLETE], got {_shown(seq)}")
             continue
-        states = [c.choice(s, f"{at}[{i}]", STATES) for i, s in enumerate(seq)]
+        states = [c.choice(s, f"{at}[{i}]", STATES, "state") for i, s in enumerate(seq)]
         if all(states):
             transitions[task] = tuple(s for s in states if s)
     attempts = {
         t: n for t, v, at in task_keys("$.expect.attempts")
         if (n := c.typed(v, at, int, "a non-negative integer", lambda k: k >= 0)) is not None
     }
-    order = tuple(_orders(c, body.get("order", []), tasks))
-    concurrent = tuple(_globs(c, body.get("concurrent", []), "$.expect.concurrent", tasks))
-    aggregate = _aggregate(c, body.get("aggregate", {}), region_ids)
+    order = tuple(_orders(c, c.section(body, "order", []), tasks))
+    concurrent = tuple(_globs(c, c.section(body, "concurrent", []), "$.expect.concurrent", tasks))
+    aggregate = _aggregate(c, c.section(body, "aggregate", {}), declared)
     return Expect(outcome, status, transitions, order, concurrent, attempts, aggregate)
 
 
 def _orders(c: _Checker, value: Any, tasks: list[str]) -> Iterator[str]:
     if not isinstance(value, list):
-        c.fail("$.expect.order", f"expected a list of 'TASKGLOB:STATE < TASKGLOB:STATE', got {_shown(value)}")
+        c.fail("$.expect.order", f"expected a list of 'TASKGLOB:STATE < TASKGLOB:STATE' rules like "
+               f"[{ORDER_EXAMPLE}], got {_shown(value)}")
         return
     for index, rule in enumerate(value):
         at = f"$.expect.order[{index}]"
         match = ORDER.match(rule) if isinstance(rule, str) else None
         if match is None:
-            c.fail(at, f"expected 'TASKGLOB:STATE < TASKGLOB:STATE', e.g. "
-                   f"'process-region-*:COMPLETE < aggregate-results:IN_PROGRESS', got {_shown(rule)}")
+            c.fail(at, f"bad order rule {_shown(rule)}: expected 'TASKGLOB:STATE < TASKGLOB:STATE', e.g. "
+                   f"{ORDER_EXAMPLE} (quote the rule in YAML)")
             continue
         left_glob, left_state, right_glob, right_state = match.groups()
         ok = True
         for glob, state in ((left_glob, left_state), (right_glob, right_state)):
             if state not in STATES:
-                c.fail(at, f"unknown state {state!r}; states: {', '.join(STATES)}")
+                c.fail(at, f"unknown state {state!r}{_close(state.upper(), STATES)} in order rule {rule!r}; "
+                       f"states: {', '.join(STATES)}")
                 ok = False
             if not fnmatch.filter(tasks, glob):
-                c.fail(at, f"{glob!r} matches no task; tasks of this scenario: {', '.join(tasks)}")
+                c.fail(at, f"{glob!r} in order rule {rule!r} matches no task; tasks of this scenario: "
+                       f"{', '.join(tasks)}")
                 ok = False
         if ok:
             yield f"{left_glob}:{left_state} < {right_glob}:{right_state}"
@@ -430,12 +529,13 @@ def _globs(c: _Checker, value: Any, at: str, tasks: list[str]) -> Iterator[str]:
         return
     for index, glob in enumerate(value):
         if not isinstance(glob, str) or not fnmatch.filter(tasks, glob):
-            c.fail(f"{at}[{index}]", f"{_shown(glob)} matches no task; tasks of this scenario: {', '.join(tasks)}")
+            c.fail(f"{at}[{index}]", f"{_shown(glob)} matches no task; tasks of this scenario: "
+                   f"{', '.join(tasks)}")
             continue
         yield glob
 
 
-def _aggregate(c: _Checker, value: Any, region_ids: list[str]) -> dict[str, Any]:
+def _aggregate(c: _Checker, value: Any, declared: list[str]) -> dict[str, Any]:
     body = c.mapping(value, "$.expect.aggregate", ("total", "regions", "missing"))
     result: dict[str, Any] = {}
     if "total" in body:
@@ -444,15 +544,17 @@ def _aggregate(c: _Checker, value: Any, region_ids: list[str]) -> dict[str, Any]
         regions = {}
         for region_id, summary in c.mapping(body["regions"], "$.expect.aggregate.regions", None).items():
             at = child_path("$.expect.aggregate.regions", region_id)
-            if str(region_id) not in region_ids:
-                c.fail(at, f"unknown region {region_id!r}; regions of this scenario: {', '.join(region_ids)}")
+            if region_id not in declared:
+                c.fail(at, _unknown_region(region_id, declared))
                 continue
-            regions[str(region_id)] = _summary(c, summary, at)
+            regions[region_id] = _summary(c, summary, at)
         result["regions"] = regions
     if "missing" in body:
         missing = body["missing"]
-        if not isinstance(missing, list) or any(str(m) not in region_ids for m in missing):
-            c.fail("$.expect.aggregate.missing", f"expected a list of region ids from {', '.join(region_ids)}, "
+        if not isinstance(missing, list) or any(
+            not isinstance(m, (str, int)) or isinstance(m, bool) or str(m) not in declared for m in missing
+        ):
+            c.fail("$.expect.aggregate.missing", f"expected a list of region ids from {', '.join(declared)}, "
                    f"got {_shown(missing)}")
         else:
             result["missing"] = [str(m) for m in missing]
@@ -465,10 +567,11 @@ def _summary(c: _Checker, value: Any, at: str) -> dict[str, float]:
     for key, number in body.items():
         if key not in SUMMARY_KEYS:
             continue
+        checked: float | None
         if key == "records":
-            checked: float | None = c.typed(number, f"{at}.records", int, "a non-negative integer", lambda n: n >= 0)
+            checked = c.typed(number, f"{at}.records", int, "a non-negative integer", lambda n: n >= 0)
         else:
-            checked = c.typed(number, f"{at}.{key}", float, "a number")
+            checked = c.typed(number, f"{at}.{key}", float, "a finite number")
         if checked is not None:
             out[key] = checked
     return out
@@ -485,8 +588,6 @@ def _shown(value: Any) -> str:
 
 
 def _close(value: Any, choices: list[str] | tuple[str, ...]) -> str:
-    import difflib
-
     if not isinstance(value, str):
         return ""
     match = difflib.get_close_matches(value, list(choices), n=1)

@@ -30,12 +30,17 @@ MAX_NODES = 200_000
 
 @dataclass
 class Document:
-    """One YAML document: its value, the line it starts on, and where each ``$.path`` was written."""
+    """One YAML document: its value, the line it starts on, and where each ``$.path`` was written.
+
+    ``dropped`` holds the paths whose value the builder refused (a tag, a merge key, too deep): it
+    already reported them, so the checker stays quiet about them instead of piling on.
+    """
 
     value: Any
     line: int
     lines: dict[str, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    dropped: set[str] = field(default_factory=set)
 
     def line_of(self, path: str) -> int:
         """Line of ``path`` or of its nearest written ancestor."""
@@ -54,8 +59,28 @@ def child_path(parent: str, key: Any) -> str:
     return f"{parent}.{key}"
 
 
+def _line_at(text: str, index: int) -> int:
+    return text.count("\n", 0, index) + 1
+
+
+def _failed_document(filename: str, line: int | None, path: str, message: str) -> Document:
+    bad = Document(None, line or 1)
+    bad.problems.append(Problem(filename, line, path, message))
+    return bad
+
+
 def parse_documents(text: str, filename: str) -> list[Document]:
-    """Every document of ``text``; raises nothing but returns problems on a document or one syntax problem."""
+    """Every document of ``text``; raises nothing but returns problems on a document or one syntax problem.
+
+    A syntax error ends the stream (the parser cannot resynchronise), so documents before it are
+    kept and everything after it is reported as that one problem.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        line = _line_at(text, exc.start)
+        return [_failed_document(filename, line, "$", f"character {text[exc.start]!r} cannot be stored as "
+                                 "UTF-8 (a lone surrogate); remove it and save the file as UTF-8")]
     loader = Loader(text)
     documents: list[Document] = []
     try:
@@ -63,30 +88,54 @@ def parse_documents(text: str, filename: str) -> list[Document]:
             node = loader.get_node()
             doc = Document(None, node.start_mark.line + 1)
             builder = _Builder(loader, doc, filename)
-            doc.value = builder.build(node, "$", 0)
+            try:
+                doc.value = builder.build(node, "$", 0)
+            except _TooBig as big:
+                doc = _failed_document(
+                    filename, big.line, big.path,
+                    f"document expands to more than {MAX_NODES} YAML nodes; is an alias (*name) repeated "
+                    "many times (a 'billion laughs' document)? scenarios are small: write the data out "
+                    "or use a data file",
+                )
+                doc.line = node.start_mark.line + 1
             documents.append(doc)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
+        where = f" (column {mark.column + 1})" if mark is not None else ""
         what = exc.problem or "invalid YAML"
-        if "\t" in text and "tab" in str(exc).lower() or (mark is not None and _tab_near(text, mark.line)):
-            what += " (tabs cannot indent YAML: use spaces)"
         ctx = f" {exc.context}" if exc.context else ""
-        bad = Document(None, line or 1)
-        bad.problems.append(Problem(filename, line, "$", f"YAML syntax error: {what}{ctx}; fix the YAML"))
-        return [*documents, bad]
+        hint = "fix the YAML (check indentation, quotes and brackets around this line)"
+        if mark is not None and _tab_at(text, mark.line, mark.column):
+            hint = "YAML indents with spaces only: replace the tab with spaces"
+        message = f"YAML syntax error: {what}{ctx}{where}; {hint}"
+        documents.append(_failed_document(filename, line, "$", message))
+    except yaml.reader.ReaderError as exc:
+        line = _line_at(text, exc.position)
+        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        documents.append(_failed_document(
+            filename, line, "$", f"character {char!r} is not allowed in YAML ({exc.reason}); remove it",
+        ))
     except yaml.YAMLError as exc:
-        bad = Document(None, 1)
-        bad.problems.append(Problem(filename, None, "$", f"YAML error: {exc}"))
-        return [*documents, bad]
+        documents.append(_failed_document(filename, None, "$", f"YAML error: {exc}; fix the YAML"))
+    except RecursionError:
+        documents.append(_failed_document(
+            filename, None, "$", f"document is nested too deeply to read; scenarios are shallow (at most "
+            f"{MAX_DEPTH} levels)",
+        ))
     finally:
         loader.dispose()
     return documents
 
 
-def _tab_near(text: str, line_index: int) -> bool:
-    lines = text.splitlines()
-    return any("\t" in lines[i] for i in range(max(0, line_index - 1), min(len(lines), line_index + 1)))
+def _tab_at(text: str, line_index: int, column: int) -> bool:
+    """Whether the error position is a tab, or the line is indented with one."""
+    lines = text.split("\n")
+    if not 0 <= line_index < len(lines):
+        return False
+    line = lines[line_index]
+    indent = line[: len(line) - len(line.lstrip(" \t"))]
+    return "\t" in indent or line[column : column + 1] == "\t"
 
 
 class _Builder:
@@ -104,7 +153,9 @@ class _Builder:
         if self.count > MAX_NODES:
             raise _TooBig(line, path)
         if depth > MAX_DEPTH:
-            self.problem(line, path, f"nested deeper than {MAX_DEPTH} levels; scenarios are shallow documents")
+            self.doc.dropped.add(path)
+            self.problem(line, path, f"nested deeper than {MAX_DEPTH} levels; scenarios are shallow "
+                         "documents, flatten this value")
             return None
         if isinstance(node, yaml.MappingNode):
             if node.tag != MAP_TAG:
@@ -121,6 +172,7 @@ class _Builder:
         return self.loader.construct_object(node, deep=True)
 
     def _bad_tag(self, node: yaml.Node, path: str) -> None:
+        self.doc.dropped.add(path)
         self.problem(
             node.start_mark.line + 1,
             path,
@@ -135,16 +187,21 @@ class _Builder:
         for key_node, value_node in node.value:
             key_line = key_node.start_mark.line + 1
             if key_node.tag == "tag:yaml.org,2002:merge":
+                self.doc.dropped.add(path)
                 self.problem(key_line, path, "merge keys (<<) are not supported; write the keys out")
                 continue
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in PLAIN_TAGS:
-                self.problem(key_line, path, "mapping keys must be plain scalars (strings or numbers)")
+                self.doc.dropped.add(path)
+                shape = type(key_node).__name__.removesuffix("Node").lower()
+                self.problem(key_line, path, "mapping keys must be plain scalars (strings or numbers), "
+                             f"not a {shape} or a tagged value; write the key as plain text")
                 continue
-            key = self.loader.construct_object(key_node, deep=True)
-            key = str(key) if not isinstance(key, str) else key
+            # The key as written: region ids like NO, on, 01 or 1.0 stay themselves, not False/True/1/1.0.
+            key = str(key_node.value)
             sub = child_path(path, key)
             if key in seen:
-                self.problem(key_line, sub, f"duplicate key {key!r} (first written on line {seen[key]}); keep one")
+                self.problem(key_line, sub, f"duplicate key {key!r} (first written on line {seen[key]}); "
+                             "keep one")
                 continue
             seen[key] = key_line
             self.doc.lines[sub] = key_line
@@ -158,13 +215,5 @@ class _TooBig(Exception):
 
 
 def parse_documents_safely(text: str, filename: str) -> list[Document]:
-    """Like :func:`parse_documents` but turns an oversized document (an alias bomb) into a problem."""
-    try:
-        return parse_documents(text, filename)
-    except _TooBig as big:
-        bad = Document(None, big.line)
-        bad.problems.append(
-            Problem(filename, big.line, big.path, f"document expands to more than {MAX_NODES} YAML nodes; "
-                    "is an alias (*name) repeated many times? scenarios are small documents")
-        )
-        return [bad]
+    """Kept for callers of the old name: :func:`parse_documents` now never raises on bad input."""
+    return parse_documents(text, filename)
