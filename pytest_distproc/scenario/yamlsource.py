@@ -13,7 +13,7 @@ import yaml
 
 from pytest_distproc.errors import Problem
 
-Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # type: ignore[assignment]
+Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 PLAIN_TAGS = {
     "tag:yaml.org,2002:str",
@@ -78,14 +78,16 @@ def parse_documents(text: str, filename: str) -> list[Document]:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        line = _line_at(text, exc.start)
-        return [_failed_document(filename, line, "$", f"character {text[exc.start]!r} cannot be stored as "
-                                 "UTF-8 (a lone surrogate); remove it and save the file as UTF-8")]
+        message = (f"character {text[exc.start]!r} cannot be stored as UTF-8 (a lone surrogate); "
+                   "remove it and save the file as UTF-8")
+        return [_failed_document(filename, _line_at(text, exc.start), "$", message)]
     loader = Loader(text)
     documents: list[Document] = []
     try:
         while loader.check_node():
             node = loader.get_node()
+            if node is None:  # pragma: no cover - check_node() said there is one
+                break
             doc = Document(None, node.start_mark.line + 1)
             builder = _Builder(loader, doc, filename)
             try:
@@ -111,11 +113,9 @@ def parse_documents(text: str, filename: str) -> list[Document]:
         message = f"YAML syntax error: {what}{ctx}{where}; {hint}"
         documents.append(_failed_document(filename, line, "$", message))
     except yaml.reader.ReaderError as exc:
-        line = _line_at(text, exc.position)
         char = exc.character if isinstance(exc.character, str) else chr(exc.character)
-        documents.append(_failed_document(
-            filename, line, "$", f"character {char!r} is not allowed in YAML ({exc.reason}); remove it",
-        ))
+        message = f"character {char!r} is not allowed in YAML ({exc.reason}); remove it"
+        documents.append(_failed_document(filename, _line_at(text, exc.position), "$", message))
     except yaml.YAMLError as exc:
         documents.append(_failed_document(filename, None, "$", f"YAML error: {exc}; fix the YAML"))
     except RecursionError:
