@@ -590,5 +590,6 @@ def _shown(value: Any) -> str:
 def _close(value: Any, choices: list[str] | tuple[str, ...]) -> str:
     if not isinstance(value, str):
         return ""
-    match = difflib.get_close_matches(value, list(choices), n=1)
+    same_but_case = [c for c in choices if c.lower() == value.lower()]
+    match = same_but_case or difflib.get_close_matches(value, list(choices), n=1)
     return f" (did you mean {match[0]!r}?)" if match else ""

@@ -6,6 +6,7 @@ ourselves so that duplicate keys, object-constructing tags and alias bombs are e
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ MAP_TAG = "tag:yaml.org,2002:map"
 SEQ_TAG = "tag:yaml.org,2002:seq"
 MAX_DEPTH = 64
 MAX_NODES = 200_000
+_TOP_PATH = re.compile(r"^\$(\.[^.\[]+|\[\d+\])?")
 
 
 @dataclass
@@ -92,18 +94,17 @@ def parse_documents(text: str, filename: str) -> list[Document]:
             builder = _Builder(loader, doc, filename)
             try:
                 doc.value = builder.build(node, "$", 0)
-            except _TooBig as big:
-                doc = _failed_document(
-                    filename, big.line, big.path,
-                    f"document expands to more than {MAX_NODES} YAML nodes; is an alias (*name) repeated "
-                    "many times (a 'billion laughs' document)? scenarios are small: write the data out "
-                    "or use a data file",
-                )
+            except _Unreadable as bad:  # this document only: the stream itself is fine
+                doc = _failed_document(filename, bad.line, bad.path, bad.message)
                 doc.line = node.start_mark.line + 1
             documents.append(doc)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
+        content_end = len(text.rstrip())
+        if mark is not None and mark.index >= content_end > 0:
+            # "unexpected end of stream": point at the last line written, not the empty one after it
+            line = _line_at(text, content_end - 1)
         where = f" (column {mark.column + 1})" if mark is not None else ""
         what = exc.problem or "invalid YAML"
         ctx = f" {exc.context}" if exc.context else ""
@@ -151,12 +152,20 @@ class _Builder:
         self.doc.lines.setdefault(path, line)
         self.count += 1
         if self.count > MAX_NODES:
-            raise _TooBig(line, path)
+            # Blame the top-level entry that explodes: the exact node inside it is an accident of order.
+            top = _TOP_PATH.match(path)
+            blamed = top.group(0) if top else path
+            raise _Unreadable(
+                self.doc.lines.get(blamed, line), blamed,
+                f"document expands to more than {MAX_NODES} YAML nodes; is an alias (*name) "
+                "repeated many times (a 'billion laughs' document)? scenarios are small: write the data out "
+                "or use a data file",
+            )
         if depth > MAX_DEPTH:
-            self.doc.dropped.add(path)
-            self.problem(line, path, f"nested deeper than {MAX_DEPTH} levels; scenarios are shallow "
-                         "documents, flatten this value")
-            return None
+            raise _Unreadable(
+                line, path, f"nested deeper than {MAX_DEPTH} levels; scenarios are shallow documents, "
+                "flatten this value",
+            )
         if isinstance(node, yaml.MappingNode):
             if node.tag != MAP_TAG:
                 return self._bad_tag(node, path)
@@ -209,9 +218,12 @@ class _Builder:
         return result
 
 
-class _TooBig(Exception):
-    def __init__(self, line: int, path: str) -> None:
-        self.line, self.path = line, path
+class _Unreadable(Exception):
+    """A document too big or too deep to turn into a value; it fails with this one problem."""
+
+    def __init__(self, line: int, path: str, message: str) -> None:
+        super().__init__(message)
+        self.line, self.path, self.message = line, path, message
 
 
 def parse_documents_safely(text: str, filename: str) -> list[Document]:

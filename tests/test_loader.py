@@ -1,0 +1,949 @@
+"""The scenario loader's error messages: one test per kind of mistake, each pinning file:line, $.path
+and the words that say what was wrong and what is accepted. Plus the happy paths of the contract."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_distproc.errors import Problem, ScenarioError
+from pytest_distproc.scenario.loader import LoadedDocument, load_file, load_one, load_text
+from pytest_distproc.scenario.model import Scenario
+
+CORPUS = Path(__file__).parent / "corpus"
+OK = "regions:\n  A: {records: 3}\n"
+
+
+def load(tmp_path: Path, text: str | bytes, name: str = "s.yaml") -> list[LoadedDocument]:
+    """Write ``text`` as a scenario file in ``tmp_path`` and load it the way collection does."""
+    path = tmp_path / name
+    if isinstance(text, str):
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+    else:
+        path.write_bytes(text)
+    return load_file(path)
+
+
+def problems_of(tmp_path: Path, text: str | bytes, name: str = "s.yaml") -> list[Problem]:
+    """Every problem of a one-document file (which must not load)."""
+    docs = load(tmp_path, text, name)
+    assert len(docs) == 1, docs
+    assert docs[0].scenario is None
+    assert docs[0].error is not None
+    return docs[0].error.problems
+
+
+def the_problem(tmp_path: Path, text: str | bytes, name: str = "s.yaml") -> Problem:
+    """The single problem of a one-document file: one mistake must make exactly one problem."""
+    problems = problems_of(tmp_path, text, name)
+    assert len(problems) == 1, "\n".join(map(str, problems))
+    return problems[0]
+
+
+def scenario_of(tmp_path: Path, text: str, name: str = "s.yaml") -> Scenario:
+    docs = load(tmp_path, text, name)
+    assert len(docs) == 1
+    assert docs[0].error is None, str(docs[0].error)
+    assert docs[0].scenario is not None
+    return docs[0].scenario
+
+
+def check(
+    problem: Problem, tmp_path: Path, line: int | None, path: str, *words: str, name: str = "s.yaml"
+) -> None:
+    """``problem`` sits at ``line`` and ``path`` of the file and its message holds every word."""
+    assert problem.file == str(tmp_path / name)
+    assert problem.line == line, str(problem)
+    assert problem.path == path, str(problem)
+    for word in words:
+        assert word in problem.message, f"{word!r} not in {problem.message!r}"
+    rendered = str(problem)
+    where = f"{tmp_path / name}:{line}: {path}: " if line is not None else f"{tmp_path / name}: {path}: "
+    assert rendered.startswith(where), rendered
+
+
+# --- YAML layer ------------------------------------------------------------------------------------
+
+
+def test_yaml_syntax_error(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, "regions:\n  A: {records: 3\nseed: 1\n")
+    check(p, tmp_path, 3, "$", "YAML syntax error", "did not find expected ',' or '}'", "fix the YAML")
+
+
+def test_tab_indentation(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, "seed: 1\nregions:\n\tA: {records: 3}\n")
+    check(p, tmp_path, 3, "$", "YAML syntax error", "tab", "spaces")
+
+
+def test_tab_inside_a_block_sequence(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, OK + "expect:\n  concurrent:\n    - process-region-a\n\t- aggregate-results\n")
+    check(p, tmp_path, 6, "$", "tab", "spaces")
+
+
+def test_tab_inside_a_quoted_string_is_fine(tmp_path: Path) -> None:
+    assert scenario_of(tmp_path, OK + 'description: "a\tb"\n').description == "a\tb"
+
+
+def test_duplicate_keys(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, "seed: 1\n" + OK + "seed: 2\n")
+    check(p, tmp_path, 4, "$.seed", "duplicate key 'seed'", "first written on line 1", "keep one")
+
+
+def test_duplicate_nested_keys(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, "regions:\n  A: {records: 3}\n  A: {records: 4}\n")
+    check(p, tmp_path, 3, "$.regions.A", "duplicate key 'A'", "line 2")
+
+
+def test_duplicate_keys_written_differently(tmp_path: Path) -> None:
+    # 1 and "1" are one key once read as text.
+    p = the_problem(tmp_path, "regions:\n  1: {records: 3}\n  '1': {records: 4}\n")
+    check(p, tmp_path, 3, "$.regions.1", "duplicate key '1'")
+
+
+@pytest.mark.parametrize(
+    "tagged",
+    [
+        "!!python/object/apply:os.system ['echo pwned']",
+        "!!python/object/new:os.system ['echo pwned']",
+        "!!python/name:os.system",
+        "!!python/tuple [1, 2]",
+        "!!binary aGVsbG8=",
+        "!!set {a, b}",
+        "!custom thing",
+    ],
+)
+def test_object_constructing_tags_are_refused(tmp_path: Path, tagged: str) -> None:
+    p = the_problem(tmp_path, OK + f"description: {tagged}\n")
+    check(p, tmp_path, 3, "$.description", "YAML tag", "not allowed", "plain data only", "remove the tag")
+
+
+def test_python_tag_never_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    text = OK + f"seed: !!python/object/apply:os.system ['touch {marker}']\n"
+    p = the_problem(tmp_path, text)
+    check(p, tmp_path, 3, "$.seed", "python/object/apply:os.system", "not allowed")
+    assert not marker.exists()
+
+
+def test_tagged_mapping_is_refused(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, "regions: !!python/object:collections.OrderedDict {A: {records: 1}}\n")
+    check(p, tmp_path, 1, "$.regions", "YAML tag", "not allowed")
+
+
+def test_merge_keys_are_refused(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, "regions:\n  A: &a {records: 3}\n  B: {<<: *a}\n")
+    check(p, tmp_path, 3, "$.regions.B", "merge keys (<<) are not supported", "write the keys out")
+
+
+def test_complex_keys_are_refused(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, OK + "? [a, b]\n: 1\n")
+    check(p, tmp_path, 3, "$", "mapping keys must be plain scalars")
+
+
+def test_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, cur in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"{cur}: &{cur} [" + ",".join([f"*{prev}"] * 9) + "]")
+    started = time.monotonic()
+    p = the_problem(tmp_path, "\n".join(lines) + "\n")
+    assert time.monotonic() - started < 5
+    assert p.line is not None and 1 <= p.line <= 9
+    assert "more than" in p.message and "alias" in p.message and "billion laughs" in p.message
+
+
+def test_alias_bomb_fails_only_its_own_document(tmp_path: Path) -> None:
+    bomb = "a: &a [x,x,x,x,x,x,x,x,x,x]\n" + "".join(
+        f"{c}: &{c} [" + ",".join([f"*{p}"] * 10) + "]\n" for p, c in zip("abcdef", "bcdefg", strict=True)
+    )
+    docs = load(tmp_path, OK + "---\n" + bomb + "---\n" + OK)
+    assert [d.scenario is not None for d in docs] == [True, False, True]
+    assert docs[1].error is not None and "alias" in str(docs[1].error)
+
+
+def test_plain_aliases_are_fine(tmp_path: Path) -> None:
+    s = scenario_of(tmp_path, "regions:\n  A: &src {records: 3}\n  B: *src\n")
+    assert [r.records for r in s.regions] == [3, 3]
+
+
+def test_deeply_nested_document(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, OK + "description: " + "[" * 100 + "]" * 100 + "\n")
+    assert p.line == 3
+    assert p.path.startswith("$.description[0][0]")
+    assert "nested deeper than 64 levels" in p.message
+
+
+def test_absurdly_deep_document_is_a_clean_problem(tmp_path: Path) -> None:
+    started = time.monotonic()
+    p = the_problem(tmp_path, OK + "description: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    assert time.monotonic() - started < 5
+    check(p, tmp_path, 3, "$", "nesting depth")
+
+
+def test_deep_block_nesting(tmp_path: Path) -> None:
+    text = OK + "description:\n" + "".join("  " * (i + 1) + f"k{i}:\n" for i in range(80)) + "  " * 81 + "x\n"
+    p = the_problem(tmp_path, text)
+    assert "nested deeper than 64 levels" in p.message and p.path.startswith("$.description.k0.k1")
+
+
+def test_non_utf8_bytes(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, b"seed: 1\nregions:\n  A: {records: 3}\ndescription: caf\xe9\n")
+    check(p, tmp_path, 4, "$", "not UTF-8", "0xe9", "save the file as UTF-8")
+
+
+def test_control_character(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, OK + "description: bell\x07\n")
+    check(p, tmp_path, 3, "$", "'\\x07'", "not allowed in YAML", "remove it")
+
+
+def test_lone_surrogate_in_text(tmp_path: Path) -> None:
+    docs = load_text(OK + "description: a\ud800b\n", tmp_path / "s.yaml")
+    assert docs[0].error is not None
+    p = docs[0].error.problems[0]
+    assert (p.line, p.path) == (3, "$") and "UTF-8" in p.message
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, "")
+    check(p, tmp_path, 1, "$", "no scenario in this file", "empty", "regions")
+
+
+def test_file_of_only_comments(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, "# to do\n---\n# later\n")
+    check(p, tmp_path, 1, "$", "no scenario in this file", "comments")
+
+
+def test_document_that_is_not_a_mapping(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, "- A\n- B\n")
+    check(p, tmp_path, 1, "$", "a scenario is a mapping", "regions", "got ['A', 'B'] (list)")
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    docs = load_file(tmp_path / "nope.yaml")
+    assert docs[0].error is not None and "cannot read file" in str(docs[0].error)
+
+
+# --- types -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "path", "words"),
+    [
+        (
+            "regions:\n  A: {records: many}\n",
+            2,
+            "$.regions.A.records",
+            ["expected a non-negative integer", "got 'many' (string)"],
+        ),
+        (
+            "regions:\n  A: {records: -3}\n",
+            2,
+            "$.regions.A.records",
+            ["non-negative integer", "got -3 (int)"],
+        ),
+        ("regions:\n  A: {records: 2.5}\n", 2, "$.regions.A.records", ["integer", "got 2.5 (float)"]),
+        (
+            OK + "policy:\n  retries: -1\n",
+            4,
+            "$.policy.retries",
+            ["an integer from 0 to 100", "got -1 (int)"],
+        ),
+        (OK + "policy:\n  retries: true\n", 4, "$.policy.retries", ["integer", "got True (boolean)"]),
+        (
+            OK + "policy:\n  timeout: fast\n",
+            4,
+            "$.policy.timeout",
+            ["expected a duration like 5s, 250ms, 1.5m", "got 'fast' (string)"],
+        ),
+        (OK + "policy:\n  timeout: 0s\n", 4, "$.policy.timeout", ["greater than zero", "5s"]),
+        (OK + "policy:\n  timeout: .inf\n", 4, "$.policy.timeout", ["duration", "got inf (float)"]),
+        (OK + "policy:\n  backoff: -2\n", 4, "$.policy.backoff", ["duration", "zero or more", "got -2"]),
+        (
+            OK + "policy:\n  on_region_failure: ignore\n",
+            4,
+            "$.policy.on_region_failure",
+            ["unknown on_region_failure 'ignore'", "fail, partial"],
+        ),
+        (OK + "policy:\n  memory_limit_mb: 8\n", 4, "$.policy.memory_limit_mb", [">= 32", "got 8"]),
+        (OK + "policy: fast\n", 3, "$.policy", ["expected a mapping", "got 'fast' (string)"]),
+        (OK + "seed: -1\n", 3, "$.seed", ["non-negative integer", "got -1"]),
+        (OK + "seed: abc\n", 3, "$.seed", ["non-negative integer", "got 'abc' (string)"]),
+        (OK + "name: two words\n", 3, "$.name", ["letters, digits", "got 'two words'"]),
+        (OK + "description: [a]\n", 3, "$.description", ["a string", "got ['a'] (list)"]),
+        (OK + "context: thread\n", 3, "$.context", ["unknown context 'thread'", "fork, inline"]),
+        (OK + "backend: dask\n", 3, "$.backend", ["unknown backend 'dask'", "fork, inline, ray"]),
+        (OK + "skill: nowhere\n", 3, "$.skill", ["unknown skill 'nowhere'", "region-stats", "SKILL.md"]),
+        (OK + "faults: {region: A}\n", 3, "$.faults", ["expected a list of faults", "(mapping)"]),
+        (OK + "faults:\n  - raise\n", 4, "$.faults[0]", ["expected a mapping", "got 'raise'"]),
+        (
+            OK + "faults:\n  - {region: A, kind: crash, exit_code: 0}\n",
+            4,
+            "$.faults[0].exit_code",
+            ["exit code from 1 to 255", "got 0"],
+        ),
+        (
+            OK + "faults:\n  - {region: A, kind: drop, fraction: 2}\n",
+            4,
+            "$.faults[0].fraction",
+            ["between 0 (exclusive) and 1", "got 2.0"],
+        ),
+        (
+            OK + "faults:\n  - {region: A, kind: raise, attempts: [0]}\n",
+            4,
+            "$.faults[0].attempts",
+            ["attempt numbers from 1", "'all'", "got [0]"],
+        ),
+        (
+            OK + "faults:\n  - {region: A, kind: raise, attempts: sometimes}\n",
+            4,
+            "$.faults[0].attempts",
+            ["'all'", "got 'sometimes'"],
+        ),
+        (OK + "faults:\n  - {region: A, kind: delay}\n", 4, "$.faults[0]", ["delay fault needs 'seconds'"]),
+        (
+            OK + "faults:\n  - {region: A, kind: delay, seconds: soon}\n",
+            4,
+            "$.faults[0].seconds",
+            ["duration", "got 'soon'"],
+        ),
+        (
+            OK + "faults:\n  - {region: A, kind: signal, signal: FOO}\n",
+            4,
+            "$.faults[0].signal",
+            ["unknown signal 'FOO'", "KILL", "SEGV", "with or without SIG"],
+        ),
+        (OK + "faults:\n  - {kind: raise}\n", 4, "$.faults[0]", ["missing required key 'region'", "A"]),
+        (
+            OK + "faults:\n  - {region: A}\n",
+            4,
+            "$.faults[0]",
+            ["missing required key 'kind'", "raise, crash"],
+        ),
+        (
+            OK + "expect:\n  outcome: DONE\n",
+            4,
+            "$.expect.outcome",
+            ["unknown outcome 'DONE'", "COMPLETE, FAILED"],
+        ),
+        (
+            OK + "expect:\n  attempts: {process-region-a: two}\n",
+            4,
+            "$.expect.attempts.process-region-a",
+            ["non-negative integer", "got 'two'"],
+        ),
+        (
+            OK + "expect:\n  transitions: {process-region-a: COMPLETE}\n",
+            4,
+            "$.expect.transitions.process-region-a",
+            ["list of states", "got 'COMPLETE' (string)"],
+        ),
+        (
+            OK + "expect:\n  concurrent: process-region-*\n",
+            4,
+            "$.expect.concurrent",
+            ["list of task globs", "got 'process-region-*'"],
+        ),
+        (
+            OK + "expect:\n  concurrent: [nothing-*]\n",
+            4,
+            "$.expect.concurrent[0]",
+            ["matches no task", "process-region-a, aggregate-results"],
+        ),
+        (
+            OK + "expect:\n  aggregate: {total: {records: lots}}\n",
+            4,
+            "$.expect.aggregate.total.records",
+            ["non-negative integer", "got 'lots'"],
+        ),
+        (
+            OK + "expect:\n  aggregate: {total: {sum: x}}\n",
+            4,
+            "$.expect.aggregate.total.sum",
+            ["finite number", "got 'x'"],
+        ),
+        (
+            OK + "expect:\n  aggregate: {missing: [Z]}\n",
+            4,
+            "$.expect.aggregate.missing",
+            ["list of region ids from A", "got ['Z']"],
+        ),
+        (
+            "regions:\n  A: {inline: [{value: x}]}\n",
+            2,
+            "$.regions.A.inline[0].value",
+            ["finite number", "'x'"],
+        ),
+        ("regions:\n  A: {inline: [1]}\n", 2, "$.regions.A.inline[0]", ["record with a numeric 'value'"]),
+        ("regions:\n  A: {inline: {value: 1}}\n", 2, "$.regions.A.inline", ["list of records", "(mapping)"]),
+        ("regions:\n  A: {file: 7}\n", 2, "$.regions.A.file", ["path to a .jsonl", "got 7 (int)"]),
+        ("regions:\n  'A B': {records: 1}\n", 2, "$.regions.A B", ["region id 'A B'", "letters, digits"]),
+        (
+            "regions:\n  a: {records: 1}\n  A: {records: 1}\n",
+            3,
+            "$.regions.A",
+            ["both become task 'process-region-a'", "rename one"],
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) and v.startswith("$") else None,
+)
+def test_wrong_types_and_values(tmp_path: Path, text: str, line: int, path: str, words: list[str]) -> None:
+    check(the_problem(tmp_path, text), tmp_path, line, path, *words)
+
+
+# --- unknown keys and names ------------------------------------------------------------------------
+
+
+def test_unknown_top_level_key_with_did_you_mean(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, OK + "polcy:\n  retries: 1\n")
+    check(p, tmp_path, 3, "$.polcy", "unknown key 'polcy'", "did you mean 'policy'?", "accepted keys: name,")
+
+
+def test_unknown_top_level_key_without_close_match(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, OK + "zzz: 1\n")
+    check(p, tmp_path, 3, "$.zzz", "unknown key 'zzz'", "accepted keys")
+    assert "did you mean" not in p.message
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "path", "words"),
+    [
+        (
+            OK + "policy:\n  timout: 5s\n",
+            4,
+            "$.policy.timout",
+            ["unknown key 'timout'", "did you mean 'timeout'?", "accepted keys: timeout, retries"],
+        ),
+        (
+            OK + "faults:\n  - {region: A, kind: crash, exitcode: 2}\n",
+            4,
+            "$.faults[0].exitcode",
+            ["unknown key 'exitcode'", "did you mean 'exit_code'?", "accepted keys: region, kind"],
+        ),
+        (
+            OK + "expect:\n  outcomes: COMPLETE\n",
+            4,
+            "$.expect.outcomes",
+            ["unknown key 'outcomes'", "did you mean 'outcome'?", "accepted keys: outcome, status"],
+        ),
+        (
+            OK + "expect:\n  aggregate: {totals: {records: 3}}\n",
+            4,
+            "$.expect.aggregate.totals",
+            ["unknown key 'totals'", "did you mean 'total'?"],
+        ),
+        (
+            OK + "expect:\n  aggregate: {total: {count: 3}}\n",
+            4,
+            "$.expect.aggregate.total.count",
+            ["unknown key 'count'", "accepted keys: records, sum"],
+        ),
+    ],
+    ids=["policy", "faults", "expect", "aggregate", "summary"],
+)
+def test_unknown_nested_key(tmp_path: Path, text: str, line: int, path: str, words: list[str]) -> None:
+    check(the_problem(tmp_path, text), tmp_path, line, path, *words)
+
+
+def test_unknown_key_in_region_is_reported_with_did_you_mean(tmp_path: Path) -> None:
+    problems = problems_of(tmp_path, "regions:\n  A: {record: 3}\n")
+    assert problems[0].path == "$.regions.A.record"
+    assert "did you mean 'records'?" in problems[0].message
+
+
+def test_unknown_fault_kind(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, OK + "faults:\n  - {region: A, kind: crahs}\n")
+    check(
+        p,
+        tmp_path,
+        4,
+        "$.faults[0].kind",
+        "unknown fault kind 'crahs'",
+        "did you mean 'crash'?",
+        "raise, crash, signal, hang, delay, corrupt, drop, oom",
+    )
+
+
+def test_unknown_region_in_faults(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, OK + "faults:\n  - region: Z\n    kind: raise\n")
+    check(p, tmp_path, 4, "$.faults[0].region", "unknown region 'Z'", "regions of this scenario: A")
+
+
+def test_region_read_as_boolean_gets_a_quoting_hint(tmp_path: Path) -> None:
+    text = "regions:\n  NO: {records: 1}\nfaults:\n  - {region: NO, kind: raise}\n"
+    p = the_problem(tmp_path, text)
+    check(p, tmp_path, 4, "$.faults[0].region", "unknown region False", "quote the region id", "NO")
+
+
+def test_region_ids_keep_their_written_text(tmp_path: Path) -> None:
+    # YAML 1.1 would read these keys as False, True and 1: region ids are names, not values.
+    s = scenario_of(tmp_path, "regions:\n  NO: {records: 1}\n  on: {records: 1}\n  01: {records: 1}\n")
+    assert [r.id for r in s.regions] == ["NO", "on", "01"]
+    assert s.task_ids == ["process-region-no", "process-region-on", "process-region-01", "aggregate-results"]
+
+
+@pytest.mark.parametrize("section", ["status", "transitions", "attempts"])
+def test_unknown_task_in_expect(tmp_path: Path, section: str) -> None:
+    value = {"status": "COMPLETE", "transitions": "[PENDING]", "attempts": "1"}[section]
+    p = the_problem(tmp_path, OK + f"expect:\n  {section}:\n    proces-region-a: {value}\n")
+    check(
+        p,
+        tmp_path,
+        5,
+        f"$.expect.{section}.proces-region-a",
+        "unknown task 'proces-region-a'",
+        "did you mean 'process-region-a'?",
+        "tasks of this scenario: process-region-a, aggregate-results",
+    )
+
+
+def test_unknown_region_in_expect_aggregate_regions(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, OK + "expect:\n  aggregate:\n    regions:\n      a: {records: 3}\n")
+    check(
+        p,
+        tmp_path,
+        6,
+        "$.expect.aggregate.regions.a",
+        "unknown region 'a'",
+        "did you mean 'A'?",
+        "regions of this scenario: A",
+    )
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "process-region-a COMPLETE < aggregate-results:IN_PROGRESS",
+        "process-region-a:COMPLETE",
+        "a:COMPLETE << b:COMPLETE",
+        "process-region-a:COMPLETE > aggregate-results:IN_PROGRESS",
+    ],
+)
+def test_bad_order_rule_syntax(tmp_path: Path, rule: str) -> None:
+    p = the_problem(tmp_path, OK + f"expect:\n  order:\n    - '{rule}'\n")
+    check(
+        p,
+        tmp_path,
+        5,
+        "$.expect.order[0]",
+        "bad order rule",
+        "TASKGLOB:STATE < TASKGLOB:STATE",
+        "process-region-*:COMPLETE < aggregate-results:IN_PROGRESS",
+    )
+
+
+def test_order_rule_that_is_not_a_string(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, OK + "expect:\n  order:\n    - {a: b}\n")
+    check(p, tmp_path, 5, "$.expect.order[0]", "bad order rule", "(mapping)", "quote the rule")
+
+
+def test_order_glob_matching_no_task(tmp_path: Path) -> None:
+    p = the_problem(
+        tmp_path, OK + "expect:\n  order: ['process-regoin-*:COMPLETE < aggregate-results:COMPLETE']\n"
+    )
+    check(
+        p,
+        tmp_path,
+        4,
+        "$.expect.order[0]",
+        "'process-regoin-*'",
+        "matches no task",
+        "tasks of this scenario: process-region-a, aggregate-results",
+    )
+
+
+def test_order_with_unknown_state(tmp_path: Path) -> None:
+    p = the_problem(
+        tmp_path, OK + "expect:\n  order: ['process-region-*:DONE < aggregate-results:COMPLETE']\n"
+    )
+    check(p, tmp_path, 4, "$.expect.order[0]", "unknown state 'DONE'", "PENDING, BLOCKED, IN_PROGRESS")
+
+
+def test_order_with_lower_case_state_suggests_the_right_one(tmp_path: Path) -> None:
+    p = the_problem(
+        tmp_path, OK + "expect:\n  order: ['process-region-*:complete < aggregate-results:COMPLETE']\n"
+    )
+    check(p, tmp_path, 4, "$.expect.order[0]", "unknown state 'complete'", "did you mean 'COMPLETE'?")
+
+
+def test_unknown_state_in_status(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, OK + "expect:\n  status: {process-region-a: DONE}\n")
+    check(
+        p,
+        tmp_path,
+        4,
+        "$.expect.status.process-region-a",
+        "unknown state 'DONE'",
+        "PENDING, BLOCKED, IN_PROGRESS, COMPLETE, FAILED, CANCELLED",
+    )
+
+
+def test_unknown_state_in_transitions_names_the_index(tmp_path: Path) -> None:
+    text = OK + "expect:\n  transitions:\n    process-region-a: [PENDING, RUNNING, COMPLETE]\n"
+    p = the_problem(tmp_path, text)
+    check(
+        p, tmp_path, 5, "$.expect.transitions.process-region-a[1]", "unknown state 'RUNNING'", "IN_PROGRESS"
+    )
+
+
+# --- regions and data files ------------------------------------------------------------------------
+
+
+def test_region_with_zero_data_sources(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, "regions:\n  A: {}\n")
+    check(p, tmp_path, 2, "$.regions.A", "exactly one data source", "records", "file", "inline", "got none")
+
+
+def test_region_with_two_data_sources(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, "regions:\n  A:\n    records: 3\n    inline: [{value: 1}]\n")
+    check(p, tmp_path, 2, "$.regions.A", "exactly one data source", "got records and inline")
+
+
+def test_region_that_is_not_a_mapping(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, "regions:\n  A: 1000\n")
+    check(p, tmp_path, 2, "$.regions.A", "expected a mapping", "got 1000 (int)")
+
+
+def test_missing_regions(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, "name: lonely\nseed: 1\n")
+    check(p, tmp_path, 1, "$", "missing required key 'regions'", "{A: {records: 1000}}")
+
+
+def test_regions_written_but_empty(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, "seed: 1\nregions: {}\n")
+    check(p, tmp_path, 2, "$.regions", "at least one region")
+
+
+def test_regions_key_with_no_value(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, "seed: 1\nregions:\n")
+    check(p, tmp_path, 2, "$.regions", "mapping of region id -> data", "got None (null)")
+
+
+def test_regions_as_a_list(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, "regions:\n  - A\n  - B\n")
+    check(p, tmp_path, 1, "$.regions", "mapping of region id -> data", "(list)")
+
+
+def test_data_file_missing(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, "regions:\n  B: {file: data/b.jsonl}\n")
+    check(
+        p,
+        tmp_path,
+        2,
+        "$.regions.B.file",
+        "data file 'data/b.jsonl' does not exist",
+        str(tmp_path / "data" / "b.jsonl"),
+        "relative to the scenario file",
+    )
+
+
+def test_broken_region_is_not_reported_again_where_it_is_named(tmp_path: Path) -> None:
+    text = """\
+        regions:
+          B: {file: missing.jsonl}
+        faults:
+          - {region: B, kind: raise}
+        expect:
+          status: {process-region-b: COMPLETE}
+          aggregate: {regions: {B: {records: 1}}}
+        """
+    p = the_problem(tmp_path, text)
+    check(p, tmp_path, 2, "$.regions.B.file", "does not exist")
+
+
+@pytest.mark.parametrize("name", ["../x.jsonl", "data/../../x.jsonl"])
+def test_data_file_outside_the_scenario_folder(tmp_path: Path, name: str) -> None:
+    folder = tmp_path / "scn"
+    folder.mkdir()
+    (tmp_path / "x.jsonl").write_text('{"value": 1}\n')
+    p = the_problem(folder, f"regions:\n  A: {{file: '{name}'}}\n")
+    check(
+        p,
+        folder,
+        2,
+        "$.regions.A.file",
+        f"data file {name!r}",
+        "outside the scenario's folder",
+        str(folder),
+        "keep data files in the scenario's folder",
+    )
+
+
+def test_absolute_data_file_outside_the_folder(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, "regions:\n  A: {file: /etc/passwd.jsonl}\n")
+    check(p, tmp_path, 2, "$.regions.A.file", "outside the scenario's folder")
+
+
+@pytest.mark.parametrize("name", ["data/b.txt", "data/b.json", "data/b"])
+def test_wrong_data_file_suffix(tmp_path: Path, name: str) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / name).write_text('{"value": 1}\n')
+    p = the_problem(tmp_path, f"regions:\n  A: {{file: {name}}}\n")
+    check(p, tmp_path, 2, "$.regions.A.file", f"data file {name!r} has suffix", ".jsonl, .ndjson, .csv")
+
+
+def test_data_file_with_nul_byte(tmp_path: Path) -> None:
+    p = the_problem(tmp_path, 'regions:\n  A: {file: "b\\0.jsonl"}\n')
+    check(p, tmp_path, 2, "$.regions.A.file", "not a usable path", ".jsonl")
+
+
+@pytest.mark.parametrize("name", ["data/b.jsonl", "data/b.ndjson", "data/b.CSV"])
+def test_data_files_that_load(tmp_path: Path, name: str) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / name).write_text('{"value": 1}\n')
+    s = scenario_of(tmp_path, f"regions:\n  A: {{file: {name}}}\n")
+    assert s.regions[0].file == (tmp_path / name).resolve()
+
+
+# --- several problems, several documents -----------------------------------------------------------
+
+
+def test_all_problems_of_a_document_at_once(tmp_path: Path) -> None:
+    text = """\
+        regions:
+          A: {records: many}
+        policy:
+          retries: -1
+        faults:
+          - {region: A, kind: explode}
+        """
+    problems = problems_of(tmp_path, text)
+    assert [(p.line, p.path) for p in problems] == [
+        (2, "$.regions.A.records"),
+        (4, "$.policy.retries"),
+        (6, "$.faults[0].kind"),
+    ]
+    error = ScenarioError(problems)
+    assert str(error).startswith("invalid scenario (3 problems):")
+
+
+def test_problems_are_sorted_by_line(tmp_path: Path) -> None:
+    problems = problems_of(tmp_path, "bogus: 1\nregions:\n  A: {records: x}\npolcy: {}\n")
+    assert [p.line for p in problems] == [1, 3, 4]
+
+
+def test_multi_document_file_only_the_bad_one_fails(tmp_path: Path) -> None:
+    text = "name: one\n" + OK + "---\nname: two\nregions:\n  A: {records: many}\n---\nname: three\n" + OK
+    docs = load(tmp_path, text)
+    assert [d.name for d in docs] == ["one", "two", "three"]
+    assert docs[0].scenario is not None and docs[2].scenario is not None
+    assert docs[0].error is None and docs[2].error is None
+    assert docs[1].scenario is None and docs[1].error is not None
+    (p,) = docs[1].error.problems
+    check(p, tmp_path, 7, "$.regions.A.records", "non-negative integer")
+    assert docs[2].scenario.line == 9
+
+
+def test_multi_document_default_names(tmp_path: Path) -> None:
+    docs = load(tmp_path, OK + "---\n" + OK, name="pair.yaml")
+    assert [d.name for d in docs] == ["pair-1", "pair-2"]
+
+
+def test_syntax_error_in_a_later_document_keeps_the_earlier_ones(tmp_path: Path) -> None:
+    docs = load(tmp_path, "name: one\n" + OK + "---\nname: two\nregions: [\n")
+    assert docs[0].scenario is not None
+    assert docs[1].error is not None and docs[1].error.problems[0].line == 6
+
+
+def test_duplicate_scenario_names_in_a_file(tmp_path: Path) -> None:
+    text = "name: same\n" + OK + "---\nseed: 1\nname: same\n" + OK
+    docs = load(tmp_path, text)
+    assert docs[0].scenario is not None
+    assert docs[1].scenario is None and docs[1].error is not None
+    assert docs[1].name != docs[0].name  # item ids stay unique
+    (p,) = docs[1].error.problems
+    check(
+        p,
+        tmp_path,
+        6,
+        "$.name",
+        "scenario name 'same' is already used by the document on line 1",
+        "unique",
+        "rename one",
+    )
+
+
+def test_duplicate_name_keeps_the_documents_other_problems(tmp_path: Path) -> None:
+    text = "name: same\n" + OK + "---\nname: same\nseed: -1\n" + OK
+    docs = load(tmp_path, text)
+    assert docs[1].error is not None
+    assert [p.path for p in docs[1].error.problems] == ["$.name", "$.seed"]
+
+
+def test_a_refused_value_is_reported_once(tmp_path: Path) -> None:
+    # The tag problem says it all; no second "expected a string, got None" for the same value.
+    p = the_problem(tmp_path, OK + "description: !env HOME\n")
+    assert "YAML tag '!env'" in p.message
+
+
+def test_load_one_raises_scenario_error(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match=r"s\.yaml:1: \$\.regions\.A: expected a mapping"):
+        load_one("regions: {A: 1}\n", tmp_path / "s.yaml")
+
+
+# --- happy paths -----------------------------------------------------------------------------------
+
+CONTRACT = """\
+name: seed-three-regions        # optional; default: file stem (one YAML document = one test item)
+description: Three regions, B fails once and is retried.
+seed: 42                        # all generated data and fault choices derive from it
+regions:                        # region id -> data; each becomes task process-region-<id>
+  A: {records: 1000}            # generated records {"value": float}, deterministic from seed
+  B: {file: data/b.jsonl}       # JSON Lines or CSV, relative to the scenario file
+  C: {inline: [{value: 1.5}, {value: 2}]}
+skill: region-stats             # built-in default; or "package.module:function"; or a dir with SKILL.md
+context: fork                   # fork (isolated process per attempt, default) | inline (no isolation)
+backend: fork                   # fork (default) | inline | ray
+policy:
+  timeout: 5s                   # per attempt; a hung processor is killed (its whole process group)
+  retries: 1                    # extra attempts after a failure
+  backoff: 0s
+  on_region_failure: fail       # fail: aggregate-results CANCELLED | partial: aggregate survivors
+faults:                         # injected inside the processor, keyed by region and attempt
+  - {region: B, kind: raise, attempts: [1]}
+expect:
+  outcome: COMPLETE             # COMPLETE | FAILED (the run as a whole)
+  status: {process-region-b: COMPLETE, aggregate-results: COMPLETE}
+  transitions:
+    process-region-b: [PENDING, IN_PROGRESS, FAILED, IN_PROGRESS, COMPLETE]
+    aggregate-results: [BLOCKED, IN_PROGRESS, COMPLETE]
+  order:
+    - "process-region-*:COMPLETE < aggregate-results:IN_PROGRESS"
+  concurrent: ["process-region-*"]
+  attempts: {process-region-b: 2}
+  aggregate:
+    total: {records: 1002}
+    regions: {A: {records: 1000}}
+"""
+
+
+def test_contract_example_from_design_loads(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "b.jsonl").write_text('{"value": 1.0}\n{"value": 2.5}\n')
+    s = scenario_of(tmp_path, CONTRACT, name="contract.yaml")
+    assert s.name == "seed-three-regions"
+    assert s.description == "Three regions, B fails once and is retried."
+    assert s.seed == 42 and s.line == 1
+    assert [r.id for r in s.regions] == ["A", "B", "C"]
+    assert s.regions[0].records == 1000 and s.regions[0].line == 5
+    assert s.regions[1].file == (tmp_path / "data" / "b.jsonl").resolve()
+    assert s.regions[2].inline == ({"value": 1.5}, {"value": 2.0})
+    assert (s.skill, s.context, s.backend) == ("region-stats", "fork", "fork")
+    assert (s.policy.timeout, s.policy.retries, s.policy.backoff, s.policy.on_region_failure) == (
+        5.0,
+        1,
+        0.0,
+        "fail",
+    )
+    (fault,) = s.faults
+    assert (fault.region, fault.kind, fault.attempts, fault.line) == ("B", "raise", (1,), 17)
+    e = s.expect
+    assert e.outcome == "COMPLETE"
+    assert e.status == {"process-region-b": "COMPLETE", "aggregate-results": "COMPLETE"}
+    assert e.transitions["process-region-b"] == (
+        "PENDING",
+        "IN_PROGRESS",
+        "FAILED",
+        "IN_PROGRESS",
+        "COMPLETE",
+    )
+    assert e.order == ("process-region-*:COMPLETE < aggregate-results:IN_PROGRESS",)
+    assert e.concurrent == ("process-region-*",)
+    assert e.attempts == {"process-region-b": 2}
+    assert e.aggregate == {"total": {"records": 1002}, "regions": {"A": {"records": 1000}}}
+
+
+def test_defaults(tmp_path: Path) -> None:
+    s = scenario_of(tmp_path, OK, name="plain.yaml")
+    assert s.name == "plain" and s.seed is None and s.description == ""
+    assert (s.skill, s.context, s.backend) == ("region-stats", "fork", "fork")
+    assert (s.policy.timeout, s.policy.retries, s.policy.backoff) == (5.0, 0, 0.0)
+    assert s.faults == () and s.expect.outcome is None
+
+
+def test_empty_optional_sections_count_as_absent(tmp_path: Path) -> None:
+    s = scenario_of(tmp_path, OK + "policy:\nfaults:\nexpect:\n  order:\n")
+    assert s.faults == () and s.policy.timeout == 5.0 and s.expect.order == ()
+
+
+@pytest.mark.parametrize(
+    ("written", "seconds"),
+    [("5s", 5.0), ("250ms", 0.25), ("1.5m", 90.0), ("2", 2.0), ("0.5", 0.5), ("'3'", 3.0), ("10 s", 10.0)],
+)
+def test_durations(tmp_path: Path, written: str, seconds: float) -> None:
+    s = scenario_of(
+        tmp_path,
+        OK + f"policy:\n  timeout: {written}\n  backoff: {written}\n"
+        f"faults:\n  - {{region: A, kind: delay, seconds: {written}}}\n",
+    )
+    assert s.policy.timeout == pytest.approx(seconds)
+    assert s.policy.backoff == pytest.approx(seconds)
+    assert s.faults[0].seconds == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("written", ["all", "'*'"])
+def test_attempts_all(tmp_path: Path, written: str) -> None:
+    s = scenario_of(tmp_path, OK + f"faults:\n  - {{region: A, kind: raise, attempts: {written}}}\n")
+    assert s.faults[0].attempts is None
+    assert s.faults[0].fires_on(1) and s.faults[0].fires_on(7)
+
+
+def test_attempts_list_is_sorted_and_unique(tmp_path: Path) -> None:
+    s = scenario_of(tmp_path, OK + "faults:\n  - {region: A, kind: raise, attempts: [3, 1, 3]}\n")
+    assert s.faults[0].attempts == (1, 3)
+
+
+@pytest.mark.parametrize(
+    ("written", "name"),
+    [("KILL", "KILL"), ("SIGKILL", "KILL"), ("segv", "SEGV"), ("SigTerm", "TERM"), ("USR1", "USR1")],
+)
+def test_signal_names_with_or_without_sig(tmp_path: Path, written: str, name: str) -> None:
+    s = scenario_of(tmp_path, OK + f"faults:\n  - {{region: A, kind: signal, signal: {written}}}\n")
+    assert s.faults[0].signal == name
+
+
+def test_every_fault_kind_loads(tmp_path: Path) -> None:
+    kinds = ["raise", "crash", "signal", "hang", "corrupt", "drop", "oom"]
+    faults = (
+        "".join(f"  - {{region: A, kind: {k}}}\n" for k in kinds)
+        + "  - {region: A, kind: delay, seconds: 1}\n"
+    )
+    s = scenario_of(tmp_path, OK + "faults:\n" + faults)
+    assert [f.kind for f in s.faults] == [*kinds, "delay"]
+
+
+def test_seed_scenarios_of_the_repository_load() -> None:
+    root = Path(__file__).parent.parent / "scenarios"
+    files = sorted(root.glob("*.yaml"))
+    assert files
+    for path in files:
+        for doc in load_file(path):
+            assert doc.error is None, str(doc.error)
+
+
+# --- the corpus of broken files --------------------------------------------------------------------
+
+EXPECTED = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))
+
+
+def test_corpus_sidecar_matches_the_files() -> None:
+    files = {p.name for p in CORPUS.iterdir() if p.suffix in (".yaml", ".yml")}
+    assert files == set(EXPECTED)
+
+
+@pytest.mark.parametrize("filename", sorted(EXPECTED))
+def test_corpus(filename: str) -> None:
+    want = EXPECTED[filename]
+    path = CORPUS / filename
+    docs = load_file(path)
+    failed = [d for d in docs if d.error is not None]
+    assert failed, f"{filename} loaded without problems"
+    problems = [p for d in failed for p in d.error.problems]  # type: ignore[union-attr]
+    assert all(p.file == str(path) for p in problems)
+    matching = [p for p in problems if p.line == want["line"] and p.path == want["path"]]
+    assert matching, f"no problem at line {want['line']} {want['path']}:\n" + "\n".join(map(str, problems))
+    assert any(want["fragment"] in p.message for p in matching), "\n".join(map(str, matching))
+    if "problems" in want:
+        assert len(problems) == want["problems"], "\n".join(map(str, problems))
