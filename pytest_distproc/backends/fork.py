@@ -147,7 +147,7 @@ class ForkBackend:
             message["signal"] = signal.Signals(os.WTERMSIG(status)).name
         else:
             message["returncode"] = os.WEXITSTATUS(status)
-        message["stack"] = _tail(os.path.join(handle.workdir, region.STACK_FILE))
+        message["stack"] = _head(os.path.join(handle.workdir, region.STACK_FILE))
         message["stderr"] = _tail(os.path.join(handle.workdir, region.STDERR_FILE))
         shutil.rmtree(handle.workdir, ignore_errors=True)
         return message
@@ -191,6 +191,15 @@ class ForkBackend:
         self.live.clear()
         self.closing.clear()
         self.selector.close()
+
+
+def _head(path: str, lines: int = 25) -> str:
+    """The innermost frames of a faulthandler dump (it prints the most recent call first)."""
+    try:
+        with open(path, "rb") as handle:
+            return b"".join(handle.readline() for _ in range(lines)).decode(errors="replace").rstrip()
+    except OSError:
+        return ""
 
 
 def _tail(path: str) -> str:
