@@ -12,6 +12,7 @@ import os
 import resource
 import signal
 import sys
+import tempfile
 import traceback
 from collections.abc import Mapping
 from typing import Any, NoReturn
@@ -50,6 +51,7 @@ def isolate(job: Mapping[str, Any]) -> None:
                        "DISTPROC_TASK": job["task"], "DISTPROC_ATTEMPT": str(job["attempt"])})
     os.environ.update(job.get("env", {}))
     os.chdir(workdir)
+    tempfile.tempdir = workdir  # the coordinator's cached choice must not leak into the child
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     err = os.open(os.path.join(workdir, STDERR_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
