@@ -366,7 +366,7 @@ WRONG_VALUES: list[tuple[str, int, str, list[str]]] = [
         OK + "expect:\n  aggregate: {missing: [Z]}\n",
         4,
         "$.expect.aggregate.missing",
-        ["list of region ids from A", "got ['Z']"],
+        ["list of region ids", "from: A", "got ['Z']"],
     ),
     (
         "regions:\n  A: {inline: [{value: x}]}\n",

@@ -554,8 +554,9 @@ def _aggregate(c: _Checker, value: Any, declared: list[str]) -> dict[str, Any]:
         if not isinstance(missing, list) or any(
             not isinstance(m, (str, int)) or isinstance(m, bool) or str(m) not in declared for m in missing
         ):
-            c.fail("$.expect.aggregate.missing", f"expected a list of region ids from {', '.join(declared)}, "
-                   f"got {_shown(missing)}")
+            ids = ", ".join(declared) or "(none)"
+            c.fail("$.expect.aggregate.missing", "expected a list of region ids (regions that must not "
+                   f"reach the aggregate) from: {ids}; got {_shown(missing)}")
         else:
             result["missing"] = [str(m) for m in missing]
     return result
