@@ -188,7 +188,8 @@ class _Checker:
     ) -> str | None:
         if not isinstance(value, str) or value not in choices:
             hint = _close(value, choices)
-            self.fail(at, f"unknown {what} {_shown(value)}{hint}; expected one of {', '.join(choices)}{note}")
+            self.fail(at, f"expected one of {', '.join(choices)}{note}, got {_shown(value)}: "
+                      f"unknown {what}{hint}")
             return None
         return value
 
@@ -395,7 +396,8 @@ def _unknown_region(value: Any, declared: list[str]) -> str:
     if isinstance(value, bool):
         hint = " (YAML reads yes/no/on/off/true/false as booleans: quote the region id)"
     regions = ", ".join(declared) or "(none)"
-    return f"unknown region {_shown(value)}{hint}; regions of this scenario: {regions}"
+    shown = repr(value) if isinstance(value, str) else _shown(value)
+    return f"unknown region {shown}{hint}; regions of this scenario: {regions}"
 
 
 def _faults(c: _Checker, value: Any, declared: list[str]) -> list[FaultSpec]:

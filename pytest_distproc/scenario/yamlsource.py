@@ -102,10 +102,8 @@ def parse_documents(text: str, filename: str) -> list[Document]:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         where = f" (column {mark.column + 1})" if mark is not None else ""
-        content_end = len(text.rstrip())
-        if mark is not None and mark.index >= content_end > 0:
-            # "unexpected end of stream": point at the last line written, not the empty one after it
-            line, where = _line_at(text, content_end - 1), " (at the end of the file)"
+        if mark is not None and mark.index >= len(text.rstrip()):
+            where = " (at the end of the file: is a bracket or quote left open?)"
         what = exc.problem or "invalid YAML"
         ctx = f" {exc.context}" if exc.context else ""
         hint = "fix the YAML (check indentation, quotes and brackets around this line)"
