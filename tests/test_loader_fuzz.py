@@ -6,7 +6,9 @@ problems are located (file, line, ``$.path``) and worded. It never raises anythi
 
 from __future__ import annotations
 
+import atexit
 import copy
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from pytest_distproc.errors import ScenarioError
 from pytest_distproc.scenario.loader import LoadedDocument, load_file, load_text
 
 FOLDER = Path(tempfile.mkdtemp(prefix="distproc-fuzz-"))
+atexit.register(shutil.rmtree, FOLDER, ignore_errors=True)
 (FOLDER / "data").mkdir()
 (FOLDER / "data" / "b.jsonl").write_text('{"value": 1.0}\n{"value": 2.5}\n')
 SCENARIO = FOLDER / "fuzz.yaml"
