@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,9 @@ from pytest_distproc.scenario.model import AGGREGATE_TASK, RegionSpec, Scenario
 from pytest_distproc.tasklist import State, TaskList, Transition
 
 Observer = Callable[[Transition], None]
+BackendFactory = Callable[[str, str], Backend]
+"""``factory(name, run_dir)``: the backend a run uses (the ``pytest_distproc_make_backend`` hook's job)."""
+Aggregator = Callable[[Sequence[Mapping[str, Any]]], Mapping[str, Any]]
 
 
 @dataclass
@@ -86,6 +89,8 @@ class Coordinator:
         seed: int | None = None,
         backend: str | None = None,
         observers: tuple[Observer, ...] = (),
+        backend_factory: BackendFactory | None = None,
+        aggregate: Aggregator | None = None,
     ) -> None:
         self.scenario = scenario
         self.seed = scenario.seed if scenario.seed is not None else (seed or 0)
@@ -93,11 +98,13 @@ class Coordinator:
         self.backend_name = name
         self.observers = observers
         self.policy = scenario.policy
+        self.backend_factory = backend_factory or make_backend
+        self.aggregate = aggregate or summary.merge
 
     def run(self) -> Run:
         skill = skills.resolve(self.scenario.skill)
         run_dir = tempfile.mkdtemp(prefix="distproc-")
-        backend = make_backend(self.backend_name, run_dir)
+        backend = self.backend_factory(self.backend_name, run_dir)
         try:
             return _Loop(self, backend, skill).run()
         finally:
@@ -298,7 +305,7 @@ class _Loop:
             self._move(AGGREGATE_TASK, State.FAILED, event="no region survived to aggregate")
             run.outcome = "FAILED"
             return
-        run.total = summary.merge(survivors)
+        run.total = dict(self.owner.aggregate(survivors))
         self._move(AGGREGATE_TASK, State.COMPLETE, pid=os.getpid(), event="aggregated")
         run.outcome = "COMPLETE"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pytest_distproc import data, summary
@@ -21,6 +21,15 @@ if TYPE_CHECKING:
 
 ORDER = re.compile(r"^([^\s:<]+):([A-Z_]+) < ([^\s:<]+):([A-Z_]+)$")
 SUMMARY_FIELD = {"records": "count", "sum": "sum", "mean": "mean", "min": "min", "max": "max", "variance": "variance"}
+
+
+Checker = Callable[["Run", Any], list[str]]
+REGISTRY: dict[str, Checker] = {}
+"""Expectation kinds added by plugins: ``expect: {name: value}`` runs ``REGISTRY[name](run, value)``."""
+
+
+def register(name: str, checker: Checker) -> None:
+    REGISTRY[name] = checker
 
 
 def check(run: Run) -> list[str]:
@@ -49,6 +58,8 @@ def check_expectations(run: Run, expect: Expect) -> list[str]:
         problems.extend(check_concurrent(run, expect.concurrent))
     if expect.aggregate:
         problems.extend(check_aggregate(run, expect.aggregate))
+    for name, value in getattr(expect, "extra", {}).items():
+        problems.extend(f"{name}: {p}" for p in REGISTRY[name](run, value))
     return problems
 
 
@@ -86,8 +97,9 @@ def check_concurrent(run: Run, globs: tuple[str, ...]) -> list[str]:
     for event in run.tasks.events:
         if event.kind == "together" and set(wanted) <= set(event.data.get("tasks", ())):
             return []
-    seen = [e.data.get("tasks") for e in run.tasks.events if e.kind == "together"]
-    why = (f"the largest group seen together was {', '.join(max(seen, key=len))}" if seen
+    seen: list[list[str]] = [list(e.data.get("tasks", ())) for e in run.tasks.events if e.kind == "together"]
+    largest = max(seen, key=len) if seen else []
+    why = (f"the largest group seen together was {', '.join(largest)}" if seen
            else f"no two of them were ever running at once on backend {run.backend}")
     return [f"concurrent: {', '.join(wanted)} were never all running at the same time; {why}"]
 

@@ -90,3 +90,10 @@ REGISTRY: dict[str, FaultKind] = {
         FaultKind("oom", "before", _oom, lethal=False),
     )
 }
+
+
+def register(kind: FaultKind) -> None:
+    """Add a fault kind (from the ``pytest_distproc_fault_kinds`` hook); its name becomes a valid ``kind``."""
+    if kind.phase not in ("before", "after"):
+        raise ValueError(f"fault kind {kind.name!r}: phase must be 'before' or 'after', got {kind.phase!r}")
+    REGISTRY[kind.name] = kind

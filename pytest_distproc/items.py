@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from _pytest._code.code import ExceptionInfo, TerminalRepr
 
-from pytest_distproc import expectations
+from pytest_distproc import expectations, faults, skills
 from pytest_distproc.coordinator import Coordinator, Run
 from pytest_distproc.errors import DistprocError, ScenarioError
 from pytest_distproc.report import timeline, transitions_table
@@ -44,6 +44,7 @@ class ScenarioFailed(Exception):
 
 class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[ScenarioItem]:
+        register_extensions(self.config, self.ihook)
         for document in load_file(self.path):
             yield ScenarioItem.from_parent(self, name=document.name, document=document)
 
@@ -63,19 +64,24 @@ class ScenarioItem(pytest.Item):
             raise self.document.error
         scenario = self.document.scenario
         assert scenario is not None
-        config = self.config
-        backend = config.hook.pytest_distproc_make_backend(config=config, scenario=scenario)
-
-        def observe(transition: Any) -> None:
-            config.hook.pytest_distproc_transition(config=config, scenario=scenario, transition=transition)
-
-        seed = config.stash[SEED_KEY]
-        run = Coordinator(scenario, seed=seed, backend=backend, observers=(observe,)).run()
+        config, hook = self.config, self.ihook
+        run = Coordinator(
+            scenario,
+            seed=config.stash[SEED_KEY],
+            backend=config.getoption("distproc_backend"),
+            observers=(lambda t: hook.pytest_distproc_transition(config=config, scenario=scenario, transition=t),),
+            backend_factory=lambda name, run_dir: hook.pytest_distproc_make_backend(
+                config=config, scenario=scenario, name=name, run_dir=run_dir
+            ),
+            aggregate=lambda summaries: hook.pytest_distproc_aggregate(
+                config=config, scenario=scenario, summaries=summaries
+            ),
+        ).run()
         self.run_result = run
         self.add_report_section("call", SECTION, run.transcript)
-        config.hook.pytest_distproc_run_finished(config=config, run=run)
+        hook.pytest_distproc_run_finished(config=config, run=run)
         mismatches = expectations.check(run)
-        for extra in config.hook.pytest_distproc_check(config=config, run=run):
+        for extra in hook.pytest_distproc_check(config=config, run=run):
             mismatches.extend(extra or [])
         self.user_properties.extend([("distproc.outcome", run.outcome), ("distproc.seed", run.seed),
                                      ("distproc.attempts", len(run.attempts)),
@@ -100,3 +106,16 @@ class ScenarioItem(pytest.Item):
 
 
 SEED_KEY = pytest.StashKey[int]()
+
+
+def register_extensions(config: pytest.Config, hook: Any) -> None:
+    """Ask plugins and conftests for skills, fault kinds and expectation kinds before loading scenarios."""
+    for found in hook.pytest_distproc_register_skills(config=config):
+        for name, skill in (found or {}).items():
+            skills.register(name, skill)
+    for kinds in hook.pytest_distproc_fault_kinds(config=config):
+        for kind in kinds or ():
+            faults.register(kind)
+    for checkers in hook.pytest_distproc_expectation_kinds(config=config):
+        for name, checker in (checkers or {}).items():
+            expectations.register(name, checker)

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from pytest_distproc import hookspecs
+from pytest_distproc import hookspecs, summary
+from pytest_distproc.backends import Backend, make_backend
 from pytest_distproc.items import SECTION, SEED_KEY, ScenarioFile
 from pytest_distproc.scenario.model import BACKENDS
 
@@ -75,13 +76,18 @@ class _XdistSeed:
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFile | None:
     if file_path.suffix in SUFFIXES and parent.config.getoption("distproc_scenarios"):
-        return ScenarioFile.from_parent(parent, path=file_path)  # type: ignore[no-any-return]
+        return ScenarioFile.from_parent(parent, path=file_path)
     return None
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_distproc_make_backend(config: pytest.Config, scenario: Any) -> str:
-    return config.getoption("distproc_backend") or scenario.backend  # type: ignore[no-any-return]
+def pytest_distproc_make_backend(config: pytest.Config, scenario: Any, name: str, run_dir: str) -> Backend:
+    return make_backend(name, run_dir)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_distproc_aggregate(config: pytest.Config, scenario: Any, summaries: list[Any]) -> dict[str, float]:
+    return summary.merge(summaries)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

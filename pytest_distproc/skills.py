@@ -3,18 +3,25 @@
 A skill is ``fn(records, context) -> summary``: ``records`` is a list of ``{"value": float, ...}``
 dicts, ``context`` a plain dict (``region``, ``attempt``, ``seed``, ``workdir``), and the summary a
 mapping with count, sum, min, max, mean and variance (see :mod:`pytest_distproc.summary`).
+
+Where skills come from, in the order a name is looked up: the registry (built-ins, the
+``pytest_distproc_register_skills`` hook, the ``pytest_distproc.skills`` entry-point group),
+``package.module:function``, and a directory holding a ``SKILL.md`` (see :mod:`.skilldir`).
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from pytest_distproc import data, summary
 from pytest_distproc.errors import SkillError
 
 Skill = Callable[[list[dict[str, Any]], Mapping[str, Any]], Mapping[str, Any]]
+ENTRY_POINT_GROUP = "pytest_distproc.skills"
 
 
 def region_stats(records: list[dict[str, Any]], context: Mapping[str, Any]) -> dict[str, float]:
@@ -22,14 +29,36 @@ def region_stats(records: list[dict[str, Any]], context: Mapping[str, Any]) -> d
     return summary.summarize(data.values(records))
 
 
-BUILTIN: dict[str, Skill] = {"region-stats": region_stats}
+REGISTRY: dict[str, Skill] = {"region-stats": region_stats}
+
+
+def register(name: str, skill: Skill) -> None:
+    """Make ``skill`` available to scenarios as ``skill: name``."""
+    if not callable(skill):
+        raise SkillError(f"skill {name!r} must be callable, got {type(skill).__name__}")
+    REGISTRY[name] = skill
+
+
+def load_entry_points() -> None:
+    """Register the skills that installed packages publish in the ``pytest_distproc.skills`` group."""
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name not in REGISTRY:
+            try:
+                register(entry.name, entry.load())
+            except Exception as exc:
+                raise SkillError(f"entry point {entry.name} = {entry.value} in group {ENTRY_POINT_GROUP} "
+                                 f"cannot be loaded: {type(exc).__name__}: {exc}") from None
+
+
+def known(reference: str) -> bool:
+    return reference in REGISTRY
 
 
 def resolve(reference: str) -> Skill:
     """Turn a scenario's ``skill`` into a callable, importing user code here, never in the child."""
-    if reference in BUILTIN:
-        return BUILTIN[reference]
-    if ":" in reference:
+    if reference in REGISTRY:
+        return REGISTRY[reference]
+    if ":" in reference and not Path(reference).is_dir():
         module_name, _, attr = reference.partition(":")
         try:
             module = importlib.import_module(module_name)
@@ -40,4 +69,10 @@ def resolve(reference: str) -> Skill:
         if not callable(fn):
             raise SkillError(f"skill {reference!r}: module {module_name!r} has no callable {attr!r}")
         return fn  # type: ignore[no-any-return]
-    raise SkillError(f"skill {reference!r}: skill directories (SKILL.md) are not supported by this version")
+    if (Path(reference) / "SKILL.md").is_file():
+        from pytest_distproc.skilldir import SkillDir
+
+        skill: Skill = SkillDir.load(Path(reference)).as_skill()
+        return skill
+    raise SkillError(f"unknown skill {reference!r}; registered: {', '.join(sorted(REGISTRY))}; or use "
+                     "'package.module:function' or a directory holding a SKILL.md")

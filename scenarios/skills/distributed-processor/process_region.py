@@ -1,0 +1,27 @@
+"""Region processor of the distributed-processor skill: records in (JSON Lines), summary out (JSON)."""
+
+import argparse
+import json
+import math
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--region", required=True)
+    parser.add_argument("--records", required=True)
+    parser.add_argument("--attempt", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    with open(args.records, encoding="utf-8") as handle:
+        values = [float(json.loads(line)["value"]) for line in handle if line.strip()]
+    count = len(values)
+    total = math.fsum(values)
+    mean = total / count if count else math.nan
+    variance = math.fsum((v - mean) ** 2 for v in values) / count if count else math.nan
+    print(json.dumps({"region": args.region, "count": count, "sum": total, "mean": mean,
+                      "min": min(values) if values else math.nan, "max": max(values) if values else math.nan,
+                      "variance": variance}))
+
+
+if __name__ == "__main__":
+    main()
