@@ -57,7 +57,7 @@ def isolate(job: Mapping[str, Any]) -> None:
     err = os.open(os.path.join(workdir, STDERR_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(err, 1)
     os.dup2(err, 2)
-    stack = open(os.path.join(workdir, STACK_FILE), "w")  # noqa: SIM115 - lives until os._exit
+    stack = open(os.path.join(workdir, STACK_FILE), "w")
     faulthandler.register(signal.SIGUSR1, file=stack, all_threads=True)
     faulthandler.enable(file=stack)
     limit_mb = int(job.get("memory_limit_mb", 0))

@@ -65,10 +65,10 @@ def test_run_leaves_no_temp_dir(tmp_path: Path, monkeypatch: object) -> None:
 def test_processor_sees_scrubbed_environment_and_own_temp_dir(monkeypatch: object, tmp_path: Path) -> None:
     os.environ["DISTPROC_SECRET_TOKEN"] = "hunter2"
     try:
-        text = f"""
+        text = """
 seed: 1
 skill: tests.skills:environment_probe
-regions: {{A: {{records: 3}}, B: {{records: 3}}}}
+regions: {A: {records: 3}, B: {records: 3}}
 """
         run = Coordinator(load_one(text, str(tmp_path / "s.yaml"))).run()
     finally:
