@@ -17,6 +17,7 @@ from pytest_distproc.scenario.loader import LoadedDocument, load_file
 from pytest_distproc.scenario.model import Scenario
 
 SECTION = "distproc transcript"
+PLAN_SECTION = "distproc fault plan"
 
 
 class ScenarioFailed(Exception):
@@ -78,6 +79,10 @@ class ScenarioItem(pytest.Item):
             ),
         ).run()
         self.run_result = run
+        if run.planned_faults:
+            plan = "".join(f"# fault plan: {f['kind']} in region {f['region']} on attempt {f['attempt']}\n"
+                           for f in run.planned_faults)
+            self.add_report_section("call", PLAN_SECTION, f"# seed {run.seed}\n{plan}")
         self.add_report_section("call", SECTION, run.transcript)
         hook.pytest_distproc_run_finished(config=config, run=run)
         mismatches = expectations.check(run)

@@ -10,7 +10,7 @@ import pytest
 
 from pytest_distproc import hookspecs, summary
 from pytest_distproc.backends import Backend, make_backend
-from pytest_distproc.items import SECTION, SEED_KEY, ScenarioFile
+from pytest_distproc.items import PLAN_SECTION, SECTION, SEED_KEY, ScenarioFile
 from pytest_distproc.scenario.model import BACKENDS
 
 SUFFIXES = (".yaml", ".yml")
@@ -107,7 +107,9 @@ class _Transcripts:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call":
-            self.transcripts.extend((report.nodeid, text) for name, text in report.sections if SECTION in name)
+            texts = [text for name, text in report.sections if SECTION in name or PLAN_SECTION in name]
+            if texts:
+                self.transcripts.append((report.nodeid, "".join(sorted(texts, key=lambda t: not t.startswith("#")))))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         reportchars = getattr(self.config.option, "reportchars", "") or ""

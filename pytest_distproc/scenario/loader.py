@@ -11,17 +11,18 @@ import fnmatch
 import math
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pytest_distproc import expectations, skills
+from pytest_distproc import faults as fault_kinds
 from pytest_distproc.errors import Problem, ScenarioError
+from pytest_distproc.scenario import matrix
 from pytest_distproc.scenario.model import (
     AGGREGATE_TASK,
     BACKENDS,
-    BUILTIN_SKILLS,
     CONTEXTS,
-    FAULT_KINDS,
     ON_REGION_FAILURE,
     OUTCOMES,
     Expect,
@@ -96,12 +97,24 @@ def load_text(text: str, path: str | Path) -> list[LoadedDocument]:
                           "write a mapping with at least 'regions', e.g. regions: {A: {records: 10}}")
         return [_failed(path.stem, 1, problem)]
     loaded: list[LoadedDocument] = []
+    sources: list[Document] = []
     many = len(documents) > 1
-    for index, doc in enumerate(documents):
+    for index, original in enumerate(documents):
         default_name = f"{path.stem}-{index + 1}" if many else path.stem
-        loaded.append(_load_document(doc, path, default_name))
-    _reject_duplicate_names(loaded, documents, str(path))
+        for doc, suffix in matrix.expand(original, str(path)):
+            item = _load_document(doc, path, default_name)
+            if suffix:
+                item = _with_suffix(item, suffix)
+            loaded.append(item)
+            sources.append(doc)
+    _reject_duplicate_names(loaded, sources, str(path))
     return loaded
+
+
+def _with_suffix(item: LoadedDocument, suffix: str) -> LoadedDocument:
+    name = f"{item.name}[{suffix}]"
+    scenario = replace(item.scenario, name=name) if item.scenario is not None else None
+    return LoadedDocument(name, item.line, scenario=scenario, error=item.error)
 
 
 def load_one(text: str, path: str | Path = "<string>.yaml") -> Scenario:
@@ -228,7 +241,7 @@ def _load_document(doc: Document, path: Path, default_name: str) -> LoadedDocume
         seed = c.typed(top["seed"], "$.seed", int, "a non-negative integer", lambda n: n >= 0)
     regions, declared = _regions(c, top, path)
     skill = _skill(c, c.section(top, "skill", "region-stats"), path)
-    context = c.choice(c.section(top, "context", "fork"), "$.context", CONTEXTS, "context") or "fork"
+    context = c.choice(c.section(top, "context", _skill_context(c, skill)), "$.context", CONTEXTS, "context") or "fork"
     backend = c.choice(c.section(top, "backend", "fork"), "$.backend", BACKENDS, "backend") or "fork"
     policy = _policy(c, c.section(top, "policy", {}))
     faults = _faults(c, c.section(top, "faults", []), declared)
@@ -349,20 +362,38 @@ def _skill(c: _Checker, value: Any, path: Path) -> str:
     skill = c.typed(value, "$.skill", str, "region-stats, 'package.module:function' or a skill directory")
     if skill is None:
         return "region-stats"
-    if skill in BUILTIN_SKILLS:
+    if skills.known(skill):
         return skill
     if re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", skill):
         return skill
+    folder_name, hash_sign, script = skill.partition("#")
     try:
-        folder = (path.parent / skill).resolve()
+        folder = (path.parent / folder_name).resolve()
         found = (folder / "SKILL.md").is_file()
     except (OSError, ValueError):
         found = False
     if found:
-        return str(folder)
-    c.fail("$.skill", f"unknown skill {skill!r}; use one of {', '.join(BUILTIN_SKILLS)}, "
+        if script and not (folder / script).is_file():
+            c.fail("$.skill", f"skill directory {folder_name!r} has no script {script!r}; "
+                   f"scripts there: {', '.join(sorted(p.name for p in folder.iterdir() if p.is_file()))}")
+        return f"{folder}{hash_sign}{script}"
+    c.fail("$.skill", f"unknown skill {skill!r}; use one of {', '.join(sorted(skills.REGISTRY))}, "
            "'package.module:function', or a directory (relative to the scenario) holding a SKILL.md")
     return "region-stats"
+
+
+def _skill_context(c: _Checker, skill: str) -> str:
+    """A SKILL.md's own ``context`` applies unless the scenario sets one."""
+    if not skill.startswith("/"):
+        return "fork"
+    from pytest_distproc.errors import SkillError
+    from pytest_distproc.skilldir import SkillDir
+
+    try:
+        return SkillDir.load(skill).context
+    except SkillError as exc:
+        c.fail("$.skill", str(exc))
+        return "fork"
 
 
 def _policy(c: _Checker, value: Any) -> Policy:
@@ -419,9 +450,9 @@ def _faults(c: _Checker, value: Any, declared: list[str]) -> list[FaultSpec]:
             c.fail(f"{at}.region", _unknown_region(region, declared))
         kind = None
         if "kind" in body:
-            kind = c.choice(body["kind"], f"{at}.kind", FAULT_KINDS, "fault kind")
+            kind = c.choice(body["kind"], f"{at}.kind", tuple(fault_kinds.REGISTRY), "fault kind")
         else:
-            c.fail(at, f"missing required key 'kind' (one of {', '.join(FAULT_KINDS)})")
+            c.fail(at, f"missing required key 'kind' (one of {', '.join(fault_kinds.REGISTRY)})")
         attempts: tuple[int, ...] | None = (1,)
         if "attempts" in body:
             raw = body["attempts"]
@@ -460,7 +491,7 @@ def _is_int(value: Any) -> bool:
 
 
 def _expect(c: _Checker, value: Any, declared: list[str]) -> Expect:
-    body = c.mapping(value, "$.expect", EXPECT_KEYS)
+    body = c.mapping(value, "$.expect", (*EXPECT_KEYS, *expectations.REGISTRY))
     tasks = [region_task(r) for r in declared] + [AGGREGATE_TASK]
 
     def task_keys(at: str) -> Iterator[tuple[str, Any, str]]:
@@ -495,7 +526,8 @@ def _expect(c: _Checker, value: Any, declared: list[str]) -> Expect:
     order = tuple(_orders(c, c.section(body, "order", []), tasks))
     concurrent = tuple(_globs(c, c.section(body, "concurrent", []), "$.expect.concurrent", tasks))
     aggregate = _aggregate(c, c.section(body, "aggregate", {}), declared)
-    return Expect(outcome, status, transitions, order, concurrent, attempts, aggregate)
+    extra = {key: body[key] for key in expectations.REGISTRY if key in body}
+    return Expect(outcome, status, transitions, order, concurrent, attempts, aggregate, extra)
 
 
 def _orders(c: _Checker, value: Any, tasks: list[str]) -> Iterator[str]:

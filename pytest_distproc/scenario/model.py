@@ -82,6 +82,8 @@ class Expect:
     concurrent: tuple[str, ...] = ()
     attempts: Mapping[str, int] = field(default_factory=dict)
     aggregate: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Values of expectation kinds that plugins registered (``pytest_distproc_expectation_kinds``)."""
 
 
 @dataclass(frozen=True)
