@@ -121,3 +121,7 @@ class _Transcripts:
             for line in content.rstrip("\n").splitlines():
                 terminalreporter.write_line(line)
             terminalreporter.write_line("")
+
+
+# Report directory, terminal totals and golden transcripts live in their own modules.
+pytest_plugins = ["pytest_distproc.reportdir", "pytest_distproc.goldens"]

@@ -1,0 +1,132 @@
+"""Golden transcripts: ``expect: {transcript: golden/NAME.txt}``, and ``--distproc-update-goldens``.
+
+The transcript is compared after normalising what legitimately changes between runs: pids and
+timings are masked, and the region blocks and region result lines are put in a stable order.
+
+With ``--distproc-update-goldens`` a golden that differs (or is missing) is rewritten and its item
+FAILS, saying so: CI never passes on an update. Goldens are only ever written, never deleted, so a
+partial run (``-k``, ``--lf``, one xdist worker's share) cannot lose one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from pytest_distproc.coordinator import Run
+
+UPDATE_FLAG = "--distproc-update-goldens"
+
+_PID = re.compile(r"\(pid \d+\)")
+_AFTER = re.compile(r"\bafter \d+(?:\.\d+)? s\b")
+_SECONDS = re.compile(r"\b\d+\.\d+ ?s\b")
+_TASK_LINE = re.compile(r"^\[t\d+\] (\S+):")
+_REGION_LINE = re.compile(r"^Region \S+: ")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("distproc", "fork/join scenarios (pytest-distproc)")
+    group.addoption(
+        UPDATE_FLAG,
+        action="store_true",
+        default=False,
+        help="rewrite golden transcripts (expect.transcript) that differ or are missing; those items fail, "
+        "so review the diff and rerun without the flag. Goldens are never deleted.",
+    )
+
+
+def normalise(transcript: str) -> str:
+    """The transcript with pids and timings masked and region blocks in a stable (sorted) order."""
+    masked = _SECONDS.sub("<t> s", _AFTER.sub("after <t> s", _PID.sub("(pid <pid>)", transcript)))
+    lines = masked.replace("\r\n", "\n").rstrip("\n").split("\n")
+    # [tN] task blocks (a task line with its indented '!' lines): sort the process-region blocks by task,
+    # renumbering nothing but the order; region result lines: sort by region id.
+    out: list[str] = []
+    index = 0
+    while index < len(lines):
+        if _TASK_LINE.match(lines[index]):
+            blocks: list[list[str]] = []
+            while index < len(lines) and _TASK_LINE.match(lines[index]):
+                block = [_TASK_LINE.sub(lambda m: f"[t] {m.group(1)}:", lines[index])]
+                index += 1
+                while index < len(lines) and lines[index].startswith("    "):
+                    block.append(lines[index])
+                    index += 1
+                blocks.append(block)
+            regions = sorted((b for b in blocks if b[0].startswith("[t] process-region-")), key=lambda b: b[0])
+            others = [b for b in blocks if not b[0].startswith("[t] process-region-")]
+            for block in [*regions, *others]:
+                out.extend(block)
+        elif _REGION_LINE.match(lines[index]):
+            group = []
+            while index < len(lines) and _REGION_LINE.match(lines[index]):
+                group.append(lines[index])
+                index += 1
+            out.extend(sorted(group))
+        else:
+            out.append(lines[index])
+            index += 1
+    return "\n".join(out) + "\n"
+
+
+def _shown(path: Path, config: pytest.Config) -> str:
+    try:
+        return str(path.relative_to(config.rootpath))
+    except ValueError:
+        return str(path)
+
+
+def check(config: pytest.Config, run: Run) -> list[str]:
+    """Mismatches for ``run``'s golden transcript; with the update flag, rewrite it (and still fail)."""
+    golden: Path | None = getattr(run.scenario.expect, "transcript", None)
+    if golden is None:
+        return []
+    golden = Path(golden)
+    if not golden.is_absolute():
+        golden = run.scenario.path.parent / golden
+    actual = normalise(run.transcript)
+    shown = _shown(golden, config)
+    update = bool(config.getoption("distproc_update_goldens"))
+    seedless = "" if run.scenario.seed is not None else (
+        " (this scenario sets no seed, so its data changes from run to run: give it a 'seed' to make the "
+        "transcript reproducible)")
+    try:
+        expected: str | None = golden.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        expected = None
+    if expected is not None and expected == actual:
+        return []
+    if update:
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        partial = golden.with_name(f".{golden.name}.{os.getpid()}.tmp")
+        partial.write_text(actual, encoding="utf-8")
+        partial.replace(golden)
+        verb = "written" if expected is None else "updated"
+        return [f"golden transcript {shown} {verb} by {UPDATE_FLAG}; review the change, then rerun without "
+                f"the flag (an update never passes){seedless}"]
+    if expected is None:
+        return [f"golden transcript {shown} does not exist; run pytest with {UPDATE_FLAG} to write it from "
+                f"this run, review it and commit it{seedless}"]
+    diff = "".join(difflib.unified_diff(expected.splitlines(keepends=True), actual.splitlines(keepends=True),
+                                        fromfile=f"{shown} (golden)", tofile="this run (normalised)"))
+    return [f"transcript differs from golden {shown} (if the change is intended, rerun with {UPDATE_FLAG})"
+            f"{seedless}:\n{diff.rstrip()}"]
+
+
+class GoldenPlugin:
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_distproc_check(self, config: pytest.Config, run: Run) -> list[str] | None:
+        return check(config, run) or None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(GoldenPlugin(config), "distproc-goldens")
+
