@@ -10,10 +10,12 @@ import pytest
 
 from pytest_distproc import hookspecs, summary
 from pytest_distproc.backends import Backend, make_backend
+from pytest_distproc.fixture import distproc
 from pytest_distproc.items import PLAN_SECTION, SECTION, SEED_KEY, ScenarioFile
 from pytest_distproc.scenario.model import BACKENDS
 
 SUFFIXES = (".yaml", ".yml")
+__all__ = ["distproc"]
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:

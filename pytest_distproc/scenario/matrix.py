@@ -38,7 +38,8 @@ def expand(doc: Document, filename: str) -> list[tuple[Document, str]]:
 
     axes: list[tuple[str, list[Any]]] = []
     if not isinstance(matrix, dict) or not matrix:
-        fail("$.matrix", "expected a mapping of variable -> list of values, e.g. {kind: [raise, crash], region: [A, B]}")
+        fail("$.matrix", "expected a mapping of variable -> list of values, "
+             "e.g. {kind: [raise, crash], region: [A, B]}")
     else:
         for name, values in matrix.items():
             at = f"$.matrix.{name}"
@@ -87,7 +88,7 @@ def _substitute(value: Any, bindings: dict[str, Any]) -> Any:
             return bindings[whole.group(1)]
         return PLACEHOLDER.sub(lambda m: str(bindings[m.group(1)]), value)
     if isinstance(value, dict):
-        return {_substitute(k, bindings) if isinstance(k, str) else k: _substitute(v, bindings) for k, v in value.items()}
+        return {_substitute(k, bindings): _substitute(v, bindings) for k, v in value.items()}
     if isinstance(value, list):
         return [_substitute(v, bindings) for v in value]
     return value

@@ -1,0 +1,170 @@
+"""Every hook is called with its documented arguments by a conftest that implements it; the fixture works."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import Sandbox
+
+CONFTEST = '''
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_distproc import summary
+from pytest_distproc.backends.fork import ForkBackend
+from pytest_distproc.faults import FaultKind
+
+LOG = Path(__file__).parent / "hooks.jsonl"
+
+
+def log(**fields):
+    with LOG.open("a") as handle:
+        handle.write(json.dumps(fields) + "\\n")
+
+
+def pytest_distproc_make_backend(config, scenario, name, run_dir):
+    log(hook="make_backend", scenario=scenario.name, name=name, run_dir_is_dir=Path(run_dir).is_dir())
+    return ForkBackend(run_dir)
+
+
+def negate(records, context):
+    return summary.summarize([-r["value"] for r in records])
+
+
+def pytest_distproc_register_skills(config):
+    log(hook="register_skills")
+    return {"negate": negate}
+
+
+def _bitflip(fault, state):
+    state["records"] = [{"value": r["value"] + 1000} for r in state["records"]]
+
+
+def pytest_distproc_fault_kinds(config):
+    log(hook="fault_kinds")
+    return [FaultKind("bitflip", "before", _bitflip, lethal=False)]
+
+
+def _max_below(run, limit):
+    return [] if run.total["max"] < limit else [f"max {run.total['max']} is not below {limit}"]
+
+
+def pytest_distproc_expectation_kinds(config):
+    log(hook="expectation_kinds")
+    return {"max_below": _max_below}
+
+
+def pytest_distproc_transition(config, scenario, transition):
+    log(hook="transition", scenario=scenario.name, seq=transition.seq, task=transition.task,
+        to=transition.to_state.value)
+
+
+def pytest_distproc_aggregate(config, scenario, summaries):
+    log(hook="aggregate", scenario=scenario.name, counts=[s["count"] for s in summaries])
+    return None  # fall through to the plugin's own merge
+
+
+def pytest_distproc_run_finished(config, run):
+    log(hook="run_finished", scenario=run.scenario.name, outcome=run.outcome)
+
+
+def pytest_distproc_check(config, run):
+    log(hook="check", scenario=run.scenario.name)
+    return ["custom check says no"] if run.scenario.name == "vetoed" else []
+'''
+
+
+def read_log(sandbox: Sandbox) -> list[dict[str, object]]:
+    path = sandbox.pytester.path / "hooks.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_every_hook_is_called_with_documented_arguments(sandbox: Sandbox) -> None:
+    sandbox.pytester.makeconftest(CONFTEST)
+    sandbox.scenario(
+        "hooked",
+        """\
+        name: hooked
+        seed: 1
+        skill: negate
+        regions: {A: {records: 20}, B: {records: 10}}
+        policy: {retries: 1}
+        faults: [{region: B, kind: bitflip}]
+        expect:
+          outcome: COMPLETE
+          max_below: 1001
+        ---
+        name: vetoed
+        regions: {A: {records: 5}}
+        """,
+    )
+    result = sandbox.run("--distproc-scenarios", "-p", "no:randomly")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*custom check says no*"])
+    entries = read_log(sandbox)
+    hooks = {e["hook"] for e in entries}
+    assert hooks == {"register_skills", "fault_kinds", "expectation_kinds", "make_backend", "transition",
+                     "aggregate", "run_finished", "check"}
+    make = [e for e in entries if e["hook"] == "make_backend"]
+    assert make[0] == {"hook": "make_backend", "scenario": "hooked", "name": "fork", "run_dir_is_dir": True}
+    transitions = [e for e in entries if e["hook"] == "transition" and e["scenario"] == "hooked"]
+    assert [t["seq"] for t in transitions] == sorted(t["seq"] for t in transitions)
+    assert ("aggregate-results", "COMPLETE") == (transitions[-1]["task"], transitions[-1]["to"])
+    aggregate = next(e for e in entries if e["hook"] == "aggregate" and e["scenario"] == "hooked")
+    assert sorted(aggregate["counts"]) == [10, 20]
+
+
+def test_registered_fault_kind_fires_and_custom_expectation_can_fail(sandbox: Sandbox) -> None:
+    sandbox.pytester.makeconftest(CONFTEST)
+    sandbox.scenario(
+        "flip",
+        """\
+        name: flip
+        seed: 1
+        regions: {A: {records: 20}}
+        faults: [{region: A, kind: bitflip}]
+        expect: {max_below: 1000}
+        """,
+    )
+    result = sandbox.run("--distproc-scenarios", "-p", "no:randomly")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*max_below: max 10* is not below 1000*"])
+
+
+def test_unknown_fault_kind_without_the_hook_is_a_load_error(sandbox: Sandbox) -> None:
+    sandbox.scenario("flip", "regions: {A: {records: 2}}\nfaults: [{region: A, kind: bitflip}]\n")
+    result = sandbox.run("--distproc-scenarios")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*scenarios/flip.yaml:2: $.faults[[]0[]].kind: *bitflip*"])
+
+
+def test_distproc_fixture_runs_dicts_and_yaml(sandbox: Sandbox) -> None:
+    sandbox.pytester.makepyfile(
+        test_mine="""
+        import pytest
+        from pytest_distproc import ScenarioError
+
+        def test_dict(distproc):
+            run = distproc.run({"seed": 3, "regions": {"A": {"records": 10}, "B": {"records": 5}},
+                                "policy": {"retries": 1},
+                                "faults": [{"region": "A", "kind": "crash", "exit_code": 4}]})
+            assert [s.value for s in run.tasks.sequence("process-region-a")] == [
+                "PENDING", "IN_PROGRESS", "FAILED", "IN_PROGRESS", "COMPLETE"]
+            assert run.total["count"] == 15
+            assert "crashed with exit code 4" in run.transcript
+            assert distproc.check(run) == []
+
+        def test_yaml(distproc):
+            run = distproc.run("regions: {A: {inline: [{value: 2}, {value: 4}]}}")
+            assert run.regions["A"]["mean"] == 3
+
+        def test_bad(distproc):
+            with pytest.raises(ScenarioError, match="regions"):
+                distproc.load({"regionz": {}})
+        """
+    )
+    result = sandbox.run("-p", "no:randomly")
+    result.assert_outcomes(passed=3)
+    sandbox.assert_clean()
