@@ -84,6 +84,8 @@ class Expect:
     aggregate: Mapping[str, Any] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Values of expectation kinds that plugins registered (``pytest_distproc_expectation_kinds``)."""
+    transcript: Path | None = None
+    """Golden transcript file (``expect: {transcript: golden/NAME.txt}``), resolved beside the scenario."""
 
 
 @dataclass(frozen=True)
