@@ -51,7 +51,8 @@ class Backend(Protocol):
         ...
 
 
-def make_backend(name: str, run_dir: str) -> Backend:
+def make_backend(name: str, run_dir: str, *, ray_address: str | None = None) -> Backend:
+    """The backend called ``name``; ``ray_address`` is the Ray cluster to join (None: a private local Ray)."""
     if name == "fork":
         from pytest_distproc.backends.fork import ForkBackend
 
@@ -63,5 +64,5 @@ def make_backend(name: str, run_dir: str) -> Backend:
     if name == "ray":
         from pytest_distproc.backends.ray import RayBackend
 
-        return RayBackend(run_dir)
+        return RayBackend(run_dir, address=ray_address)
     raise ValueError(f"unknown backend {name!r}")
