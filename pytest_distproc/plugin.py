@@ -42,6 +42,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="run every scenario on this backend instead of its own 'backend'.",
     )
+    group.addoption(
+        "--distproc-ray-address",
+        default=None,
+        metavar="ADDR",
+        help="Ray cluster (GCS host:port) for the ray backend; default: ini distproc_ray_address, "
+        "else a private local Ray on 127.0.0.1.",
+    )
+    parser.addini("distproc_ray_address", "Ray cluster address (host:port) for the ray backend", default="")
     parser.addini("distproc_scenarios", "paths searched by --distproc-scenarios when none are given",
                   type="args", default=["scenarios"])
 
