@@ -92,7 +92,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFi
 
 @pytest.hookimpl(trylast=True)
 def pytest_distproc_make_backend(config: pytest.Config, scenario: Any, name: str, run_dir: str) -> Backend:
-    return make_backend(name, run_dir)
+    address = config.getoption("distproc_ray_address") or config.getini("distproc_ray_address") or None
+    return make_backend(name, run_dir, ray_address=address)
 
 
 @pytest.hookimpl(trylast=True)
