@@ -193,6 +193,8 @@ class _Loop:
             return
         kind = message.get("type")
         if kind == "hello":
+            if record.pid is None and isinstance(message.get("pid"), int):
+                record.pid = message["pid"]  # a remote backend (ray) learns the pid only from the hello
             self.tasks.note("started", f"{record.task} attempt {record.attempt} (pid {record.pid}) is running",
                             task=record.task, attempt=record.attempt, pid=record.pid)
             if handle in self.wave:
