@@ -42,7 +42,7 @@ TOP_KEYS = (
 )
 POLICY_KEYS = ("timeout", "retries", "backoff", "on_region_failure", "memory_limit_mb")
 FAULT_KEYS = ("region", "kind", "attempts", "exit_code", "signal", "seconds", "fraction", "message")
-EXPECT_KEYS = ("outcome", "status", "transitions", "order", "concurrent", "attempts", "aggregate")
+EXPECT_KEYS = ("outcome", "status", "transitions", "order", "concurrent", "attempts", "aggregate", "transcript")
 SUMMARY_KEYS = ("records", "sum", "mean", "min", "max", "variance")
 SOURCE_KEYS = ("records", "file", "inline")
 DATA_SUFFIXES = (".jsonl", ".ndjson", ".csv")
@@ -527,7 +527,12 @@ def _expect(c: _Checker, value: Any, declared: list[str]) -> Expect:
     concurrent = tuple(_globs(c, c.section(body, "concurrent", []), "$.expect.concurrent", tasks))
     aggregate = _aggregate(c, c.section(body, "aggregate", {}), declared)
     extra = {key: body[key] for key in expectations.REGISTRY if key in body}
-    return Expect(outcome, status, transitions, order, concurrent, attempts, aggregate, extra)
+    transcript = None
+    if body.get("transcript") is not None:  # a golden file, beside the scenario; it need not exist yet
+        name = c.typed(body["transcript"], "$.expect.transcript", str, "a path like golden/NAME.txt, relative "
+                       "to the scenario file", lambda t: bool(t.strip()))
+        transcript = c.path.parent / name if name else None
+    return Expect(outcome, status, transitions, order, concurrent, attempts, aggregate, extra, transcript)
 
 
 def _orders(c: _Checker, value: Any, tasks: list[str]) -> Iterator[str]:
