@@ -106,10 +106,14 @@ class Coordinator:
         run_dir = tempfile.mkdtemp(prefix="distproc-")
         backend = self.backend_factory(self.backend_name, run_dir)
         try:
-            return _Loop(self, backend, skill).run()
+            return self._loop(backend, skill).run()
         finally:
             backend.close()
             shutil.rmtree(run_dir, ignore_errors=True)
+
+    def _loop(self, backend: Backend, skill: skills.Skill) -> _Loop:
+        """The loop of one run. A seam: tests plant a coordinator bug in a subclass of ``_Loop``."""
+        return _Loop(self, backend, skill)
 
 
 class _Loop:
