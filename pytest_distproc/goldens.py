@@ -46,7 +46,7 @@ def normalise(transcript: str) -> str:
     masked = _SECONDS.sub("<t> s", _AFTER.sub("after <t> s", _PID.sub("(pid <pid>)", transcript)))
     lines = masked.replace("\r\n", "\n").rstrip("\n").split("\n")
     # [tN] task blocks (a task line with its indented '!' lines): sort the process-region blocks by task,
-    # renumbering nothing but the order; region result lines: sort by region id.
+    # numbered afresh in that order; region result lines: sort by region id.
     out: list[str] = []
     index = 0
     while index < len(lines):
@@ -61,8 +61,8 @@ def normalise(transcript: str) -> str:
                 blocks.append(block)
             regions = sorted((b for b in blocks if b[0].startswith("[t] process-region-")), key=lambda b: b[0])
             others = [b for b in blocks if not b[0].startswith("[t] process-region-")]
-            for block in [*regions, *others]:
-                out.extend(block)
+            for number, block in enumerate([*regions, *others], start=1):
+                out.extend([block[0].replace("[t] ", f"[t{number}] ", 1), *block[1:]])
         elif _REGION_LINE.match(lines[index]):
             group = []
             while index < len(lines) and _REGION_LINE.match(lines[index]):
