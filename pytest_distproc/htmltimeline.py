@@ -92,7 +92,8 @@ def timeline_svg(summary: Mapping[str, Any], *, compact: bool = False) -> str:
     top = 4 if compact else TOP
     right = 6 if compact else RIGHT
     plot = width - label - right
-    span = max(float(summary.get("duration") or 0.0), 1e-4)
+    # a little room after the run's end, so that the (instant) aggregation bar sits after the regions
+    span = max(float(summary.get("duration") or 0.0), 1e-4) * 1.04
     height = top + lane * len(tasks) + (4 if compact else 48)
 
     def x(t: float) -> float:
