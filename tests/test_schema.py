@@ -1,0 +1,179 @@
+"""The scenario JSON Schema: valid draft 2020-12, shipped twice identically, accepts every shipped
+scenario, and agrees with the loader on a set of valid and invalid documents."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema  # the real validator (in the 'test' extra)
+import pytest
+
+from pytest_distproc import faults
+from pytest_distproc.scenario import loader
+from pytest_distproc.scenario.model import BACKENDS, CONTEXTS, ON_REGION_FAILURE, OUTCOMES
+from pytest_distproc.scenario.yamlsource import parse_documents_safely
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _schema() -> dict[str, Any]:
+    text = resources.files("pytest_distproc").joinpath("schema/scenario.schema.json").read_text("utf-8")
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+def _validator() -> Any:
+    return jsonschema.Draft202012Validator(_schema())
+
+
+def test_schema_is_valid_draft_2020_12_and_the_docs_copy_is_the_same() -> None:
+    schema = _schema()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert json.loads((ROOT / "docs" / "scenario.schema.json").read_text()) == schema
+
+
+def test_schema_enums_follow_the_loader() -> None:
+    defs = _schema()["$defs"]
+    assert defs["fault"]["properties"]["kind"]["enum"] == list(faults.REGISTRY)
+    assert defs["expect"]["properties"]["status"]["additionalProperties"]["enum"] == list(loader.STATES)
+    assert [v for v in defs["scenario"]["properties"]["backend"]["enum"] if v] == list(BACKENDS)
+    assert [v for v in defs["scenario"]["properties"]["context"]["enum"] if v] == list(CONTEXTS)
+    assert defs["policy"]["properties"]["on_region_failure"]["enum"] == list(ON_REGION_FAILURE)
+    assert [v for v in defs["expect"]["properties"]["outcome"]["enum"] if v] == list(OUTCOMES)
+    assert set(defs["scenario"]["properties"]) == set(loader.TOP_KEYS)
+    assert set(defs["policy"]["properties"]) == set(loader.POLICY_KEYS)
+    assert set(defs["fault"]["properties"]) == set(loader.FAULT_KEYS)
+    assert set(defs["expect"]["properties"]) == set(loader.EXPECT_KEYS)
+
+
+SHIPPED = sorted(p for p in (ROOT / "scenarios").rglob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_shipped_scenario_is_valid_against_the_schema(path: Path) -> None:
+    validator = _validator()
+    for document in parse_documents_safely(path.read_text(encoding="utf-8"), str(path)):
+        errors = [f"{e.json_path}: {e.message}" for e in validator.iter_errors(document.value)]
+        assert not errors, f"{path}:{document.line}: {errors}"
+
+
+BASE = "regions: {A: {records: 10}, B: {records: 5}}\n"
+
+# (id, YAML document, valid?) -- the schema and the loader must both give the verdict.
+EXAMPLES: list[tuple[str, str, bool]] = [
+    ("minimal", BASE, True),
+    ("full", BASE + """\
+name: full-1
+description: every section
+seed: 3
+skill: region-stats
+context: fork
+backend: inline
+policy: {timeout: 250ms, retries: 2, backoff: 0.5, on_region_failure: partial, memory_limit_mb: 64}
+faults:
+  - {region: A, kind: crash, exit_code: 9, attempts: [1, 2]}
+  - {region: B, kind: signal, signal: sigterm, attempts: all}
+  - {region: B, kind: delay, seconds: 1.5s}
+  - {region: A, kind: drop, fraction: 0.5, message: gone}
+expect:
+  outcome: COMPLETE
+  status: {process-region-a: COMPLETE, aggregate-results: COMPLETE}
+  transitions: {process-region-b: [PENDING, IN_PROGRESS, COMPLETE]}
+  order: ["process-region-*:COMPLETE < aggregate-results:IN_PROGRESS"]
+  concurrent: ["process-region-*"]
+  attempts: {process-region-a: 3}
+  aggregate: {total: {records: 15, sum: 1.5}, regions: {A: {records: 10}}, missing: [B]}
+  transcript: golden/full.txt
+""", True),
+    ("null-sections", BASE + "description:\nfaults:\npolicy:\nexpect:\n", True),
+    ("inline-region", "regions: {C: {inline: [{value: 1.5}, {value: 2, other: x}]}}\n", True),
+    ("matrix", BASE + "matrix: {kind: [raise, crash]}\nfaults: [{region: A, kind: '${kind}'}]\n", True),
+    ("no-regions", "name: x\n", False),
+    ("empty-regions", "regions: {}\n", False),
+    ("regions-list", "regions: [A, B]\n", False),
+    ("unknown-top-key", BASE + "retries: 1\n", False),
+    ("bad-name", BASE + "name: 'has space'\n", False),
+    ("negative-seed", BASE + "seed: -1\n", False),
+    ("seed-string", BASE + "seed: abc\n", False),
+    ("bad-region-id", "regions: {'-A': {records: 1}}\n", False),
+    ("two-sources", "regions: {A: {records: 1, inline: [{value: 1}]}}\n", False),
+    ("no-source", "regions: {A: {}}\n", False),
+    ("records-negative", "regions: {A: {records: -1}}\n", False),
+    ("records-string", "regions: {A: {records: many}}\n", False),
+    ("inline-no-value", "regions: {A: {inline: [{v: 1}]}}\n", False),
+    ("unknown-context", BASE + "context: thread\n", False),
+    ("unknown-backend", BASE + "backend: k8s\n", False),
+    ("timeout-zero", BASE + "policy: {timeout: 0s}\n", False),
+    ("timeout-word", BASE + "policy: {timeout: five seconds}\n", False),
+    ("retries-too-many", BASE + "policy: {retries: 101}\n", False),
+    ("unknown-policy-key", BASE + "policy: {retry: 1}\n", False),
+    ("on-failure", BASE + "policy: {on_region_failure: ignore}\n", False),
+    ("memory-small", BASE + "policy: {memory_limit_mb: 8}\n", False),
+    ("fault-kind", BASE + "faults: [{region: A, kind: explode}]\n", False),
+    ("fault-no-kind", BASE + "faults: [{region: A}]\n", False),
+    ("fault-no-region", BASE + "faults: [{kind: raise}]\n", False),
+    ("fault-key", BASE + "faults: [{region: A, kind: raise, when: 1}]\n", False),
+    ("fault-attempt-zero", BASE + "faults: [{region: A, kind: raise, attempts: [0]}]\n", False),
+    ("fault-exit-code", BASE + "faults: [{region: A, kind: crash, exit_code: 0}]\n", False),
+    ("fault-signal", BASE + "faults: [{region: A, kind: signal, signal: NOPE}]\n", False),
+    ("delay-no-seconds", BASE + "faults: [{region: A, kind: delay}]\n", False),
+    ("fraction-zero", BASE + "faults: [{region: A, kind: drop, fraction: 0}]\n", False),
+    ("faults-mapping", BASE + "faults: {region: A, kind: raise}\n", False),
+    ("outcome", BASE + "expect: {outcome: DONE}\n", False),
+    ("state", BASE + "expect: {status: {process-region-a: DONE}}\n", False),
+    ("transitions-empty", BASE + "expect: {transitions: {process-region-a: []}}\n", False),
+    ("order-syntax", BASE + "expect: {order: ['process-region-a before aggregate-results']}\n", False),
+    ("order-state", BASE + "expect: {order: ['process-region-*:DONE < aggregate-results:IN_PROGRESS']}\n", False),
+    ("attempts-negative", BASE + "expect: {attempts: {process-region-a: -1}}\n", False),
+    ("expect-key", BASE + "expect: {total: 15}\n", False),
+    ("aggregate-key", BASE + "expect: {aggregate: {sum: 1}}\n", False),
+    ("summary-key", BASE + "expect: {aggregate: {total: {count: 15}}}\n", False),
+    ("transcript-list", BASE + "expect: {transcript: [a.txt]}\n", False),
+    ("transcript-empty", BASE + "expect: {transcript: ''}\n", False),
+    ("matrix-empty", BASE + "matrix: {}\n", False),
+    ("not-a-mapping", "- regions\n", False),
+]
+
+# Beyond JSON Schema: references between parts of one document, and the file system. The schema
+# accepts these; the loader rejects them with file:line (listed so that the difference is explicit).
+LOADER_ONLY: list[tuple[str, str]] = [
+    ("fault-unknown-region", BASE + "faults: [{region: Z, kind: raise}]\n"),
+    ("expect-unknown-task", BASE + "expect: {status: {process-region-z: COMPLETE}}\n"),
+    ("order-glob-matches-nothing", BASE + "expect: {order: ['x-*:COMPLETE < aggregate-results:IN_PROGRESS']}\n"),
+    ("missing-data-file", "regions: {A: {file: nowhere.jsonl}}\n"),
+    ("unknown-skill", BASE + "skill: no-such-skill\n"),
+]
+
+
+def _schema_ok(text: str, tmp_path: Path) -> bool:
+    documents = parse_documents_safely(text, str(tmp_path / "s.yaml"))
+    assert len(documents) == 1 and not documents[0].problems, documents[0].problems
+    return bool(_validator().is_valid(documents[0].value))
+
+
+def _loader_ok(text: str, tmp_path: Path) -> bool:
+    documents = loader.load_text(text, tmp_path / "s.yaml")
+    return all(d.error is None for d in documents)
+
+
+@pytest.mark.parametrize(("text", "valid"), [(t, v) for _, t, v in EXAMPLES], ids=[i for i, _, _ in EXAMPLES])
+def test_schema_and_loader_agree(text: str, valid: bool, tmp_path: Path) -> None:
+    assert _loader_ok(text, tmp_path) is valid, "loader"
+    assert _schema_ok(text, tmp_path) is valid, "schema"
+
+
+@pytest.mark.parametrize("text", [t for _, t in LOADER_ONLY], ids=[i for i, _ in LOADER_ONLY])
+def test_cross_references_are_the_loaders_job(text: str, tmp_path: Path) -> None:
+    assert _schema_ok(text, tmp_path)
+    assert not _loader_ok(text, tmp_path)
+
+
+def test_docs_explain_the_editor_modeline() -> None:
+    text = (ROOT / "docs" / "schema.md").read_text()
+    assert "# yaml-language-server: $schema=" in text
+    for name in ("seed.yaml", "retry.yaml"):
+        assert (ROOT / "scenarios" / name).read_text().startswith(
+            "# yaml-language-server: $schema=../pytest_distproc/schema/scenario.schema.json\n")
