@@ -104,7 +104,11 @@ class Coordinator:
     def run(self) -> Run:
         skill = skills.resolve(self.scenario.skill)
         run_dir = tempfile.mkdtemp(prefix="distproc-")
-        backend = self.backend_factory(self.backend_name, run_dir)
+        try:
+            backend = self.backend_factory(self.backend_name, run_dir)
+        except BaseException:  # e.g. the ray backend without Ray installed: leave no run dir behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
         try:
             return self._loop(backend, skill).run()
         finally:
