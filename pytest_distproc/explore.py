@@ -372,9 +372,108 @@ def explore(
         attempt()
     except _Broken as broken:
         plain = run_plan(scenario, broken.plan, coordinator=coordinator, seed=run_seed)
-        finding = Finding(scenario, broken.plan, broken.outcome.mismatches, run_seed, hseed,
-                          broken.outcome.schedule, needs_schedule=not plain.mismatches)
+        if plain.mismatches:  # the plan alone reproduces it: shrink further, without a schedule
+            plan = minimize(scenario, broken.plan, kinds=kinds, coordinator=coordinator, seed=run_seed)
+            outcome = run_plan(scenario, plan, coordinator=coordinator, seed=run_seed)
+            finding = Finding(scenario, plan, outcome.mismatches, run_seed, hseed, [], needs_schedule=False)
+        else:
+            finding = Finding(scenario, broken.plan, broken.outcome.mismatches, run_seed, hseed,
+                              broken.outcome.schedule, needs_schedule=True)
     return Exploration(runs, time.perf_counter() - started, finding)
+
+
+def minimize(
+    scenario: Scenario,
+    plan: Sequence[FaultSpec],
+    *,
+    kinds: Sequence[str] = strategies.DEFAULT_KINDS,
+    coordinator: CoordinatorFactory = Coordinator,
+    seed: int | None = None,
+) -> tuple[FaultSpec, ...]:
+    """Shrink a plan that breaks an invariant on FIFO delivery to a canonical minimal one.
+
+    Hypothesis' shrinking works on its choice sequence; this finishes the job on the plan itself,
+    keeping it coherent: drop any fault whose removal keeps the failure (later faults of the region
+    move one attempt earlier), move a region's faults to the earliest region without faults, prefer
+    a kind listed earlier, and ``attempts: [1]`` over ``all``. Repeats until nothing changes.
+    """
+    ids = [r.id for r in scenario.regions]
+    run_seed = scenario.seed if scenario.seed is not None else (seed or 0)
+    counts = {r.id: data.count(data.source_of(r, run_seed)) for r in scenario.regions}
+    policy = scenario.policy
+
+    def kinds_of(mismatches: list[str]) -> set[str]:
+        return {m.split(":", 1)[0] for m in mismatches}
+
+    wanted = kinds_of(run_plan(scenario, plan, coordinator=coordinator, seed=seed).mismatches)
+
+    def coherent(candidate: tuple[FaultSpec, ...]) -> bool:
+        for chain in chains(candidate).values():
+            if len(chain) > policy.retries + 1 or (len(chain) > 1 and chain[0].attempts is None):
+                return False
+            if any(not strategies.fails(f, counts[f.region], policy.timeout) for f in chain[:-1]):
+                return False
+        return True
+
+    def breaks(candidate: tuple[FaultSpec, ...]) -> bool:
+        if not coherent(candidate):
+            return False
+        mismatches = run_plan(scenario, candidate, coordinator=coordinator, seed=seed).mismatches
+        return bool(kinds_of(mismatches) & wanted)
+
+    def chains(candidate: Sequence[FaultSpec]) -> dict[str, list[FaultSpec]]:
+        out: dict[str, list[FaultSpec]] = {}
+        for fault in candidate:
+            out.setdefault(fault.region, []).append(fault)
+        return out
+
+    def flatten(by_region: dict[str, list[FaultSpec]]) -> tuple[FaultSpec, ...]:
+        flat: list[FaultSpec] = []
+        for region in ids:
+            for index, fault in enumerate(by_region.get(region, [])):
+                attempts = None if fault.attempts is None and index == 0 else (index + 1,)
+                flat.append(dataclasses.replace(fault, region=region, attempts=attempts))
+        return tuple(flat)
+
+    def candidates(current: tuple[FaultSpec, ...]) -> list[tuple[FaultSpec, ...]]:
+        by_region = chains(current)
+        out: list[tuple[FaultSpec, ...]] = []
+        for region, chain in by_region.items():  # drop one fault
+            for index in range(len(chain)):
+                out.append(flatten({**by_region, region: chain[:index] + chain[index + 1:]}))
+        free = [r for r in ids if r not in by_region]
+        for region, chain in by_region.items():  # move a region's faults to an earlier free region
+            earlier = [r for r in free if ids.index(r) < ids.index(region)]
+            if earlier:
+                moved = {k: v for k, v in by_region.items() if k != region}
+                out.append(flatten({**moved, earlier[0]: chain}))
+        for position, fault in enumerate(current):  # an earlier kind; [1] instead of all
+            simpler = [dataclasses.replace(fault, kind=k) for k in kinds[: list(kinds).index(fault.kind)]
+                       if fault.kind in kinds and k not in ("delay", "drop")]
+            if fault.attempts is None:
+                simpler.append(dataclasses.replace(fault, attempts=(1,)))
+            out.extend((*current[:position], s, *current[position + 1:]) for s in simpler)
+        return out
+
+    current = flatten(chains(plan))
+    if current != tuple(plan) and not breaks(current):
+        current = tuple(plan)
+    changed = True
+    while changed:
+        changed = False
+        for candidate in candidates(current):
+            if _size(candidate) < _size(current) and breaks(candidate):
+                current, changed = candidate, True
+                break
+    return current
+
+
+def _size(plan: Sequence[FaultSpec]) -> tuple[int, int, int, int]:
+    """Smaller is simpler: fewer faults, fewer ``all``, later regions, later kinds."""
+    from pytest_distproc.scenario.model import FAULT_KINDS
+
+    return (len(plan), sum(f.attempts is None for f in plan), sum(ord(f.region[0]) for f in plan),
+            sum(FAULT_KINDS.index(f.kind) for f in plan))
 
 
 def replay(finding: Finding, *, coordinator: CoordinatorFactory = Coordinator) -> PlanRun:
@@ -447,20 +546,18 @@ class _Dumper(yaml.SafeDumper):
 
 
 def _represent_dict(dumper: yaml.SafeDumper, value: dict[str, Any]) -> yaml.Node:
-    leaf = all(not isinstance(v, dict) and not (isinstance(v, list) and any(isinstance(x, dict) for x in v))
-               for v in value.values())
-    return dumper.represent_mapping("tag:yaml.org,2002:map", value.items(), flow_style=leaf)
+    return dumper.represent_mapping("tag:yaml.org,2002:map", value.items(), flow_style=_short(value))
 
 
 def _represent_list(dumper: yaml.SafeDumper, value: list[Any]) -> yaml.Node:
-    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=not any(
-        isinstance(v, (dict, list)) and not _is_leaf(v) for v in value))
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=_short(value))
 
 
-def _is_leaf(value: Any) -> bool:
-    if isinstance(value, dict):
-        return all(not isinstance(v, (dict, list)) for v in value.values())
-    return False
+def _short(value: dict[str, Any] | list[Any]) -> bool:
+    """Flow style when it fits on a line: ``{region: B, kind: raise, attempts: [1]}``."""
+    if isinstance(value, list) and any(isinstance(v, dict) and ("kind" in v or len(str(v)) > 60) for v in value):
+        return False  # one fault per line
+    return len(str(value)) <= 72
 
 
 _Dumper.add_representer(dict, _represent_dict)
