@@ -388,7 +388,7 @@ class RayBackend:
             if not ready:
                 break
             ready_ids = {id(g) for g in ready}
-            for handle, generator in zip(handles, generators):
+            for handle, generator in zip(handles, generators, strict=True):
                 if id(generator) in ready_ids:
                     out.extend(self._next(handle, generator))
             if not out and time.monotonic() >= deadline:
