@@ -180,11 +180,10 @@ def timeline_svg(summary: Mapping[str, Any], *, compact: bool = False) -> str:
             continue
         y = lane_y(before["task"]) + 10
         xa, xb = x(before["end"]), max(x(after["start"]), x(before["end"]) + 18)
-        mid = (xa + xb) / 2
         out.append(f'<g><title>retry: attempt {after["attempt"]} of {_e(before["task"])}</title>'
                    f'<path d="M{xa:.1f},{y} C{xa:.1f},{y - 12} {xb:.1f},{y - 12} {xb:.1f},{y - 1}" fill="none" '
                    f'stroke="{INK}" stroke-width="1.4" stroke-dasharray="3 2" marker-end="url(#arrow)"/>'
-                   f'<text x="{mid:.1f}" y="{y - 12}" font-size="10" fill="{INK}" text-anchor="middle">retry</text>'
+                   f'<text x="{xb + 5:.1f}" y="{y - 4}" font-size="10.5" font-weight="600" fill="{INK}">retry</text>'
                    "</g>")
     # faults
     for event in summary.get("events", []):
@@ -198,8 +197,8 @@ def timeline_svg(summary: Mapping[str, Any], *, compact: bool = False) -> str:
                    f'L{fx - size:.1f},{fy} z" fill="{ORANGE}" stroke="#fff" stroke-width="1.2"/></g>')
         if not compact:
             kind = event["text"].rsplit("injected ", 1)[-1]
-            out.append(f'<text x="{fx:.1f}" y="{fy - 10}" font-size="10.5" font-weight="600" fill="{ORANGE}" '
-                       f'text-anchor="middle">⚡ {_e(kind)}</text>')
+            out.append(f'<text x="{fx - 10:.1f}" y="{fy - 3}" font-size="10.5" font-weight="600" fill="{ORANGE}" '
+                       f'text-anchor="end">⚡ {_e(kind)}</text>')
     # aggregation, after the regions
     moves = summary["aggregate"]["moves"]
     if "aggregate-results" in tasks and moves:
