@@ -89,6 +89,16 @@ class Expect:
 
 
 @dataclass(frozen=True)
+class Explore:
+    """``explore:``: run Hypothesis over fault plans for this scenario instead of one run."""
+
+    examples: int = 100
+    faults: tuple[str, ...] = FAULT_KINDS  # the kinds a plan may use
+    max_faults: int = 3
+    interleavings: bool = True  # also draw the delivery order and work times (simulated backend)
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     path: Path
@@ -102,6 +112,7 @@ class Scenario:
     policy: Policy = field(default_factory=Policy)
     faults: tuple[FaultSpec, ...] = ()
     expect: Expect = field(default_factory=Expect)
+    explore: Explore | None = None
 
     @property
     def task_ids(self) -> list[str]:
