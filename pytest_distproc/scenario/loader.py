@@ -26,6 +26,7 @@ from pytest_distproc.scenario.model import (
     ON_REGION_FAILURE,
     OUTCOMES,
     Expect,
+    Explore,
     FaultSpec,
     Policy,
     RegionSpec,
@@ -39,8 +40,10 @@ T = TypeVar("T")
 
 TOP_KEYS = (
     "name", "description", "seed", "regions", "skill", "context", "backend", "policy", "faults", "expect",
+    "explore",
 )
 POLICY_KEYS = ("timeout", "retries", "backoff", "on_region_failure", "memory_limit_mb")
+EXPLORE_KEYS = ("examples", "faults", "max_faults", "interleavings")
 FAULT_KEYS = ("region", "kind", "attempts", "exit_code", "signal", "seconds", "fraction", "message")
 EXPECT_KEYS = ("outcome", "status", "transitions", "order", "concurrent", "attempts", "aggregate", "transcript")
 SUMMARY_KEYS = ("records", "sum", "mean", "min", "max", "variance")
@@ -246,11 +249,13 @@ def _load_document(doc: Document, path: Path, default_name: str) -> LoadedDocume
     policy = _policy(c, c.section(top, "policy", {}))
     faults = _faults(c, c.section(top, "faults", []), declared)
     expect = _expect(c, c.section(top, "expect", {}), declared)
+    explore = _explore(c, top.get("explore"))
     if c.problems:
         return LoadedDocument(name, doc.line, error=ScenarioError(sorted(c.problems, key=_by_line)))
     scenario = Scenario(
         name=name, path=path, line=doc.line, regions=tuple(regions), description=description, seed=seed,
         skill=skill, context=context, backend=backend, policy=policy, faults=tuple(faults), expect=expect,
+        explore=explore,
     )
     return LoadedDocument(name, doc.line, scenario=scenario)
 
@@ -420,6 +425,37 @@ def _policy(c: _Checker, value: Any) -> Policy:
         memory = c.typed(body["memory_limit_mb"], "$.policy.memory_limit_mb", int, "an integer >= 32",
                          lambda n: n >= 32) or memory
     return Policy(timeout, retries, backoff or 0.0, on_failure, memory)
+
+
+def _explore(c: _Checker, value: Any) -> Explore | None:
+    """``explore: {examples: 200, faults: [raise, crash, hang], max_faults: 3}``: search fault plans."""
+    if value is None:
+        return None
+    body = c.mapping(value, "$.explore", EXPLORE_KEYS)
+    defaults = Explore()
+    examples = defaults.examples
+    if "examples" in body:
+        examples = c.typed(body["examples"], "$.explore.examples", int, "a number of plans to try, from 1 to "
+                           "100000", lambda n: 1 <= n <= 100_000) or defaults.examples
+    kinds = defaults.faults
+    if "faults" in body:
+        raw = body["faults"]
+        if not isinstance(raw, list) or not raw:
+            c.fail("$.explore.faults", f"expected a non-empty list of fault kinds like [raise, crash, hang], "
+                   f"got {_shown(raw)}; kinds: {', '.join(FAULT_KINDS)}")
+        else:
+            chosen = [c.choice(k, f"$.explore.faults[{i}]", FAULT_KINDS, "fault kind") for i, k in enumerate(raw)]
+            kinds = tuple(dict.fromkeys(k for k in chosen if k)) or defaults.faults
+    max_faults = defaults.max_faults
+    if "max_faults" in body:
+        given = c.typed(body["max_faults"], "$.explore.max_faults", int, "an integer from 0 to 20",
+                        lambda n: 0 <= n <= 20)
+        max_faults = defaults.max_faults if given is None else given
+    interleavings = defaults.interleavings
+    if "interleavings" in body:
+        flag = c.typed(body["interleavings"], "$.explore.interleavings", bool, "true or false")
+        interleavings = defaults.interleavings if flag is None else flag
+    return Explore(examples, kinds, max_faults, interleavings)
 
 
 def _unknown_region(value: Any, declared: list[str]) -> str:
