@@ -433,6 +433,7 @@ def _explore(c: _Checker, value: Any) -> Explore | None:
         return None
     body = c.mapping(value, "$.explore", EXPLORE_KEYS)
     defaults = Explore()
+    builtin = defaults.faults  # exploration simulates the built-in kinds only
     examples = defaults.examples
     if "examples" in body:
         examples = c.typed(body["examples"], "$.explore.examples", int, "a number of plans to try, from 1 to "
@@ -442,9 +443,9 @@ def _explore(c: _Checker, value: Any) -> Explore | None:
         raw = body["faults"]
         if not isinstance(raw, list) or not raw:
             c.fail("$.explore.faults", f"expected a non-empty list of fault kinds like [raise, crash, hang], "
-                   f"got {_shown(raw)}; kinds: {', '.join(FAULT_KINDS)}")
+                   f"got {_shown(raw)}; kinds: {', '.join(builtin)}")
         else:
-            chosen = [c.choice(k, f"$.explore.faults[{i}]", FAULT_KINDS, "fault kind") for i, k in enumerate(raw)]
+            chosen = [c.choice(k, f"$.explore.faults[{i}]", builtin, "fault kind") for i, k in enumerate(raw)]
             kinds = tuple(dict.fromkeys(k for k in chosen if k)) or defaults.faults
     max_faults = defaults.max_faults
     if "max_faults" in body:
