@@ -66,6 +66,9 @@ class ScenarioItem(pytest.Item):
         scenario = self.document.scenario
         assert scenario is not None
         config, hook = self.config, self.ihook
+        if scenario.explore is not None:  # search fault plans (pytest_distproc.explore) instead of one run
+            self._explore(scenario)
+            return
         run = Coordinator(
             scenario,
             seed=config.stash[SEED_KEY],
@@ -93,6 +96,16 @@ class ScenarioItem(pytest.Item):
                                      ("distproc.faults", len(run.faults_fired))])
         if mismatches:
             raise ScenarioFailed(run, mismatches)
+
+    def _explore(self, scenario: Scenario) -> None:
+        from pytest_distproc.explore import ExplorationFailed, explore
+
+        result = explore(scenario, seed=self.config.stash[SEED_KEY])
+        self.add_report_section("call", SECTION, f"explored {result.runs} runs of {scenario.name!r} in "
+                                f"{result.seconds:.2f} s ({result.runs_per_minute:.0f} runs/minute)\n")
+        self.user_properties.append(("distproc.explored", result.runs))
+        if result.finding is not None:
+            raise ExplorationFailed(result.finding)
 
     def repr_failure(
         self, excinfo: ExceptionInfo[BaseException], style: Any = None
