@@ -216,3 +216,55 @@ def test_a_coordinator_that_raises_is_a_finding() -> None:
     assert finding is not None
     assert finding.mismatches == ["the coordinator raised RuntimeError: boom"]
     assert len(finding.plan) == 1
+
+
+# -- the explore: item ------------------------------------------------------------------------
+def test_an_explore_scenario_runs_as_one_item_and_reports_its_runs(sandbox: Any) -> None:
+    sandbox.scenario("explore", """
+        name: explore-ok
+        seed: 1
+        regions: {A: {records: 5}, B: {records: 5}}
+        policy: {timeout: 1s, retries: 1}
+        explore: {examples: 30, faults: [raise, hang], max_faults: 2}
+    """)
+    result = sandbox.run("--distproc-scenarios", "-rA")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*explored * runs of 'explore-ok' in * s (* runs/minute)*"])
+    sandbox.assert_clean()
+
+
+def test_a_shipped_explore_scenario_loads_and_holds() -> None:
+    from pytest_distproc.scenario.loader import load_file
+
+    for document in load_file(HERE.parent / "scenarios" / "explore" / "three-regions.yaml"):
+        assert document.scenario is not None and document.scenario.explore is not None, document.error
+        result = explore(document.scenario, examples=40)
+        assert result.finding is None, result.finding.render() if result.finding else ""
+
+
+def test_an_explore_item_that_finds_a_problem_prints_a_pasteable_scenario(sandbox: Any) -> None:
+    sandbox.pytester.makepyfile(flaky_skill='''
+        from pytest_distproc.skills import region_stats
+
+        def skill(records, context):
+            if context["attempt"] > 1:
+                raise RuntimeError("this skill cannot retry")
+            return region_stats(records, context)
+    ''')
+    sandbox.scenario("explore", """
+        name: explore-retry
+        seed: 1
+        regions: {A: {records: 5}, B: {records: 5}}
+        skill: "flaky_skill:skill"
+        policy: {timeout: 1s, retries: 1}
+        explore: {examples: 50, faults: [crash, raise], max_faults: 2}
+    """)
+    result = sandbox.run("--distproc-scenarios")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "under the shrunk plan: crash exit_code=3 in region A on attempt 1" in out
+    assert "plan: process-region-a went [PENDING, IN_PROGRESS, FAILED, IN_PROGRESS, FAILED]" in out
+    yaml_text = out[out.index("# Found by exploring"):].split("\n\n")[0]
+    reproducer = load_one(yaml_text, sandbox.pytester.path / "scenarios" / "found.yaml")
+    assert reproducer.backend == "fork" and reproducer.skill == "flaky_skill:skill"
+    sandbox.assert_clean()
