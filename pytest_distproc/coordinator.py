@@ -17,7 +17,7 @@ from pytest_distproc import data, skills, summary
 from pytest_distproc.backends import Backend, Handle, make_backend
 from pytest_distproc.errors import DistprocError
 from pytest_distproc.report import transcript
-from pytest_distproc.scenario.model import AGGREGATE_TASK, RegionSpec, Scenario
+from pytest_distproc.scenario.model import AGGREGATE_TASK, FaultSpec, RegionSpec, Scenario
 from pytest_distproc.tasklist import State, TaskList, Transition
 
 Observer = Callable[[Transition], None]
@@ -64,6 +64,8 @@ class Run:
     attempts: list[AttemptRecord] = field(default_factory=list)
     expected_counts: dict[str, int] = field(default_factory=dict)
     planned_faults: list[dict[str, Any]] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+    """Protocol breaches a coordinator adapter committed (always mismatches)."""
     started: float = 0.0
     ended: float = 0.0
 
@@ -77,6 +79,19 @@ class Run:
 
     def attempts_of(self, task: str) -> list[AttemptRecord]:
         return [a for a in self.attempts if a.task == task]
+
+
+def fault_dict(fault: FaultSpec, attempt: int, seed: int) -> dict[str, Any]:
+    """The plain-data form of one planned fault, as it travels to the processor."""
+    return {"region": fault.region, "kind": fault.kind, "attempt": attempt, "exit_code": fault.exit_code,
+            "signal": fault.signal, "seconds": fault.seconds, "fraction": fault.fraction,
+            "message": fault.message, "seed": seed}
+
+
+def planned_faults(scenario: Scenario, seed: int) -> list[dict[str, Any]]:
+    """Every fault the scenario plans, expanded per attempt (``attempts: all`` covers every allowed attempt)."""
+    attempts = range(1, scenario.policy.retries + 2)
+    return [fault_dict(f, a, seed) for f in scenario.faults for a in (f.attempts or attempts)]
 
 
 class Coordinator:
@@ -146,8 +161,7 @@ class _Loop:
                           proceed_on_failed_blockers=partial)
         self._notify_all()
         run.expected_counts = {rid: data.count(src) for rid, src in self.sources.items()}
-        run.planned_faults = [self._fault_dict(f, a) for f in scenario.faults
-                              for a in (f.attempts or range(1, self.policy.retries + 2))]
+        run.planned_faults = planned_faults(scenario, self.owner.seed)
         barrier = self.backend.isolated and len(scenario.regions) > 1
         for spec in scenario.regions:
             handle = self._launch(spec, barrier=barrier)
@@ -190,10 +204,8 @@ class _Loop:
         self.run_state.attempts.append(record)
         return handle
 
-    def _fault_dict(self, fault: Any, attempt: int) -> dict[str, Any]:
-        return {"region": fault.region, "kind": fault.kind, "attempt": attempt, "exit_code": fault.exit_code,
-                "signal": fault.signal, "seconds": fault.seconds, "fraction": fault.fraction,
-                "message": fault.message, "seed": self.owner.seed}
+    def _fault_dict(self, fault: FaultSpec, attempt: int) -> dict[str, Any]:
+        return fault_dict(fault, attempt, self.owner.seed)
 
     def _on_message(self, handle: Handle, message: Mapping[str, Any]) -> None:
         record = self.running.get(handle)

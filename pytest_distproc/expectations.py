@@ -131,7 +131,13 @@ def _fmt(values: Mapping[str, float]) -> str:
 
 
 def check_invariants(run: Run) -> list[str]:
-    return check_faults_fired(run) + check_aggregation_order(run) + check_retries(run) + check_conservation(run)
+    return [
+        *run.violations,
+        *check_faults_fired(run),
+        *check_aggregation_order(run),
+        *check_retries(run),
+        *check_conservation(run),
+    ]
 
 
 def check_faults_fired(run: Run) -> list[str]:

@@ -10,6 +10,7 @@ import pytest
 from _pytest._code.code import ExceptionInfo, TerminalRepr
 
 from pytest_distproc import expectations, faults, skills
+from pytest_distproc.adapter import run_adapter
 from pytest_distproc.coordinator import Coordinator, Run
 from pytest_distproc.errors import DistprocError, ScenarioError
 from pytest_distproc.report import timeline, transitions_table
@@ -65,11 +66,23 @@ class ScenarioItem(pytest.Item):
             raise self.document.error
         scenario = self.document.scenario
         assert scenario is not None
-        config, hook = self.config, self.ihook
+        config = self.config
         if scenario.explore is not None:  # search fault plans (pytest_distproc.explore) instead of one run
             self._explore(scenario)
             return
-        run = Coordinator(
+        option: str | None = config.getoption("distproc_coordinator")
+        reference = option or scenario.coordinator
+        if reference:
+            base = config.invocation_params.dir if option else scenario.path.parent
+            run = run_adapter(scenario, reference, seed=config.stash[SEED_KEY], base=base)
+        else:
+            run = self._run_ours(scenario)
+        self.run_result = run
+        self._check(run)
+
+    def _run_ours(self, scenario: Scenario) -> Run:
+        config, hook = self.config, self.ihook
+        return Coordinator(
             scenario,
             seed=config.stash[SEED_KEY],
             backend=config.getoption("distproc_backend"),
@@ -81,7 +94,9 @@ class ScenarioItem(pytest.Item):
                 config=config, scenario=scenario, summaries=summaries
             ),
         ).run()
-        self.run_result = run
+
+    def _check(self, run: Run) -> None:
+        config, hook = self.config, self.ihook
         if run.planned_faults:
             plan = "".join(f"# fault plan: {f['kind']} in region {f['region']} on attempt {f['attempt']}\n"
                            for f in run.planned_faults)

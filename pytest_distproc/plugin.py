@@ -50,6 +50,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "else a private local Ray on 127.0.0.1.",
     )
     parser.addini("distproc_ray_address", "Ray cluster address (host:port) for the ray backend", default="")
+    group.addoption(
+        "--distproc-coordinator",
+        default=None,
+        metavar="MODULE:FACTORY",
+        help="run every scenario with your own coordinator through the adapter protocol "
+        "(module:factory or path/to/file.py:factory).",
+    )
     parser.addini("distproc_scenarios", "paths searched by --distproc-scenarios when none are given",
                   type="args", default=["scenarios"])
 

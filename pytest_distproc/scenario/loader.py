@@ -41,6 +41,7 @@ T = TypeVar("T")
 TOP_KEYS = (
     "name", "description", "seed", "regions", "skill", "context", "backend", "policy", "faults", "expect",
     "explore",
+    "coordinator",
 )
 POLICY_KEYS = ("timeout", "retries", "backoff", "on_region_failure", "memory_limit_mb")
 EXPLORE_KEYS = ("examples", "faults", "max_faults", "interleavings")
@@ -246,6 +247,11 @@ def _load_document(doc: Document, path: Path, default_name: str) -> LoadedDocume
     skill = _skill(c, c.section(top, "skill", "region-stats"), path)
     context = c.choice(c.section(top, "context", _skill_context(c, skill)), "$.context", CONTEXTS, "context") or "fork"
     backend = c.choice(c.section(top, "backend", "fork"), "$.backend", BACKENDS, "backend") or "fork"
+    coordinator = None
+    if "coordinator" in top:
+        coordinator = c.typed(top["coordinator"], "$.coordinator", str,
+                              "'package.module:factory' or 'file.py:factory' (relative to the scenario)",
+                              lambda s: ":" in s)
     policy = _policy(c, c.section(top, "policy", {}))
     faults = _faults(c, c.section(top, "faults", []), declared)
     expect = _expect(c, c.section(top, "expect", {}), declared)
@@ -256,6 +262,7 @@ def _load_document(doc: Document, path: Path, default_name: str) -> LoadedDocume
         name=name, path=path, line=doc.line, regions=tuple(regions), description=description, seed=seed,
         skill=skill, context=context, backend=backend, policy=policy, faults=tuple(faults), expect=expect,
         explore=explore,
+        coordinator=coordinator,
     )
     return LoadedDocument(name, doc.line, scenario=scenario)
 

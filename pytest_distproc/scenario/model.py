@@ -113,6 +113,8 @@ class Scenario:
     faults: tuple[FaultSpec, ...] = ()
     expect: Expect = field(default_factory=Expect)
     explore: Explore | None = None
+    coordinator: str | None = None
+    """A user's coordinator (``module:factory`` or ``file.py:factory``) run through the adapter protocol."""
 
     @property
     def task_ids(self) -> list[str]:

@@ -1,0 +1,287 @@
+"""Run a user's own coordinator under our fault injection and our checkers.
+
+The protocol: a coordinator is any object with ``run(harness)``, or a factory returning one, named
+``package.module:factory`` or ``path/to/file.py:factory`` (relative to the scenario). In ``run`` it:
+
+1. creates nothing: the tasks already exist (``harness.tasks``: ``process-region-<id>`` per region,
+   ``aggregate-results`` blocked by them) and are recorded with our ids;
+2. runs each region attempt however it likes (its own fork, pool, queue), calling
+   ``harness.process(region, attempt)`` *inside the child*: that applies the scenario's faults for
+   that attempt (a crash, a kill, a hang hits the user's child) and returns the region's summary;
+3. reports every state change from its own (coordinator) process with
+   ``harness.record(task, "IN_PROGRESS" | "COMPLETE" | "FAILED" | "CANCELLED", pid=...)``;
+4. finishes with ``harness.result(regions={id: summary}, total=summary_or_None)``.
+
+The harness numbers what it is told, in the order it is told (one source of order), checks every
+transition against the TaskList's rules, proves concurrency with the same hello/go barrier as our
+own fork backend (through pipes the user's children inherit), and kills whatever the user's
+coordinator leaves running after ``run`` returns or past a deadline.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import resource
+import select
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pytest_distproc import data, region, skills
+from pytest_distproc.coordinator import AttemptRecord, Run, fault_dict, planned_faults
+from pytest_distproc.errors import DistprocError, IllegalTransition
+from pytest_distproc.faults import REGISTRY
+from pytest_distproc.scenario.model import AGGREGATE_TASK, Scenario
+from pytest_distproc.tasklist import State, TaskList
+
+BARRIER_GRACE = 2.0
+"""Seconds the first wave waits for its siblings' hello before it is released without proof."""
+
+
+class AdapterError(DistprocError):
+    """The user's coordinator cannot be loaded, or broke the protocol."""
+
+
+def load_coordinator(reference: str, base: Path) -> Callable[[], Any]:
+    """``module:factory`` or ``file.py:factory`` -> a zero-argument factory of coordinator objects."""
+    target, _, attr = reference.rpartition(":")
+    if not target or not attr:
+        raise AdapterError(f"coordinator {reference!r}: expected 'package.module:factory' or 'file.py:factory'")
+    try:
+        if target.endswith(".py"):
+            path = (base / target).resolve()
+            spec = importlib.util.spec_from_file_location(f"distproc_adapter_{path.stem}", path)
+            if spec is None or spec.loader is None or not path.is_file():
+                raise AdapterError(f"coordinator {reference!r}: no Python file at {path}")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(target)
+    except AdapterError:
+        raise
+    except Exception as exc:
+        raise AdapterError(f"coordinator {reference!r} cannot be imported: {type(exc).__name__}: {exc}") from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise AdapterError(f"coordinator {reference!r}: {target} has no callable {attr!r}")
+    return factory  # type: ignore[no-any-return]
+
+
+class Harness:
+    """What a user's coordinator gets. Thread-safe; ``record`` and ``result`` only from its own process."""
+
+    def __init__(self, scenario: Scenario, seed: int) -> None:
+        self.scenario, self.seed, self.policy = scenario, seed, scenario.policy
+        self.regions = [r.id for r in scenario.regions]
+        self.task_of = {r.id: r.task for r in scenario.regions}
+        self.pid = os.getpid()
+        self.tasks = TaskList()
+        self.lock = threading.Lock()
+        self.violations: list[str] = []
+        self.sources = {r.id: data.source_of(r, seed) for r in scenario.regions}
+        self.skill = skills.resolve(scenario.skill)
+        self.run = Run(scenario, seed, "adapter", self.tasks)
+        self.run.expected_counts = {rid: data.count(src) for rid, src in self.sources.items()}
+        self.run.planned_faults = planned_faults(scenario, seed)
+        self.reported = False
+        self._hello_read, self._hello_write = os.pipe()
+        self._go_read, self._go_write = os.pipe()
+        self._children: dict[int, AttemptRecord] = {}
+        self._arrived: set[str] = set()
+        self._wave_open = True
+        for spec in scenario.regions:
+            self.tasks.create(spec.task, f"Process region {spec.id}")
+        self.tasks.create(AGGREGATE_TASK, "Aggregate results", [r.task for r in scenario.regions],
+                          proceed_on_failed_blockers=self.policy.on_region_failure == "partial")
+
+    # -- called in the user's child ----------------------------------------------------
+    def process(self, region_id: str, attempt: int) -> dict[str, Any]:
+        """Run region ``region_id``'s processor for ``attempt`` (1-based), faults included. Call it in a child."""
+        if region_id not in self.task_of:
+            raise AdapterError(f"unknown region {region_id!r}; regions: {', '.join(self.regions)}")
+        in_coordinator = os.getpid() == self.pid
+        faults = [fault_dict(f, attempt, self.seed) for f in self.scenario.faults
+                  if f.region == region_id and f.fires_on(attempt)]
+        if in_coordinator:
+            self._violation(f"region {region_id} attempt {attempt} ran inside the coordinator's own process "
+                            "(no isolation); its lethal faults were not injected")
+            faults = [f for f in faults if not REGISTRY[f["kind"]].lethal]
+        else:
+            ceiling = _address_space() + self.policy.memory_limit_mb * 1024 * 1024
+            resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
+            self._send({"type": "hello", "region": region_id, "attempt": attempt, "pid": os.getpid()})
+            if not os.read(self._go_read, 1):
+                os._exit(region.EXIT_NO_GO)
+        job = {"task": self.task_of[region_id], "region": region_id, "attempt": attempt, "seed": self.seed,
+               "source": self.sources[region_id], "faults": faults, "workdir": os.getcwd()}
+        emit = self._send if not in_coordinator else (lambda m: self._on_message(dict(m, pid=os.getpid(),
+                                                                                   region=region_id, attempt=attempt)))
+        return dict(region.execute(job, self.skill, lambda m: emit({**m, "region": region_id, "attempt": attempt,
+                                                                      "pid": os.getpid()})))
+
+    def _send(self, message: Mapping[str, Any]) -> None:
+        region.send(self._hello_write, message)
+
+    # -- called by the user's coordinator ---------------------------------------------
+    def expected_records(self, region_id: str) -> int:
+        """How many records region ``region_id`` holds, so a coordinator can reject a short result."""
+        return self.run.expected_counts[region_id]
+
+    def record(self, task: str, state: str, *, pid: int | None = None, event: str = "") -> None:
+        """Report that ``task`` moved to ``state``. Illegal moves are recorded as violations, not raised."""
+        if os.getpid() != self.pid:
+            self._violation(f"record({task!r}, {state!r}) was called from process {os.getpid()}, not the "
+                            "coordinator's: only one process may number the history")
+            return
+        with self.lock:
+            try:
+                self.tasks.move(task, State(state), pid=pid, event=event)
+            except (IllegalTransition, ValueError, KeyError) as exc:
+                self.violations.append(f"the coordinator reported an illegal transition: {exc}")
+                return
+            attempts = [a for a in self.run.attempts if a.task == task]
+            if attempts and state in ("COMPLETE", "FAILED"):
+                latest = attempts[-1]
+                latest.ended, latest.ok, latest.event = time.monotonic(), state == "COMPLETE", event
+
+    def result(self, *, regions: Mapping[str, Mapping[str, Any]], total: Mapping[str, Any] | None) -> None:
+        self.run.regions = {str(k): dict(v) for k, v in regions.items()}
+        self.run.total = dict(total) if total is not None else None
+        self.reported = True
+
+    # -- the harness's own side --------------------------------------------------------
+    def _violation(self, text: str) -> None:
+        with self.lock:
+            self.violations.append(text)
+
+    def _on_message(self, message: Mapping[str, Any]) -> None:
+        kind, region_id, attempt, pid = message.get("type"), message["region"], message["attempt"], message["pid"]
+        task = self.task_of[region_id]
+        with self.lock:
+            record = next((a for a in self.run.attempts if a.region == region_id and a.attempt == attempt), None)
+            if record is None:
+                record = AttemptRecord(task, region_id, attempt, pid, time.monotonic())
+                self.run.attempts.append(record)
+            if kind == "hello":
+                self._children[pid] = record
+                self.tasks.note("started", f"{task} attempt {attempt} (pid {pid}) is running", task=task,
+                                attempt=attempt, pid=pid)
+                if attempt == 1 and self._wave_open:
+                    self._arrived.add(task)
+                    if len(self._arrived) == len(self.regions):
+                        self._release(proven=True)
+                else:
+                    os.write(self._go_write, b"g")
+            elif kind == "fault":
+                record.faults.append(dict(message.get("fault", {})))
+                self.tasks.note("fault", f"{task} attempt {attempt}: injected {message['fault'].get('kind')}",
+                                task=task, attempt=attempt, pid=pid, data=message.get("fault", {}))
+
+    def _release(self, *, proven: bool) -> None:
+        if proven and len(self._arrived) > 1:
+            together = sorted(self._arrived)
+            self.tasks.note("together", "running together: " + ", ".join(together), data={"tasks": together})
+        os.write(self._go_write, b"g" * len(self._arrived))
+        self._wave_open = False
+
+    def _watch(self, stop: threading.Event, deadline: float) -> None:
+        buffer = b""
+        first_hello: float | None = None
+        while not stop.is_set():
+            ready, _, _ = select.select([self._hello_read], [], [], 0.05)
+            if ready:
+                buffer += os.read(self._hello_read, 65536)
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        self._on_message(json.loads(line))
+                        first_hello = first_hello or time.monotonic()
+            now = time.monotonic()
+            with self.lock:
+                if self._wave_open and first_hello is not None and now - first_hello > BARRIER_GRACE:
+                    self._release(proven=False)
+            if now > deadline:
+                self._violation(f"the coordinator did not finish within {deadline - self.run.started:.1f} s; "
+                                "its children were killed")
+                self._kill_children()
+                deadline = float("inf")
+
+    def _kill_children(self) -> list[int]:
+        killed = []
+        for pid in list(self._children):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except ProcessLookupError:
+                pass
+        return killed
+
+    def close(self) -> None:
+        for fd in (self._hello_read, self._hello_write, self._go_read, self._go_write):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def run_adapter(scenario: Scenario, reference: str, *, seed: int, base: Path | None = None) -> Run:
+    """Run the user's coordinator named by ``reference`` on ``scenario``; return the run our checkers read.
+
+    A ``file.py`` reference resolves against ``base`` (default: the scenario's folder).
+    """
+    factory = load_coordinator(reference, base or scenario.path.parent)
+    harness = Harness(scenario, scenario.seed if scenario.seed is not None else seed)
+    run = harness.run
+    run.started = time.monotonic()
+    attempts = scenario.policy.retries + 1
+    deadline = run.started + attempts * (scenario.policy.timeout + scenario.policy.backoff) + BARRIER_GRACE + 10
+    stop = threading.Event()
+    watcher = threading.Thread(target=harness._watch, args=(stop, deadline), daemon=True)
+    watcher.start()
+    try:
+        coordinator = factory()
+        coordinator.run(harness)
+    except Exception as exc:
+        harness.violations.append(f"the coordinator raised {type(exc).__name__}: {exc}\n{_user_frames(exc)}")
+    finally:
+        time.sleep(0.05)  # let the watcher drain the last messages
+        stop.set()
+        watcher.join()
+        leftovers = [p for p in harness._kill_children() if _alive_child(p)]
+        if leftovers:
+            harness.violations.append(f"the coordinator left processes running after it returned: {leftovers}")
+        harness.close()
+    run.ended = time.monotonic()
+    run.outcome = "COMPLETE" if harness.tasks[AGGREGATE_TASK].state is State.COMPLETE else "FAILED"
+    run.missing = [r for r in harness.regions if harness.tasks[harness.task_of[r]].state is not State.COMPLETE]
+    if not harness.reported:
+        harness.violations.append("the coordinator never called harness.result(regions=..., total=...)")
+    run.violations = harness.violations
+    return run
+
+
+def _user_frames(exc: BaseException) -> str:
+    """The traceback of the user's coordinator, without our own frames."""
+    ours = str(Path(__file__).parent)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(ours)]
+    return "".join(traceback.format_list(frames)).rstrip()
+
+
+def _alive_child(pid: int) -> bool:
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return False  # not our child (the user's coordinator reaps its own) or already reaped
+    return done == 0
+
+
+def _address_space() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")

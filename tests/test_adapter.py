@@ -1,0 +1,97 @@
+"""A user's own coordinator under our faults and checkers, through the adapter protocol."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from tests.conftest import Sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def copy_shipped(sandbox: Sandbox) -> None:
+    shutil.copytree(ROOT / "scenarios", sandbox.pytester.path / "scenarios")
+
+
+def test_careful_coordinator_passes_the_shipped_fault_suite(sandbox: Sandbox) -> None:
+    copy_shipped(sandbox)
+    result = sandbox.run("--distproc-scenarios", "scenarios/seed.yaml", "scenarios/faults/raise.yaml",
+                         "scenarios/faults/hang.yaml", "scenarios/faults/drop.yaml",
+                         "--distproc-coordinator", "scenarios/adapters/careful.py:CarefulCoordinator", timeout=300)
+    result.assert_outcomes(passed=10)
+    sandbox.assert_clean()
+
+
+def test_naive_coordinator_is_caught_by_name_with_a_clear_report(sandbox: Sandbox) -> None:
+    copy_shipped(sandbox)
+    result = sandbox.run("--distproc-scenarios", "scenarios/seed.yaml",
+                         "--distproc-coordinator", "scenarios/adapters/naive.py:NaiveCoordinator")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*scenario 'seed-three-regions' failed: outcome: expected COMPLETE, got FAILED",
+        "*- the coordinator reported an illegal transition: illegal transition for task 'aggregate-results': "
+        "BLOCKED -> IN_PROGRESS; from BLOCKED allowed: nothing until its blockers complete "
+        "(still open: process-region-b, process-region-c)",
+    ])
+    assert "Traceback" not in result.stdout.str()
+    sandbox.assert_clean()
+
+
+def test_a_crashing_user_coordinator_is_a_mismatch_with_its_own_frames(sandbox: Sandbox) -> None:
+    sandbox.pytester.makepyfile(
+        broken="""
+        class Broken:
+            def run(self, harness):
+                harness.record("process-region-a", "IN_PROGRESS")
+                raise KeyError("lost my place")
+        """
+    )
+    sandbox.scenario("one", "name: one\ncoordinator: ../broken.py:Broken\nregions: {A: {records: 3}}\n")
+    result = sandbox.run("--distproc-scenarios")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "the coordinator raised KeyError: 'lost my place'" in out
+    assert "broken.py" in out and "pytest_distproc/adapter.py" not in out
+
+
+def test_serial_coordinator_cannot_prove_concurrency(sandbox: Sandbox) -> None:
+    sandbox.pytester.makepyfile(
+        serial="""
+        import json, os
+        from pytest_distproc import summary
+
+        class Serial:
+            def run(self, harness):
+                results = {}
+                for region in harness.regions:
+                    read_fd, write_fd = os.pipe()
+                    pid = os.fork()
+                    if pid == 0:
+                        os.write(write_fd, json.dumps(harness.process(region, 1)).encode())
+                        os._exit(0)
+                    os.close(write_fd)
+                    harness.record(f"process-region-{region.lower()}", "IN_PROGRESS", pid=pid)
+                    payload = os.read(read_fd, 1 << 20)
+                    os.waitpid(pid, 0)
+                    results[region] = json.loads(payload)
+                    harness.record(f"process-region-{region.lower()}", "COMPLETE", pid=pid)
+                harness.record("aggregate-results", "IN_PROGRESS")
+                harness.record("aggregate-results", "COMPLETE")
+                harness.result(regions=results, total=summary.merge(results.values()))
+        """
+    )
+    sandbox.scenario(
+        "two",
+        """\
+        name: two
+        coordinator: ../serial.py:Serial
+        regions: {A: {records: 3}, B: {records: 3}}
+        expect: {concurrent: ["process-region-*"]}
+        """,
+    )
+    result = sandbox.run("--distproc-scenarios")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*concurrent: process-region-a, process-region-b were never all running at the same time*"]
+    )
