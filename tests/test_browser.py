@@ -8,6 +8,7 @@ import shutil
 import signal
 import struct
 import subprocess
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -68,8 +69,17 @@ def decode_png(data: bytes) -> tuple[int, int, list[bytes]]:
     return width, height, rows
 
 
-def screenshot(page: Path, out: Path, profile: Path) -> tuple[int, int, list[bytes]]:
+def screenshot(page: Path, out: Path, profile_hint: Path) -> tuple[int, int, list[bytes]]:
     assert CHROMIUM is not None, "chromium is missing: CI must install it"
+    # Chromium's singleton socket path must stay under 108 bytes: keep the profile dir short.
+    profile = Path(tempfile.mkdtemp(prefix="cr-", dir="/tmp"))
+    try:
+        return _screenshot(page, out, profile)
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _screenshot(page: Path, out: Path, profile: Path) -> tuple[int, int, list[bytes]]:
     command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
                f"--user-data-dir={profile}", f"--screenshot={out}", "--window-size=1200,800", page.as_uri()]

@@ -11,6 +11,7 @@ from pytest_distproc.coordinator import Coordinator
 from pytest_distproc.scenario.loader import load_one
 
 THREE = """
+expect: {concurrent: ["process-region-*"]}
 seed: 42
 regions: {A: {records: 1000}, B: {records: 1000}, C: {records: 1000}}
 """

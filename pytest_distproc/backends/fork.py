@@ -7,7 +7,6 @@ import os
 import selectors
 import shutil
 import signal
-import tempfile
 import time
 import warnings
 from typing import Any
@@ -33,8 +32,12 @@ class ForkBackend:
         self.closing: list[Handle] = []  # pipe closed, process not yet reaped
 
     def start(self, job: dict[str, Any], skill: Skill, *, barrier: bool) -> Handle:
-        workdir = tempfile.mkdtemp(prefix=f"{job['task']}-a{job['attempt']}-", dir=self.run_dir)
-        job = {**job, "workdir": workdir}
+        # The child makes its own dir (in parallel); stderr and the stack dump go to memfds we keep,
+        # so no file is created on disk in this loop (a mkdir on a disk-backed /tmp costs ~1 ms).
+        workdir = os.path.join(self.run_dir, f"{job['task']}-a{job['attempt']}")
+        stderr_fd = os.memfd_create(f"{job['task']}-stderr")
+        stack_fd = os.memfd_create(f"{job['task']}-stack")
+        job = {**job, "workdir": workdir, "stderr_fd": stderr_fd, "stack_fd": stack_fd}
         read_fd, write_fd = os.pipe()
         go_read, go_write = os.pipe() if barrier else (-1, -1)
         with warnings.catch_warnings():
@@ -57,7 +60,8 @@ class ForkBackend:
         if go_read >= 0:
             os.close(go_read)
         os.set_blocking(read_fd, False)
-        handle = Handle(job, pid, workdir, {"fd": read_fd, "go": go_write, "buffer": b"", "started": time.monotonic()})
+        handle = Handle(job, pid, workdir, {"fd": read_fd, "go": go_write, "buffer": b"",
+                                            "stderr": stderr_fd, "stack": stack_fd})
         self.selector.register(read_fd, selectors.EVENT_READ, handle)
         self.live[pid] = handle
         return handle
@@ -147,20 +151,27 @@ class ForkBackend:
             message["signal"] = signal.Signals(os.WTERMSIG(status)).name
         else:
             message["returncode"] = os.WEXITSTATUS(status)
-        message["stack"] = _head(os.path.join(handle.workdir, region.STACK_FILE))
-        message["stderr"] = _tail(os.path.join(handle.workdir, region.STDERR_FILE))
-        shutil.rmtree(handle.workdir, ignore_errors=True)
+        message["stack"] = _head(handle.private["stack"])
+        message["stderr"] = _tail(handle.private["stderr"])
+        self._discard(handle)
         return message
+
+    @staticmethod
+    def _discard(handle: Handle) -> None:
+        for key in ("stack", "stderr"):
+            fd = handle.private.pop(key, -1)
+            if fd >= 0:
+                os.close(fd)
+        shutil.rmtree(handle.workdir, ignore_errors=True)
 
     def kill(self, handle: Handle, *, dump_stack: bool) -> None:
         if handle.pid is None or handle.pid not in self.live:
             return
         if dump_stack:
-            stack_path = os.path.join(handle.workdir, region.STACK_FILE)
             try:
                 os.kill(handle.pid, signal.SIGUSR1)
                 deadline = time.monotonic() + STACK_WAIT
-                while time.monotonic() < deadline and not _tail(stack_path):
+                while time.monotonic() < deadline and not os.fstat(handle.private["stack"]).st_size:
                     time.sleep(0.01)
             except ProcessLookupError:
                 pass
@@ -187,27 +198,18 @@ class ForkBackend:
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
-            shutil.rmtree(handle.workdir, ignore_errors=True)
+            self._discard(handle)
         self.live.clear()
         self.closing.clear()
         self.selector.close()
 
 
-def _head(path: str, lines: int = 25) -> str:
+def _head(fd: int, lines: int = 25) -> str:
     """The innermost frames of a faulthandler dump (it prints the most recent call first)."""
-    try:
-        with open(path, "rb") as handle:
-            return b"".join(handle.readline() for _ in range(lines)).decode(errors="replace").rstrip()
-    except OSError:
-        return ""
+    text = os.pread(fd, 16384, 0).decode(errors="replace")
+    return "\n".join(text.splitlines()[:lines]).rstrip()
 
 
-def _tail(path: str) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - TAIL))
-            return handle.read().decode(errors="replace").strip()
-    except OSError:
-        return ""
+def _tail(fd: int) -> str:
+    size = os.fstat(fd).st_size
+    return os.pread(fd, TAIL, max(0, size - TAIL)).decode(errors="replace").strip()
