@@ -11,11 +11,13 @@ import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pytest_distproc import data, skills, summary
 from pytest_distproc.backends import Backend, Handle, make_backend
 from pytest_distproc.errors import DistprocError
+from pytest_distproc.journal import Journal, Journaled, replayable
 from pytest_distproc.report import transcript
 from pytest_distproc.scenario.model import AGGREGATE_TASK, FaultSpec, RegionSpec, Scenario
 from pytest_distproc.tasklist import State, TaskList, Transition
@@ -65,6 +67,10 @@ class Run:
     expected_counts: dict[str, int] = field(default_factory=dict)
     planned_faults: list[dict[str, Any]] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
+    lost: dict[str, int] = field(default_factory=dict)
+    """Attempts per task that died with a previous coordinator (resumed runs); not the region's retries."""
+    inherited: dict[str, int] = field(default_factory=dict)
+    """Attempts per task made by the coordinator this run resumed from; their faults fired out of our sight."""
     """Protocol breaches a coordinator adapter committed (always mismatches)."""
     started: float = 0.0
     ended: float = 0.0
@@ -94,6 +100,20 @@ def planned_faults(scenario: Scenario, seed: int) -> list[dict[str, Any]]:
     return [fault_dict(f, a, seed) for f in scenario.faults for a in (f.attempts or attempts)]
 
 
+RUN_DIR_PREFIX = "distproc-"
+
+
+def sweep_stale_run_dirs() -> list[str]:
+    """Remove run dirs whose coordinator died without cleaning up (a SIGKILL leaves them behind)."""
+    removed = []
+    for path in Path(tempfile.gettempdir()).glob(f"{RUN_DIR_PREFIX}*-*"):
+        owner = path.name[len(RUN_DIR_PREFIX):].split("-", 1)[0]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(str(path))
+    return removed
+
+
 class Coordinator:
     """Runs one scenario to completion over a backend; always cleans up, whatever happens."""
 
@@ -106,6 +126,8 @@ class Coordinator:
         observers: tuple[Observer, ...] = (),
         backend_factory: BackendFactory | None = None,
         aggregate: Aggregator | None = None,
+        journal: str | Path | None = None,
+        resume: bool = False,
     ) -> None:
         self.scenario = scenario
         self.seed = scenario.seed if scenario.seed is not None else (seed or 0)
@@ -115,10 +137,12 @@ class Coordinator:
         self.policy = scenario.policy
         self.backend_factory = backend_factory or make_backend
         self.aggregate = aggregate or summary.merge
+        self.journal_path, self.resume = journal, resume
 
     def run(self) -> Run:
         skill = skills.resolve(self.scenario.skill)
-        run_dir = tempfile.mkdtemp(prefix="distproc-")
+        sweep_stale_run_dirs()
+        run_dir = tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-")
         try:
             backend = self.backend_factory(self.backend_name, run_dir)
         except BaseException:  # e.g. the ray backend without Ray installed: leave no run dir behind
@@ -149,6 +173,8 @@ class _Loop:
         self.killed: set[Handle] = set()
         self.wave: set[Handle] = set()
         self.arrived: set[Handle] = set()
+        self.journal = Journal(owner.journal_path) if owner.journal_path else None
+        self.lost: dict[str, int] = {}
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> Run:
@@ -159,13 +185,21 @@ class _Loop:
         partial = self.policy.on_region_failure == "partial"
         self.tasks.create(AGGREGATE_TASK, "Aggregate results", [r.task for r in scenario.regions],
                           proceed_on_failed_blockers=partial)
+        resumed = self._open_journal()
         self._notify_all()
+        if resumed is not None:
+            self._replay(resumed)
         run.expected_counts = {rid: data.count(src) for rid, src in self.sources.items()}
         run.planned_faults = planned_faults(scenario, self.owner.seed)
         # The start barrier proves concurrency; it holds every child until the last is forked, so it
         # is only paid for when the scenario asks for that proof.
         barrier = self.backend.isolated and len(scenario.regions) > 1 and bool(scenario.expect.concurrent)
         for spec in scenario.regions:
+            known = self.tasks[spec.task]
+            if known.state is State.COMPLETE:
+                continue  # journaled by the coordinator we resume: never run it twice
+            if known.state is State.FAILED and known.attempts - self.lost.get(spec.task, 0) > self.policy.retries:
+                continue  # it had already used up its retries
             handle = self._launch(spec, barrier=barrier)
             if barrier:
                 self.wave.add(handle)
@@ -176,7 +210,37 @@ class _Loop:
             self._start_due_retries()
         self._aggregate()
         run.ended = self.backend.now()
+        if self.journal is not None:
+            self.journal.close()
         return run
+
+    def _open_journal(self) -> Journaled | None:
+        if self.journal is None:
+            return None
+        identity = f"{self.scenario.path}::{self.scenario.name} seed={self.owner.seed}"
+        return self.journal.start(identity, resume=self.owner.resume)
+
+    def _replay(self, resumed: Journaled) -> None:
+        """Rebuild the history a killed coordinator journaled; in-flight attempts are recorded as lost."""
+        for entry in resumed.transitions:
+            if entry["from"] is None:
+                continue  # creations are made afresh above, in the same order
+            task, state, pid, event = replayable(entry)
+            self.tasks.move(task, state, pid=pid, event=event)
+        self.run_state.regions.update(resumed.results)
+        self.run_state.inherited = {t.id: t.attempts for t in self.tasks if t.attempts}
+        for spec in self.scenario.regions:
+            in_flight = self.tasks[spec.task]
+            if in_flight.state is State.IN_PROGRESS and spec.id in resumed.results:
+                self._move(spec.task, State.COMPLETE, event=f"{spec.task} attempt {in_flight.attempts} completed; "
+                           "its result was journaled just before the coordinator died")
+            elif in_flight.state is State.IN_PROGRESS:
+                self.lost[spec.task] = self.lost.get(spec.task, 0) + 1
+                self._move(spec.task, State.FAILED, event=f"{spec.task} attempt {in_flight.attempts} was lost "
+                           "with the coordinator that ran it (resumed from the journal)")
+        self.run_state.lost = dict(self.lost)
+        self.tasks.note("resumed", f"resumed from journal {self.journal.path if self.journal else ''}: "
+                        f"{len(resumed.results)} region(s) already complete")
 
     def _wait_time(self) -> float:
         now = self.backend.now()
@@ -267,12 +331,14 @@ class _Loop:
             record.ok = True
             record.event = f"{who} completed {elapsed}"
             self.run_state.regions[record.region] = dict(self.results[handle])
+            if self.journal is not None:  # the result first: a COMPLETE in the journal always has its result
+                self.journal.result(record.region, self.run_state.regions[record.region], len(self.tasks.transitions))
             self._move(record.task, State.COMPLETE, pid=record.pid, event=record.event)
             return
         record.reason = reason
         record.event = f"{who} {reason} {elapsed}"
         self._move(record.task, State.FAILED, pid=record.pid, event=record.event)
-        if record.attempt <= self.policy.retries:
+        if record.attempt - self.lost.get(record.task, 0) <= self.policy.retries:
             self.retry_at[record.task] = self.backend.now() + self.policy.backoff
 
     def _failure_reason(self, handle: Handle, record: AttemptRecord, exit_message: Mapping[str, Any]) -> str | None:
@@ -316,6 +382,12 @@ class _Loop:
         run = self.run_state
         failed = [r.id for r in self.scenario.regions if self.tasks[r.task].state is not State.COMPLETE]
         run.missing = failed
+        state = self.tasks[AGGREGATE_TASK].state
+        if state in (State.COMPLETE, State.CANCELLED, State.FAILED):  # finished before the coordinator we resume died
+            survivors = [run.regions[r.id] for r in self.scenario.regions if r.id in run.regions]
+            run.total = dict(self.owner.aggregate(survivors)) if state is State.COMPLETE else None
+            run.outcome = "COMPLETE" if state is State.COMPLETE else "FAILED"
+            return
         if failed and self.policy.on_region_failure == "fail":
             names = ", ".join(failed)
             self._move(AGGREGATE_TASK, State.CANCELLED, event=f"cancelled: region(s) {names} failed")
@@ -323,7 +395,8 @@ class _Loop:
             return
         if not self.tasks.unblocked(AGGREGATE_TASK):  # pragma: no cover - guarded by the loop above
             raise DistprocError("aggregation reached with unfinished regions")
-        self._move(AGGREGATE_TASK, State.IN_PROGRESS, pid=os.getpid(), event="aggregating")
+        if state is not State.IN_PROGRESS:  # IN_PROGRESS: the coordinator we resume died while aggregating
+            self._move(AGGREGATE_TASK, State.IN_PROGRESS, pid=os.getpid(), event="aggregating")
         survivors = [run.regions[r.id] for r in self.scenario.regions if r.id in run.regions]
         if not survivors:
             self._move(AGGREGATE_TASK, State.FAILED, event="no region survived to aggregate")
@@ -335,11 +408,15 @@ class _Loop:
 
     def _move(self, task: str, state: State, *, pid: int | None = None, event: str = "") -> None:
         entry = self.tasks.move(task, state, pid=pid, event=event)
+        if self.journal is not None:
+            self.journal.transition(entry)
         for observer in self.owner.observers:
             observer(entry)
 
     def _notify_all(self) -> None:
         for entry in self.tasks.transitions:
+            if self.journal is not None:
+                self.journal.transition(entry)
             for observer in self.owner.observers:
                 observer(entry)
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pytest_distproc import data, summary
-from pytest_distproc.scenario.model import AGGREGATE_TASK, Expect
+from pytest_distproc.scenario.model import AGGREGATE_TASK, Expect, region_task
 from pytest_distproc.tasklist import State
 
 if TYPE_CHECKING:
@@ -146,6 +146,8 @@ def check_faults_fired(run: Run) -> list[str]:
     fired = {(f["region"], f["kind"], f["attempt"]) for f in run.faults_fired}
     for fault in run.planned_faults:
         key = (fault["region"], fault["kind"], fault["attempt"])
+        if fault["attempt"] <= run.inherited.get(region_task(fault["region"]), 0):
+            continue  # that attempt belonged to the coordinator we resumed from
         ran = any(a.region == fault["region"] and a.attempt == fault["attempt"] for a in run.attempts)
         if key in fired:
             continue
@@ -174,7 +176,8 @@ def check_aggregation_order(run: Run) -> list[str]:
 
 def check_retries(run: Run) -> list[str]:
     limit = run.scenario.policy.retries + 1
-    return [f"{t.id} ran {t.attempts} attempts; the policy allows {limit}" for t in run.tasks if t.attempts > limit]
+    return [f"{t.id} ran {t.attempts} attempts; the policy allows {limit}" for t in run.tasks
+            if t.attempts - run.lost.get(t.id, 0) > limit]
 
 
 def check_conservation(run: Run) -> list[str]:

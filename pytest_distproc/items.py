@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -82,9 +83,13 @@ class ScenarioItem(pytest.Item):
 
     def _run_ours(self, scenario: Scenario) -> Run:
         config, hook = self.config, self.ihook
+        journal_dir = config.getoption("distproc_journal")
+        journal = Path(journal_dir) / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', self.nodeid)}.sqlite" if journal_dir else None
         return Coordinator(
             scenario,
             seed=config.stash[SEED_KEY],
+            journal=journal,
+            resume=bool(config.getoption("distproc_resume")),
             backend=config.getoption("distproc_backend"),
             observers=(lambda t: hook.pytest_distproc_transition(config=config, scenario=scenario, transition=t),),
             backend_factory=lambda name, run_dir: hook.pytest_distproc_make_backend(

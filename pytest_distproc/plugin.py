@@ -57,6 +57,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run every scenario with your own coordinator through the adapter protocol "
         "(module:factory or path/to/file.py:factory).",
     )
+    group.addoption(
+        "--distproc-journal",
+        default=None,
+        metavar="DIR",
+        help="journal every scenario's TaskList history and results to SQLite files in DIR as they happen.",
+    )
+    group.addoption(
+        "--distproc-resume",
+        action="store_true",
+        default=False,
+        help="resume each scenario from its journal in --distproc-journal DIR: completed regions are not run again.",
+    )
     parser.addini("distproc_scenarios", "paths searched by --distproc-scenarios when none are given",
                   type="args", default=["scenarios"])
 
@@ -70,6 +82,8 @@ def pytest_configure(config: pytest.Config) -> None:
         seed = random.Random().randrange(2**31)
     config.stash[SEED_KEY] = int(seed)
     config.pluginmanager.register(_Transcripts(config), "distproc-transcripts")
+    if config.getoption("distproc_resume") and not config.getoption("distproc_journal"):
+        raise pytest.UsageError("--distproc-resume needs --distproc-journal DIR: the journals to resume from")
     if config.getoption("distproc_scenarios") and config.args_source is not pytest.Config.ArgsSource.ARGS:
         roots = [str(config.rootpath / p) for p in config.getini("distproc_scenarios")]
         missing = [r for r in roots if not Path(r).exists()]
