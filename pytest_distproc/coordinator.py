@@ -282,7 +282,8 @@ class _Loop:
             if record.pid is None and isinstance(message.get("pid"), int):
                 record.pid = message["pid"]  # a remote backend (ray) learns the pid only from the hello
             self.tasks.note("started", f"{record.task} attempt {record.attempt} (pid {record.pid}) is running",
-                            task=record.task, attempt=record.attempt, pid=record.pid)
+                            task=record.task, attempt=record.attempt, pid=record.pid,
+                            data={"isolation": dict(message.get("isolation") or {})})
             if handle in self.wave:
                 self.arrived.add(handle)
                 self._maybe_release_wave()

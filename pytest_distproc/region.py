@@ -22,6 +22,8 @@ from pytest_distproc.faults import REGISTRY
 from pytest_distproc.skills import Skill
 
 ENV_ALLOWLIST = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "PYTHONHASHSEED")
+ISOLATION: dict[str, Any] = {}
+"""What this child managed to set up, reported in its hello."""
 STACK_FILE = "stack.txt"
 STDERR_FILE = "stderr.txt"
 EXIT_ERROR = 1
@@ -45,6 +47,7 @@ def isolate(job: Mapping[str, Any]) -> None:
     workdir = job["workdir"]
     os.makedirs(workdir, mode=0o700, exist_ok=True)  # made here, in parallel, not in the coordinator's loop
     _die_with_parent(workdir)
+    ISOLATION["private_workdir"] = private_workdir(workdir, int(job.get("memory_limit_mb", 0) or 256))
     allowed = {k: v for k, v in os.environ.items() if k in ENV_ALLOWLIST}
     os.environ.clear()
     os.environ.update(allowed)
@@ -87,6 +90,8 @@ def _die_with_parent(workdir: str) -> None:
             return
         import shutil
 
+        if _UMOUNT2 is not None:
+            _UMOUNT2(workdir.encode(), MNT_DETACH)  # back to the on-disk dir, so it can be removed
         shutil.rmtree(workdir, ignore_errors=True)
         try:
             os.rmdir(os.path.dirname(workdir))
@@ -103,17 +108,37 @@ def _die_with_parent(workdir: str) -> None:
         orphaned(signal.SIGTERM, None)
 
 
-def _load_prctl() -> Any:
+def _libc_function(name: str) -> Any:
     """Resolved once in the coordinator: loading ctypes in every child cost ~6 ms per attempt."""
     try:
         import ctypes
 
-        return ctypes.CDLL(None, use_errno=True).prctl
+        return getattr(ctypes.CDLL(None, use_errno=True), name)
     except (OSError, AttributeError):
         return None
 
 
-_PRCTL = _load_prctl()
+_PRCTL = _libc_function("prctl")
+_UNSHARE = _libc_function("unshare")
+_MOUNT = _libc_function("mount")
+_UMOUNT2 = _libc_function("umount2")
+CLONE_NEWNS = 0x00020000
+MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x4000, 0x40000
+MNT_DETACH = 0x2
+
+
+def private_workdir(workdir: str, size_mb: int) -> bool:
+    """Mount a private tmpfs over our temp dir, in a mount namespace of our own.
+
+    Nobody else sees what we write there, and what a sibling writes to that path on disk is
+    invisible to us. Needs CAP_SYS_ADMIN (root, as in CI); elsewhere the dir stays a plain 0700 dir.
+    """
+    if _UNSHARE is None or _MOUNT is None or _UNSHARE(CLONE_NEWNS) != 0:
+        return False
+    if _MOUNT(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        return False
+    options = f"mode=0700,size={max(size_mb, 16)}m".encode()
+    return bool(_MOUNT(b"tmpfs", workdir.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options) == 0)
 
 
 def wait_for_go(go_fd: int) -> None:
@@ -129,7 +154,7 @@ def run(job: Mapping[str, Any], skill: Skill, channel: int, go_fd: int) -> NoRet
     code = EXIT_ERROR
     try:
         isolate(job)
-        send(channel, {"type": "hello", "pid": os.getpid()})
+        send(channel, {"type": "hello", "pid": os.getpid(), "isolation": ISOLATION})
         wait_for_go(go_fd)
         result = execute(job, skill, lambda message: send(channel, message))
         send(channel, {"type": "result", "result": result})

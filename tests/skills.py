@@ -20,3 +20,35 @@ def environment_probe(records: list[dict[str, Any]], context: Mapping[str, Any])
     result["own_tmp"] = int(tempfile.gettempdir() == context["workdir"] == os.getcwd())
     result["module_state"] = len(CALLS)
     return result
+
+
+def isolation_probe(records: list[dict[str, Any]], context: Mapping[str, Any]) -> dict[str, Any]:
+    """Write a secret into our temp dir, then try to see and change every sibling's temp dir."""
+    import time
+    from pathlib import Path
+
+    CALLS.append(context["region"])
+    workdir = Path(context["workdir"])
+    (workdir / f"secret-{context['region']}").write_text("mine")
+    time.sleep(0.3)  # every region is past the start barrier and has written its secret by now
+    seen: list[str] = []
+    planted = 0
+    for sibling in workdir.parent.iterdir():
+        if sibling == workdir or not sibling.is_dir():
+            continue
+        seen += [p.name for p in sibling.iterdir() if p.name.startswith("secret-")]
+        try:
+            (sibling / f"planted-by-{context['region']}").write_text("theirs")
+            planted += 1
+        except OSError:
+            pass
+    time.sleep(0.3)  # siblings plant now, if they can
+    result: dict[str, Any] = summary.summarize([r["value"] for r in records])
+    result.update(
+        secret_visible=int("DISTPROC_SECRET_TOKEN" in os.environ),
+        sibling_files_seen=len(seen),
+        planted=planted,
+        foreign_files_here=len([p for p in workdir.iterdir() if p.name.startswith("planted-by-")]),
+        module_state=len(CALLS),
+    )
+    return result
