@@ -21,12 +21,15 @@ Ray is an optional extra: this module imports it only when the backend is used.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import itertools
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import time
 import uuid
@@ -308,6 +311,8 @@ _SESSION: _Session | None = None
 def connect(address: str | None) -> _Session:
     """Attach to Ray once per process: ``address`` if given, else a private local Ray on this machine."""
     global _SESSION
+    if not address and _SESSION is None:
+        _private_token()  # before Ray reads its config
     ray = import_ray()
     if _SESSION is not None and ray.is_initialized():
         return _SESSION
@@ -318,7 +323,10 @@ def connect(address: str | None) -> _Session:
                 ray.init(address=address, **common)
             else:
                 # "local" ignores RAY_ADDRESS and never joins another cluster by accident.
-                ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1", **common)
+                temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: socket paths fit 107 bytes
+                atexit.register(_shutdown_private, ray, temp_dir)
+                ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1",
+                         _temp_dir=temp_dir, **common)
         except Exception as exc:
             where = f"the Ray cluster at {address!r}" if address else "a local Ray on 127.0.0.1"
             hint = (
@@ -329,6 +337,34 @@ def connect(address: str | None) -> _Session:
                                 f"{type(exc).__name__}: {exc}; {hint}") from None
     _SESSION = _Session(ray, address)
     return _SESSION
+
+
+def _shutdown_private(ray: Any, temp_dir: str) -> None:
+    """At exit: stop the private local Ray (Ray's own hook would run only after us), then remove its files."""
+    try:
+        ray.shutdown()
+    finally:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _private_token() -> None:
+    """Token authentication for the private local Ray, with a token that lives only in this process's env.
+
+    Ray listens on all interfaces even when told 127.0.0.1, so its token authentication matters; left
+    to itself, a new local Ray writes a token to ~/.ray/auth_token, which then switches every later
+    ``ray start`` and driver of this user to token mode. An explicit RAY_AUTH_MODE is respected.
+    """
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    if "ray" in sys.modules:  # imported earlier by someone else: make Ray re-read its config
+        try:
+            from ray._raylet import Config  # type: ignore[attr-defined]
+
+            Config.initialize("")
+        except Exception:
+            pass  # an older Ray without token authentication: nothing to refresh
 
 
 class RayBackend:
