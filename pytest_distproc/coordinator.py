@@ -16,10 +16,9 @@ from typing import Any
 
 from pytest_distproc import data, skills, summary
 from pytest_distproc.backends import Backend, Handle, make_backend
-from pytest_distproc.errors import DistprocError
 from pytest_distproc.journal import Journal, Journaled, replayable
 from pytest_distproc.report import transcript
-from pytest_distproc.scenario.model import AGGREGATE_TASK, FaultSpec, RegionSpec, Scenario
+from pytest_distproc.scenario.model import AGGREGATE_TASK, FaultSpec, RegionSpec, Scenario, TaskSpec, region_task
 from pytest_distproc.tasklist import State, TaskList, Transition
 
 Observer = Callable[[Transition], None]
@@ -69,6 +68,8 @@ class Run:
     violations: list[str] = field(default_factory=list)
     lost: dict[str, int] = field(default_factory=dict)
     """Attempts per task that died with a previous coordinator (resumed runs); not the region's retries."""
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Summaries of the tasks between the regions and ``aggregate-results`` (``tasks:``)."""
     inherited: dict[str, int] = field(default_factory=dict)
     """Attempts per task made by the coordinator this run resumed from; their faults fired out of our sight."""
     """Protocol breaches a coordinator adapter committed (always mismatches)."""
@@ -174,6 +175,7 @@ class _Loop:
         self.wave: set[Handle] = set()
         self.arrived: set[Handle] = set()
         self.journal = Journal(owner.journal_path) if owner.journal_path else None
+        self.values: dict[str, dict[str, Any]] = {}  # task id -> its summary (regions' and the graph's)
         self.lost: dict[str, int] = {}
 
     # -- the loop -----------------------------------------------------------------------
@@ -183,8 +185,9 @@ class _Loop:
         for spec in scenario.regions:
             self.tasks.create(spec.task, f"Process region {spec.id}")
         partial = self.policy.on_region_failure == "partial"
-        self.tasks.create(AGGREGATE_TASK, "Aggregate results", [r.task for r in scenario.regions],
-                          proceed_on_failed_blockers=partial)
+        for stage in scenario.graph:
+            subject = "Aggregate results" if stage.id == AGGREGATE_TASK else stage.description or stage.id
+            self.tasks.create(stage.id, subject, stage.blocked_by, proceed_on_failed_blockers=partial)
         resumed = self._open_journal()
         self._notify_all()
         if resumed is not None:
@@ -208,7 +211,9 @@ class _Loop:
                 self._on_message(handle, message)
             self._enforce_deadlines()
             self._start_due_retries()
-        self._aggregate()
+            self._advance_graph()
+        self._advance_graph()
+        self._finish_run()
         run.ended = self.backend.now()
         if self.journal is not None:
             self.journal.close()
@@ -228,6 +233,7 @@ class _Loop:
             task, state, pid, event = replayable(entry)
             self.tasks.move(task, state, pid=pid, event=event)
         self.run_state.regions.update(resumed.results)
+        self.values.update({region_task(rid): value for rid, value in resumed.results.items()})
         self.run_state.inherited = {t.id: t.attempts for t in self.tasks if t.attempts}
         for spec in self.scenario.regions:
             in_flight = self.tasks[spec.task]
@@ -332,6 +338,7 @@ class _Loop:
             record.ok = True
             record.event = f"{who} completed {elapsed}"
             self.run_state.regions[record.region] = dict(self.results[handle])
+            self.values[record.task] = self.run_state.regions[record.region]
             if self.journal is not None:  # the result first: a COMPLETE in the journal always has its result
                 self.journal.result(record.region, self.run_state.regions[record.region], len(self.tasks.transitions))
             self._move(record.task, State.COMPLETE, pid=record.pid, event=record.event)
@@ -379,33 +386,58 @@ class _Loop:
                 self._launch(next(r for r in self.scenario.regions if r.task == task), barrier=False)
 
     # -- aggregation --------------------------------------------------------------------
-    def _aggregate(self) -> None:
+    def _advance_graph(self) -> None:
+        """Run every task after the regions whose blockers are final, blockers first (the real partial order:
+        a continent aggregates as soon as its own regions are done, while others still run)."""
+        for spec in self.scenario.graph:
+            state = self.tasks[spec.id].state
+            if state in (State.CANCELLED, State.FAILED) or (state is State.COMPLETE and spec.id in self.values):
+                continue
+            if not all(self._final(b) for b in spec.blocked_by):
+                continue
+            if state is State.COMPLETE:  # completed before the coordinator we resume died: recompute, silently
+                self.values[spec.id] = self._evaluate(spec)[0] or {}
+                continue
+            failed = [b for b in spec.blocked_by if self.tasks[b].state is not State.COMPLETE]
+            if failed and self.policy.on_region_failure == "fail":
+                self._move(spec.id, State.CANCELLED, event=f"cancelled: {', '.join(failed)} did not complete")
+                continue
+            if state is not State.IN_PROGRESS:  # IN_PROGRESS: the coordinator we resume died while it ran
+                self._move(spec.id, State.IN_PROGRESS, pid=os.getpid(), event=f"{spec.kind} started")
+            value, problem = self._evaluate(spec)
+            if value is None:
+                self._move(spec.id, State.FAILED, event=problem)
+                continue
+            self.values[spec.id] = value
+            self._move(spec.id, State.COMPLETE, pid=os.getpid(), event=f"{spec.kind} complete")
+
+    def _final(self, task: str) -> bool:
+        """Finished for good: complete, cancelled, or failed with no retry still to come."""
+        state = self.tasks[task].state
+        if state is State.FAILED:
+            return task not in self.retry_at and all(r.task != task for r in self.running.values())
+        return state in (State.COMPLETE, State.CANCELLED)
+
+    def _evaluate(self, spec: TaskSpec) -> tuple[dict[str, Any] | None, str]:
+        inputs = [self.values[b] for b in spec.blocked_by if b in self.values]
+        if not inputs:
+            return None, f"nothing to {spec.kind}: every input failed"
+        if spec.kind == "validate":
+            problems = [p for p in (summary.validate(i, None) for i in inputs) if p]
+            problems += ["an input is empty"] if any(int(i["count"]) == 0 for i in inputs) else []
+            if problems:
+                return None, "validation failed: " + "; ".join(problems)
+        return dict(self.owner.aggregate(inputs)), ""
+
+    def _finish_run(self) -> None:
         run = self.run_state
-        failed = [r.id for r in self.scenario.regions if self.tasks[r.task].state is not State.COMPLETE]
-        run.missing = failed
-        state = self.tasks[AGGREGATE_TASK].state
-        if state in (State.COMPLETE, State.CANCELLED, State.FAILED):  # finished before the coordinator we resume died
-            survivors = [run.regions[r.id] for r in self.scenario.regions if r.id in run.regions]
-            run.total = dict(self.owner.aggregate(survivors)) if state is State.COMPLETE else None
-            run.outcome = "COMPLETE" if state is State.COMPLETE else "FAILED"
-            return
-        if failed and self.policy.on_region_failure == "fail":
-            names = ", ".join(failed)
-            self._move(AGGREGATE_TASK, State.CANCELLED, event=f"cancelled: region(s) {names} failed")
+        run.missing = [r.id for r in self.scenario.regions if self.tasks[r.task].state is not State.COMPLETE]
+        run.stages = {t.id: self.values[t.id] for t in self.scenario.graph[:-1] if t.id in self.values}
+        if self.tasks[AGGREGATE_TASK].state is State.COMPLETE:
+            run.total = self.values[AGGREGATE_TASK]
+            run.outcome = "COMPLETE"
+        else:
             run.outcome = "FAILED"
-            return
-        if not self.tasks.unblocked(AGGREGATE_TASK):  # pragma: no cover - guarded by the loop above
-            raise DistprocError("aggregation reached with unfinished regions")
-        if state is not State.IN_PROGRESS:  # IN_PROGRESS: the coordinator we resume died while aggregating
-            self._move(AGGREGATE_TASK, State.IN_PROGRESS, pid=os.getpid(), event="aggregating")
-        survivors = [run.regions[r.id] for r in self.scenario.regions if r.id in run.regions]
-        if not survivors:
-            self._move(AGGREGATE_TASK, State.FAILED, event="no region survived to aggregate")
-            run.outcome = "FAILED"
-            return
-        run.total = dict(self.owner.aggregate(survivors))
-        self._move(AGGREGATE_TASK, State.COMPLETE, pid=os.getpid(), event="aggregated")
-        run.outcome = "COMPLETE"
 
     def _move(self, task: str, state: State, *, pid: int | None = None, event: str = "") -> None:
         entry = self.tasks.move(task, state, pid=pid, event=event)

@@ -38,6 +38,8 @@ def transcript(run: Run) -> str:
             lines.append(summary.line(f"Region {spec.id}", run.regions[spec.id]))
     if run.missing:
         lines.append("Missing: " + ", ".join(_failed_region(run, r) for r in run.missing))
+    for stage, value in run.stages.items():
+        lines.append(summary.line(stage, value))
     lines.append("")
     lines.append(summary.line("Total", run.total))
     return "\n".join(lines) + "\n"

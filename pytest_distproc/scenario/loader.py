@@ -19,6 +19,7 @@ from pytest_distproc import expectations, skills
 from pytest_distproc import faults as fault_kinds
 from pytest_distproc.errors import Problem, ScenarioError
 from pytest_distproc.scenario import matrix
+from pytest_distproc.scenario.graph import parse_tasks
 from pytest_distproc.scenario.model import (
     AGGREGATE_TASK,
     BACKENDS,
@@ -42,6 +43,7 @@ TOP_KEYS = (
     "name", "description", "seed", "regions", "skill", "context", "backend", "policy", "faults", "expect",
     "explore",
     "coordinator",
+    "tasks",
 )
 POLICY_KEYS = ("timeout", "retries", "backoff", "on_region_failure", "memory_limit_mb")
 EXPLORE_KEYS = ("examples", "faults", "max_faults", "interleavings")
@@ -254,7 +256,8 @@ def _load_document(doc: Document, path: Path, default_name: str) -> LoadedDocume
                               lambda s: ":" in s)
     policy = _policy(c, c.section(top, "policy", {}))
     faults = _faults(c, c.section(top, "faults", []), declared)
-    expect = _expect(c, c.section(top, "expect", {}), declared)
+    graph = parse_tasks(top.get("tasks"), declared, c.fail, c.doc.line_of) if "tasks" in top else ()
+    expect = _expect(c, c.section(top, "expect", {}), declared, [t.id for t in graph])
     explore = _explore(c, top.get("explore"))
     if c.problems:
         return LoadedDocument(name, doc.line, error=ScenarioError(sorted(c.problems, key=_by_line)))
@@ -262,7 +265,7 @@ def _load_document(doc: Document, path: Path, default_name: str) -> LoadedDocume
         name=name, path=path, line=doc.line, regions=tuple(regions), description=description, seed=seed,
         skill=skill, context=context, backend=backend, policy=policy, faults=tuple(faults), expect=expect,
         explore=explore,
-        coordinator=coordinator,
+        coordinator=coordinator, tasks=graph,
     )
     return LoadedDocument(name, doc.line, scenario=scenario)
 
@@ -534,9 +537,9 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _expect(c: _Checker, value: Any, declared: list[str]) -> Expect:
+def _expect(c: _Checker, value: Any, declared: list[str], graph: list[str]) -> Expect:
     body = c.mapping(value, "$.expect", (*EXPECT_KEYS, *expectations.REGISTRY))
-    tasks = [region_task(r) for r in declared] + [AGGREGATE_TASK]
+    tasks = [region_task(r) for r in declared] + (graph or [AGGREGATE_TASK])
 
     def task_keys(at: str) -> Iterator[tuple[str, Any, str]]:
         key = at.rsplit(".", 1)[1]

@@ -36,6 +36,20 @@ class RegionSpec:
         return region_task(self.id)
 
 
+TASK_KINDS = ("aggregate", "validate")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task beyond the regions' own: run in the coordinator once its blockers finished."""
+
+    id: str
+    kind: str = "aggregate"
+    blocked_by: tuple[str, ...] = ()
+    description: str = ""
+    line: int | None = None
+
+
 @dataclass(frozen=True)
 class Policy:
     timeout: float = 5.0
@@ -114,11 +128,18 @@ class Scenario:
     expect: Expect = field(default_factory=Expect)
     explore: Explore | None = None
     coordinator: str | None = None
+    tasks: tuple[TaskSpec, ...] = ()
+    """Tasks after the regions, blockers first, ``aggregate-results`` last (empty: the default graph)."""
     """A user's coordinator (``module:factory`` or ``file.py:factory``) run through the adapter protocol."""
 
     @property
     def task_ids(self) -> list[str]:
-        return [r.task for r in self.regions] + [AGGREGATE_TASK]
+        return [r.task for r in self.regions] + [t.id for t in self.graph]
+
+    @property
+    def graph(self) -> tuple[TaskSpec, ...]:
+        """The tasks after the regions; by default ``aggregate-results`` blocked by every region."""
+        return self.tasks or (TaskSpec(AGGREGATE_TASK, "aggregate", tuple(r.task for r in self.regions)),)
 
     def region(self, region_id: str) -> RegionSpec:
         return next(r for r in self.regions if r.id == region_id)
