@@ -72,6 +72,8 @@ class _Child:
     root: str
     workdir: str
     go: int
+    stack: int  # memfds: the child's workdir may be a tmpfs in its own mount namespace, unseen from here
+    stderr: int
 
 
 class Launcher:
@@ -89,8 +91,10 @@ class Launcher:
     async def attempt(self, key: str, job: dict[str, Any], skill: Skill, barrier: bool) -> Any:
         """Fork the child, then yield every message it sends, and finally its ``exit``."""
         root = tempfile.mkdtemp(prefix="distproc-ray-")
-        workdir = tempfile.mkdtemp(prefix=f"{job['task']}-a{job['attempt']}-", dir=root)
-        job = {**job, "workdir": workdir}
+        workdir = os.path.join(root, f"{job['task']}-a{job['attempt']}")  # the child makes it (region.isolate)
+        stack_fd = os.memfd_create(f"{job['task']}-stack")
+        stderr_fd = os.memfd_create(f"{job['task']}-stderr")
+        job = {**job, "workdir": workdir, "stack_fd": stack_fd, "stderr_fd": stderr_fd}
         read_fd, write_fd = os.pipe()
         go_read, go_write = os.pipe() if barrier else (-1, -1)
         pid = os.fork()
@@ -108,7 +112,7 @@ class Launcher:
         os.close(write_fd)
         if go_read >= 0:
             os.close(go_read)
-        child = _Child(pid, root, workdir, go_write)
+        child = _Child(pid, root, workdir, go_write, stack_fd, stderr_fd)
         self.children[key] = child
         reaped = False
         try:
@@ -140,6 +144,8 @@ class Launcher:
             if not reaped:
                 _reap_later(pid)
             _close(child)
+            os.close(stack_fd)
+            os.close(stderr_fd)
             self.children.pop(key, None)
             shutil.rmtree(root, ignore_errors=True)
 
@@ -165,11 +171,10 @@ class Launcher:
             _close(child, write_go=True)
             return
         if dump_stack:
-            stack_path = os.path.join(child.workdir, region.STACK_FILE)
             try:
                 os.kill(child.pid, signal.SIGUSR1)
                 deadline = time.monotonic() + STACK_WAIT
-                while time.monotonic() < deadline and not _tail(stack_path):
+                while time.monotonic() < deadline and not os.fstat(child.stack).st_size:
                     await asyncio.sleep(0.01)
             except ProcessLookupError:
                 pass
@@ -216,8 +221,8 @@ def _exit_message(child: _Child, status: int) -> dict[str, Any]:
         message["signal"] = signal.Signals(os.WTERMSIG(status)).name
     else:
         message["returncode"] = os.WEXITSTATUS(status)
-    message["stack"] = _head(os.path.join(child.workdir, region.STACK_FILE))
-    message["stderr"] = _tail(os.path.join(child.workdir, region.STDERR_FILE))
+    message["stack"] = _head(child.stack)
+    message["stderr"] = _tail(child.stderr)
     return message
 
 
@@ -236,23 +241,15 @@ def _killpg(pgid: int) -> None:
         pass
 
 
-def _head(path: str, lines: int = 25) -> str:
-    try:
-        with open(path, "rb") as handle:
-            return b"".join(handle.readline() for _ in range(lines)).decode(errors="replace").rstrip()
-    except OSError:
-        return ""
+def _head(fd: int, lines: int = 25) -> str:
+    """The innermost frames of a faulthandler dump (it prints the most recent call first)."""
+    text = os.pread(fd, 16384, 0).decode(errors="replace")
+    return "\n".join(text.splitlines()[:lines]).rstrip()
 
 
-def _tail(path: str) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - TAIL))
-            return handle.read().decode(errors="replace").strip()
-    except OSError:
-        return ""
+def _tail(fd: int) -> str:
+    size = os.fstat(fd).st_size
+    return os.pread(fd, TAIL, max(0, size - TAIL)).decode(errors="replace").strip()
 
 
 # ---------------------------------------------------------------------------------------------
