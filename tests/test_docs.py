@@ -174,3 +174,15 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
         assert "--8&lt;--" not in page.read_text() and "--8<--" not in page.read_text(), page
     architecture = (site / "architecture" / "index.html").read_text()
     assert "pytest_distproc/coordinator.py" in architecture  # the generated module list
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_example_scenarios_validate_against_the_schema(example: Path) -> None:
+    """The examples teach the format, so they follow the schema too (hooks/ adds kinds the schema cannot know)."""
+    jsonschema = pytest.importorskip("jsonschema")
+    import yaml
+
+    validator = jsonschema.Draft202012Validator(schemadoc.load_schema())
+    for document in yaml.safe_load_all(example.read_text(encoding="utf-8")):
+        errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)]
+        assert not errors, errors
