@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -41,6 +42,7 @@ class Cluster:
     address: str
     tmpdir: Path  # where the Ray workers (and so our launchers) create their temp dirs
     started_in: float | None  # seconds `ray start` took, when this session started it
+    env: dict[str, str]  # what a driver needs to join it (its auth token)
 
 
 def _free_port() -> int:
@@ -55,15 +57,18 @@ def ray_cluster() -> Iterator[Cluster]:
         pytest.skip("Ray cannot be imported: pip install 'pytest-distproc[ray]'")
     exported = os.environ.get("DISTPROC_RAY_ADDRESS")
     if exported:
-        yield Cluster(exported, Path(tempfile.gettempdir()), None)
+        auth = {k: v for k, v in os.environ.items() if k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+        yield Cluster(exported, Path(tempfile.gettempdir()), None, auth)
         return
     ray_cli = Path(sys.executable).with_name("ray")
-    base = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
+    base = Path(tempfile.mkdtemp(prefix="distproc-raytest-", dir="/tmp"))  # short: socket paths fit 107 bytes
     workers_tmp = base / "w"
     workers_tmp.mkdir()
     port = _free_port()
     log = (base / "start.log").open("wb")
-    env = {**os.environ, "TMPDIR": str(workers_tmp), "RAY_USAGE_STATS_ENABLED": "0"}
+    # Token auth with a token of our own, so neither an ambient ~/.ray/auth_token nor its absence matters.
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    env = {**os.environ, "TMPDIR": str(workers_tmp), "RAY_USAGE_STATS_ENABLED": "0", **auth}
     env.pop("RAY_ADDRESS", None)
     began = time.monotonic()
     process = subprocess.Popen(
@@ -76,7 +81,7 @@ def ray_cluster() -> Iterator[Cluster]:
             if process.poll() is not None or time.monotonic() - began > START_TIMEOUT:
                 pytest.fail("could not start a local Ray cluster:\n" + (base / "start.log").read_text()[-3000:])
             time.sleep(0.2)
-        yield Cluster(f"127.0.0.1:{port}", workers_tmp, time.monotonic() - began)
+        yield Cluster(f"127.0.0.1:{port}", workers_tmp, time.monotonic() - began, auth)
     finally:
         _stop(process)
         log.close()
@@ -84,17 +89,18 @@ def ray_cluster() -> Iterator[Cluster]:
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    """`ray start --block` stops the cluster it started on SIGTERM; only our own process group is touched."""
-    for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    """`ray start --block` stops the cluster it started on SIGTERM (signalling the whole group at once
+    would kill the GCS under its drain and stall it); SIGKILL for our own process group if it lingers."""
+    try:
+        process.send_signal(signal.SIGTERM)
+        process.wait(40)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # leftovers of the group we started, and only those
+    except ProcessLookupError:
+        pass
+    process.wait(10)
 
 
 @dataclass
@@ -108,7 +114,7 @@ class Outcome:
         return {int(p) for p in PID.findall(self.output)}
 
 
-def run_pytest(cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> Outcome:
+def run_pytest(cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 240) -> Outcome:
     began = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", *args],
@@ -185,7 +191,8 @@ def shipped(ray_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> O
         if (ROOT / "scenarios" / folder).is_dir():
             shutil.copytree(ROOT / "scenarios" / folder, scenarios / folder)
     return run_pytest(work, "--distproc-scenarios", "scenarios", "--distproc-backend", "ray",
-                      "--distproc-ray-address", ray_cluster.address, "--distproc-seed=1")
+                      "--distproc-ray-address", ray_cluster.address, "--distproc-seed=1",
+                      env={**os.environ, **ray_cluster.env})
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +202,8 @@ def extras(ray_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Ou
     (work / "pytest.ini").write_text(f"[pytest]\ndistproc_ray_address = {ray_cluster.address}\n")
     for name, text in EXTRAS.items():
         (work / name).write_text(textwrap.dedent(text))
-    return run_pytest(work, "--distproc-scenarios", ".", "--distproc-backend", "ray")
+    return run_pytest(work, "--distproc-scenarios", ".", "--distproc-backend", "ray",
+                      env={**os.environ, **ray_cluster.env})
 
 
 @needs_ray
@@ -252,10 +260,14 @@ def test_without_an_address_a_private_local_ray_is_started(tmp_path: Path) -> No
     shutil.copy(ROOT / "scenarios" / "seed.yaml", tmp_path / "seed.yaml")
     if (ROOT / "scenarios" / "golden").is_dir():
         shutil.copytree(ROOT / "scenarios" / "golden", tmp_path / "golden")
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "DISTPROC_RAY_ADDRESS")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "DISTPROC_RAY_"))}
     env["RAY_USAGE_STATS_ENABLED"] = "0"
+    token_file = Path.home() / ".ray" / "auth_token"
+    had_token, ray_dirs = token_file.exists(), set(Path("/tmp").glob("ray-*"))
     outcome = run_pytest(tmp_path, "--distproc-scenarios", ".", "--distproc-backend", "ray", env=env)
     assert outcome.items == {"seed.yaml::seed-three-regions": "PASSED"}, outcome.output[-5000:]
+    assert token_file.exists() == had_token, "the private Ray wrote a token into ~/.ray"
+    assert set(Path("/tmp").glob("ray-*")) <= ray_dirs, "the private Ray left its temp dir behind"
 
 
 # -- without Ray ----------------------------------------------------------------------------------
