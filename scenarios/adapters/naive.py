@@ -1,8 +1,9 @@
 """A deliberately naive coordinator: it starts aggregating as soon as the first region is back.
 
-The shipped scenarios catch it:
+The shipped scenarios catch it by name:
     pytest --distproc-scenarios --distproc-coordinator scenarios/adapters/naive.py:NaiveCoordinator
-fails with "order 'process-region-*:COMPLETE < aggregate-results:IN_PROGRESS': ...".
+fails with "the coordinator reported an illegal transition: illegal transition for task
+'aggregate-results': BLOCKED -> IN_PROGRESS; ... (still open: process-region-b, process-region-c)".
 """
 
 from __future__ import annotations
