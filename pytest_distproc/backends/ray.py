@@ -437,7 +437,8 @@ class RayBackend:
             return [(handle, _lost(handle, "ended without reporting how its process exited"))]
         except Exception as exc:  # the launcher or its node died, or Ray refused the task
             del self.live[handle]
-            self.session.drop(handle.private["launcher"])
+            if isinstance(exc, self.ray.exceptions.RayActorError):  # the launcher is gone: use the others
+                self.session.drop(handle.private["launcher"])
             error = {"type": "error", "kind": "exception", "error": type(exc).__name__,
                      "message": f"Ray lost the attempt: {str(exc).strip().splitlines()[0] if str(exc) else exc!r}"}
             return [(handle, error), (handle, _lost(handle, ""))]
