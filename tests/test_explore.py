@@ -50,7 +50,9 @@ class _DoubleCountLoop(_Loop):
         earlier = [a for a in self.run_state.attempts_of(record.task) if a is not record]
         if record.ok and any("corrupt" in a.reason for a in earlier):
             counted = self.run_state.regions[record.region]
-            self.run_state.regions[record.region] = summary.merge([counted, counted])
+            doubled = summary.merge([counted, counted])
+            self.run_state.regions[record.region] = doubled
+            self.values[record.task] = doubled  # what the aggregation reads
 
 
 class DoubleCountCoordinator(Coordinator):
@@ -203,10 +205,10 @@ def test_prediction_and_yaml_of_a_partial_run() -> None:
 
 def test_a_coordinator_that_raises_is_a_finding() -> None:
     class _Raising(_Loop):
-        def _aggregate(self) -> None:
-            if self.run_state.missing or any(a.faults for a in self.run_state.attempts):
+        def _finish_run(self) -> None:
+            if any(a.faults for a in self.run_state.attempts):
                 raise RuntimeError("boom")
-            super()._aggregate()
+            super()._finish_run()
 
     class Raising(Coordinator):
         def _loop(self, backend: Backend, skill: Skill) -> _Loop:
