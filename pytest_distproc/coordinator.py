@@ -403,13 +403,13 @@ class _Loop:
                 self._move(spec.id, State.CANCELLED, event=f"cancelled: {', '.join(failed)} did not complete")
                 continue
             if state is not State.IN_PROGRESS:  # IN_PROGRESS: the coordinator we resume died while it ran
-                self._move(spec.id, State.IN_PROGRESS, pid=os.getpid(), event=f"{spec.kind} started")
+                self._move(spec.id, State.IN_PROGRESS, pid=os.getpid(), event=f"{spec.kind[:-1]}ing")
             value, problem = self._evaluate(spec)
             if value is None:
                 self._move(spec.id, State.FAILED, event=problem)
                 continue
             self.values[spec.id] = value
-            self._move(spec.id, State.COMPLETE, pid=os.getpid(), event=f"{spec.kind} complete")
+            self._move(spec.id, State.COMPLETE, pid=os.getpid(), event=f"{spec.kind}d")
 
     def _final(self, task: str) -> bool:
         """Finished for good: complete, cancelled, or failed with no retry still to come."""
