@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,22 @@ def planned_faults(scenario: Scenario, seed: int) -> list[dict[str, Any]]:
 
 
 RUN_DIR_PREFIX = "distproc-"
+LOST = "was lost with the coordinator that ran it"
+
+
+def plan_digest(scenario: Scenario) -> str:
+    """What a journal must have been written for: same regions, data, graph, policy, faults and skill."""
+    import hashlib
+
+    plan = (
+        [(r.id, r.records, str(r.file), r.inline) for r in scenario.regions],
+        [(t.id, t.kind, t.blocked_by) for t in scenario.graph],
+        scenario.policy,
+        [replace(f, line=None) for f in scenario.faults],
+        scenario.skill,
+        scenario.context,
+    )
+    return hashlib.sha256(repr(plan).encode()).hexdigest()[:16]
 
 
 def sweep_stale_run_dirs() -> list[str]:
@@ -174,12 +190,20 @@ class _Loop:
         self.killed: set[Handle] = set()
         self.wave: set[Handle] = set()
         self.arrived: set[Handle] = set()
+        self.released_at: dict[Handle, float] = {}
         self.journal = Journal(owner.journal_path) if owner.journal_path else None
         self.values: dict[str, dict[str, Any]] = {}  # task id -> its summary (regions' and the graph's)
         self.lost: dict[str, int] = {}
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> Run:
+        try:
+            return self._run()
+        finally:
+            if self.journal is not None:
+                self.journal.close()
+
+    def _run(self) -> Run:
         run, scenario = self.run_state, self.scenario
         run.started = self.backend.now()
         for spec in scenario.regions:
@@ -189,7 +213,7 @@ class _Loop:
             subject = "Aggregate results" if stage.id == AGGREGATE_TASK else stage.description or stage.id
             self.tasks.create(stage.id, subject, stage.blocked_by, proceed_on_failed_blockers=partial)
         resumed = self._open_journal()
-        self._notify_all()
+        self._notify_all(journal=resumed is None)  # a resumed journal holds these creations already
         if resumed is not None:
             self._replay(resumed)
         run.expected_counts = {rid: data.count(src) for rid, src in self.sources.items()}
@@ -215,23 +239,25 @@ class _Loop:
         self._advance_graph()
         self._finish_run()
         run.ended = self.backend.now()
-        if self.journal is not None:
-            self.journal.close()
         return run
 
     def _open_journal(self) -> Journaled | None:
         if self.journal is None:
             return None
-        identity = f"{self.scenario.path}::{self.scenario.name} seed={self.owner.seed}"
+        scenario = self.scenario
+        identity = f"{scenario.path}::{scenario.name} seed={self.owner.seed} plan={plan_digest(scenario)}"
         return self.journal.start(identity, resume=self.owner.resume)
 
     def _replay(self, resumed: Journaled) -> None:
         """Rebuild the history a killed coordinator journaled; in-flight attempts are recorded as lost."""
         for entry in resumed.transitions:
             if entry["from"] is None:
-                continue  # creations are made afresh above, in the same order
+                continue  # creations are made afresh above, in the same order and with the same numbers
             task, state, pid, event = replayable(entry)
-            self.tasks.move(task, state, pid=pid, event=event)
+            self.tasks.restore(task, state, seq=entry["seq"], attempt=entry["attempt"], pid=pid,
+                               time=entry["time"], event=event)
+            if state is State.FAILED and LOST in event:
+                self.lost[task] = self.lost.get(task, 0) + 1  # lost by an earlier resumed coordinator
         self.run_state.regions.update(resumed.results)
         self.values.update({region_task(rid): value for rid, value in resumed.results.items()})
         self.run_state.inherited = {t.id: t.attempts for t in self.tasks if t.attempts}
@@ -242,15 +268,16 @@ class _Loop:
                            "its result was journaled just before the coordinator died")
             elif in_flight.state is State.IN_PROGRESS:
                 self.lost[spec.task] = self.lost.get(spec.task, 0) + 1
-                self._move(spec.task, State.FAILED, event=f"{spec.task} attempt {in_flight.attempts} was lost "
-                           "with the coordinator that ran it (resumed from the journal)")
+                self._move(spec.task, State.FAILED, event=f"{spec.task} attempt {in_flight.attempts} {LOST} "
+                           "(resumed from the journal)")
         self.run_state.lost = dict(self.lost)
         self.tasks.note("resumed", f"resumed from journal {self.journal.path if self.journal else ''}: "
                         f"{len(resumed.results)} region(s) already complete")
 
     def _wait_time(self) -> float:
         now = self.backend.now()
-        moments = [rec.started + self.policy.timeout for h, rec in self.running.items() if h not in self.killed]
+        moments = [self._clock_start(h, rec) + self.policy.timeout for h, rec in self.running.items()
+                   if h not in self.killed]
         moments += list(self.retry_at.values())
         return max(0.0, min(moments) - now) if moments else 0.05
 
@@ -317,8 +344,10 @@ class _Loop:
             # Every one of them has said hello and is blocked reading its go pipe right now:
             # they are alive at the same moment. This is the proof behind `expect.concurrent`.
             self.tasks.note("together", "running together: " + ", ".join(together), data={"tasks": together})
+        now = self.backend.now()
         for handle in self.arrived:
             self.backend.release(handle)
+            self.released_at[handle] = now
         self.wave.clear()
 
     def _finish(self, handle: Handle, record: AttemptRecord, exit_message: Mapping[str, Any]) -> None:
@@ -368,12 +397,16 @@ class _Loop:
             return "exited without sending a result"
         expected = self.run_state.expected_counts.get(record.region)
         problem = summary.validate(self.results[handle], expected)
-        return f"returned a {problem}" if problem else None
+        return f"returned {'an' if problem and problem[0] in 'aeiou' else 'a'} {problem}" if problem else None
+
+    def _clock_start(self, handle: Handle, record: AttemptRecord) -> float:
+        """An attempt's timeout runs from its start, or from its release when it waited at the barrier."""
+        return self.released_at.get(handle, record.started)
 
     def _enforce_deadlines(self) -> None:
         now = self.backend.now()
         for handle, record in list(self.running.items()):
-            if handle not in self.killed and now - record.started >= self.policy.timeout:
+            if handle not in self.killed and now - self._clock_start(handle, record) >= self.policy.timeout:
                 record.timed_out = True
                 self.killed.add(handle)
                 self.backend.kill(handle, dump_stack=True)
@@ -446,9 +479,9 @@ class _Loop:
         for observer in self.owner.observers:
             observer(entry)
 
-    def _notify_all(self) -> None:
+    def _notify_all(self, *, journal: bool = True) -> None:
         for entry in self.tasks.transitions:
-            if self.journal is not None:
+            if self.journal is not None and journal:
                 self.journal.transition(entry)
             for observer in self.owner.observers:
                 observer(entry)

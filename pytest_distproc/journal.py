@@ -55,7 +55,9 @@ class Journal:
         """Bind the journal to one scenario; with ``resume``, return what it holds (None if empty)."""
         row = self.db.execute("SELECT value FROM meta WHERE key = 'identity'").fetchone()
         if row is not None and row[0] != identity:
-            raise JournalError(f"journal {self.path} belongs to another scenario or seed ({row[0]}), not {identity}")
+            raise JournalError(f"journal {self.path} belongs to another scenario or seed ({row[0]}), not {identity}: "
+                               "the scenario, its seed or its plan changed since; delete the journal to start "
+                               "afresh, or run without --distproc-resume")
         if resume and row is not None:
             return self._load()
         self.db.execute("DELETE FROM transitions")
@@ -74,7 +76,7 @@ class Journal:
 
     def transition(self, entry: Transition) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO transitions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO transitions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",  # a number is never reused
             (entry.seq, entry.task, entry.from_state.value if entry.from_state else None, entry.to_state.value,
              entry.attempt, entry.pid, entry.time, entry.event),
         )

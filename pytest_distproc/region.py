@@ -38,8 +38,10 @@ def send(fd: int, message: Mapping[str, Any]) -> None:
         view = view[written:]
 
 
-def isolate(job: Mapping[str, Any]) -> None:
-    """Own process group, own temp dir, scrubbed environment, quiet stdio, bounded memory."""
+def isolate(job: Mapping[str, Any], keep: tuple[int, ...] = ()) -> None:
+    """Own process group, own temp dir, scrubbed environment, quiet stdio, bounded memory, and no fd
+    but its own: the pipes and memfds of sibling attempts, inherited through fork, are closed."""
+    _close_other_fds({0, 1, 2, *keep, job.get("stderr_fd", -1), job.get("stack_fd", -1)})
     try:
         os.setpgid(0, 0)
     except OSError:
@@ -108,6 +110,16 @@ def _die_with_parent(workdir: str) -> None:
         orphaned(signal.SIGTERM, None)
 
 
+def _close_other_fds(keep: set[int]) -> None:
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the listing's own fd, already closed
+
+
 def _libc_function(name: str) -> Any:
     """Resolved once in the coordinator: loading ctypes in every child cost ~6 ms per attempt."""
     try:
@@ -153,7 +165,7 @@ def run(job: Mapping[str, Any], skill: Skill, channel: int, go_fd: int) -> NoRet
     """Entry point of the forked child."""
     code = EXIT_ERROR
     try:
-        isolate(job)
+        isolate(job, keep=(channel, go_fd))
         send(channel, {"type": "hello", "pid": os.getpid(), "isolation": ISOLATION})
         wait_for_go(go_fd)
         result = execute(job, skill, lambda message: send(channel, message))

@@ -76,8 +76,8 @@ def validate(result: Any, expected_count: int | None) -> str | None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"corrupt result: {key}={value!r} is not a number"
     count = result["count"]
-    if count != int(count) or count < 0:
-        return f"corrupt result: count={count!r} is not a record count"
+    if not math.isfinite(count) or count != int(count) or count < 0:
+        return f"corrupt result: count={_short(count)} is not a record count"
     if count > 0:
         numbers = [float(result[k]) for k in ("sum", "min", "max", "mean", "variance")]
         if not all(math.isfinite(n) for n in numbers):
@@ -90,8 +90,13 @@ def validate(result: Any, expected_count: int | None) -> str | None:
             return "corrupt result: negative variance"
     if expected_count is not None and int(count) != expected_count:
         word = "short" if count < expected_count else "inflated"
-        return f"{word} result: {int(count)} of {expected_count} records"
+        return f"{word} result: {_short(int(count))} of {expected_count} records"
     return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 24 else text[:21] + "..."
 
 
 def line(label: str, summary: Mapping[str, Any]) -> str:

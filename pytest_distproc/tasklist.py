@@ -165,6 +165,24 @@ class TaskList:
         self.transitions.append(entry)
         return entry
 
+    def restore(
+        self, task_id: str, target: State, *, seq: int, attempt: int, pid: int | None, time: float, event: str
+    ) -> Transition:
+        """Re-append a journaled transition with its original number (resuming a killed coordinator).
+
+        The move is checked like any other; new entries are numbered after the highest restored one.
+        """
+        task = self._get(task_id)
+        allowed = LEGAL[task.state]
+        if target not in allowed or seq <= self._seq:
+            raise IllegalTransition(task_id, task.state.value, target.value, (s.value for s in allowed))
+        previous, task.state = task.state, target
+        task.attempts = max(task.attempts, attempt)
+        entry = Transition(seq, task_id, previous, target, attempt, pid, time, event)
+        self.transitions.append(entry)
+        self._seq = seq
+        return entry
+
     def note(
         self,
         kind: str,

@@ -52,3 +52,31 @@ def isolation_probe(records: list[dict[str, Any]], context: Mapping[str, Any]) -
         module_state=len(CALLS),
     )
     return result
+
+
+def escaping_grandchild(records: list[dict[str, Any]], context: Mapping[str, Any]) -> dict[str, Any]:
+    """Leaves a grandchild behind that escaped the process group with setsid and holds our pipes."""
+    import time
+
+    if os.fork() == 0:
+        os.setsid()
+        time.sleep(60)
+        os._exit(0)
+    if context["region"] == "B":
+        time.sleep(60)  # and hangs, so the timeout kills us while the grandchild lives on
+    return summary.summarize([r["value"] for r in records])
+
+
+def open_fds(records: list[dict[str, Any]], context: Mapping[str, Any]) -> dict[str, Any]:
+    """A summary plus how many fds beyond stdio the processor holds (its channel only, ideally)."""
+    result: dict[str, Any] = summary.summarize([r["value"] for r in records])
+    targets = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            targets.append(os.readlink(f"/proc/self/fd/{name}"))
+        except OSError:
+            pass
+    own = f"region-{context['region'].lower()}"
+    result["sibling_fds"] = len([t for t in targets if "region-" in t and own not in t])
+    result["fds"] = len(targets)
+    return result

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -202,4 +204,25 @@ def test_no_orphan_survives_sigkill_of_pytest(sandbox: Sandbox) -> None:
     time.sleep(0.3)
     proc.kill()
     proc.communicate(timeout=30)
+    _wait_clean(sandbox)
+
+
+def test_grandchildren_that_escape_with_setsid_do_not_outlive_the_run(sandbox: Sandbox) -> None:
+    sandbox.scenario(
+        "escape",
+        """\
+        name: escape
+        skill: tests.skills:escaping_grandchild
+        regions: {A: {records: 5}, B: {records: 5}}
+        policy: {timeout: 1s}
+        expect:
+          outcome: FAILED
+          status: {process-region-a: COMPLETE, process-region-b: FAILED}
+        """,
+    )
+    shutil.copytree(Path(__file__).parent, sandbox.pytester.path / "tests")
+    started = time.monotonic()
+    result = sandbox.run("--distproc-scenarios", "scenarios", "-o", "pythonpath=.")
+    result.assert_outcomes(passed=1)
+    assert time.monotonic() - started < 30, "a grandchild holding the pipe must not keep an attempt alive"
     _wait_clean(sandbox)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_distproc import expectations
+from pytest_distproc import expectations, summary
 from pytest_distproc.coordinator import Coordinator
 from pytest_distproc.scenario.loader import load_one, load_text
 from pytest_distproc.tasklist import State
@@ -70,12 +70,23 @@ def test_three_levels_run_in_partial_order() -> None:
     assert expectations.check(run) == []
 
 
-def test_double_counting_graph_is_caught(tmp_path: Path) -> None:
+def test_a_graph_that_counts_a_region_twice_or_never_is_a_load_error(tmp_path: Path) -> None:
     text = BASE + ("tasks:\n  eu: {blocked_by: [process-region-a, process-region-b]}\n"
-                   "  all: {blocked_by: [process-region-a, process-region-b, process-region-c, process-region-d]}\n"
+                   "  all: {blocked_by: [process-region-a, process-region-b, process-region-c]}\n"
                    "  aggregate-results: {blocked_by: [eu, all]}\n")
-    run = Coordinator(load_one(text, tmp_path / "g.yaml")).run()
-    assert any("conservation: total counts 70 records but regions sum to 40" in m for m in expectations.check(run))
+    found = problems(text, tmp_path)
+    assert "4: $.tasks.all.blocked_by: process-region-a reaches aggregate-results by 2 paths: it would be " \
+           "counted 2 times; let each region feed the total through exactly one task" in found, found
+    assert "2: $.tasks: process-region-d never reaches aggregate-results; its records would be lost" in found
+
+
+def test_a_double_counting_coordinator_is_caught_at_run_time(tmp_path: Path) -> None:
+    class Doubling(Coordinator):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, aggregate=lambda parts: summary.merge([*parts, parts[0]]))  # type: ignore[arg-type]
+
+    run = Doubling(load_one(BASE, tmp_path / "g.yaml")).run()
+    assert any("conservation: total counts 60 records but regions sum to 40" in m for m in expectations.check(run))
 
 
 def test_failed_region_cancels_its_continent_and_the_total(tmp_path: Path) -> None:

@@ -67,3 +67,17 @@ def test_inline_context_leaks_what_fork_isolates(secret: None, tmp_path: Path) -
     assert all(r["secret_visible"] == 1 for r in results), "inline runs in the coordinator's environment"
     assert [r["module_state"] for r in results] == [1, 2, 3], "inline regions see each other's module state"
     assert skills.CALLS == ["A", "B", "C"], "and the coordinator sees theirs"
+
+
+def test_a_processor_holds_no_fd_of_a_sibling(tmp_path: Path) -> None:
+    text = """
+seed: 1
+skill: tests.skills:open_fds
+regions: {A: {records: 3}, B: {records: 3}, C: {records: 3}}
+expect: {concurrent: ["process-region-*"]}
+"""
+    run = Coordinator(load_one(text, tmp_path / "fds.yaml")).run()
+    assert run.outcome == "COMPLETE", run.transcript
+    for region_id in "ABC":
+        assert run.regions[region_id]["sibling_fds"] == 0
+        assert run.regions[region_id]["fds"] <= 8  # stdio, channel, go pipe, two memfds, the listing's own fd

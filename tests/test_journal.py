@@ -40,7 +40,8 @@ def killer(transition):
         os.kill(os.getpid(), signal.SIGKILL)
 
 scenario = load_one(open(sys.argv[1]).read(), sys.argv[1])
-Coordinator(scenario, journal=sys.argv[3], observers=(killer,)).run()
+resume = len(sys.argv) > 4
+Coordinator(scenario, journal=sys.argv[3], observers=(killer,), resume=resume).run()
 print("finished without being killed")
 """
 
@@ -134,3 +135,46 @@ def test_resume_from_the_command_line(pytester: pytest.Pytester) -> None:
     usage = pytester.runpytest_subprocess("--distproc-scenarios", "--distproc-resume")
     assert usage.ret == pytest.ExitCode.USAGE_ERROR
     usage.stderr.fnmatch_lines(["*--distproc-resume needs --distproc-journal DIR*"])
+
+
+def _crash(scenario_file: Path, journal: Path, kill_at: int, env: dict[str, str], *, resume: bool = False) -> None:
+    args = [sys.executable, "-c", CRASHER, str(scenario_file), str(kill_at), str(journal)]
+    args += ["resume"] if resume else []
+    crashed = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+
+
+def test_resuming_twice_keeps_every_row_and_every_retry(tmp_path: Path, env: dict[str, str]) -> None:
+    text = SCENARIO.replace("retries: 1", "retries: 0")
+    scenario_file = tmp_path / "durable.yaml"
+    scenario_file.write_text(text)
+    journal = tmp_path / "journal.sqlite"
+    _crash(scenario_file, journal, 8, env)  # A complete; B and C in flight
+    _crash(scenario_file, journal, 3, env, resume=True)  # lost, lost, restarted B: killed again
+    _wait_until_gone(tmp_path.name)
+    resumed = Coordinator(load_one(text, scenario_file), journal=journal, resume=True).run()
+    assert resumed.outcome == "COMPLETE", resumed.transcript  # losses with a coordinator are not retries
+    assert resumed.total == Coordinator(load_one(text, scenario_file)).run().total
+    import sqlite3
+
+    with sqlite3.connect(journal) as db:
+        rows = db.execute("SELECT task, to_state FROM transitions ORDER BY seq").fetchall()
+    assert rows.count(("process-region-a", "COMPLETE")) == 1
+    assert [t for t, state in rows if state == "COMPLETE"].count("aggregate-results") == 1
+    assert [e.seq for e in resumed.tasks.transitions] == sorted({e.seq for e in resumed.tasks.transitions})
+
+
+def test_a_changed_scenario_refuses_its_old_journal_without_touching_it(tmp_path: Path) -> None:
+    journal = tmp_path / "j.sqlite"
+    Coordinator(load_one(SCENARIO, tmp_path / "a.yaml"), journal=journal).run()
+    import sqlite3
+
+    with sqlite3.connect(journal) as db:
+        before = db.execute("SELECT * FROM transitions").fetchall()
+    changed = load_one(SCENARIO.replace("C: {records: 100}", "C: {records: 100}, D: {records: 5}"), tmp_path / "a.yaml")
+    from pytest_distproc.journal import JournalError
+
+    with pytest.raises(JournalError, match="belongs to another scenario or seed"):
+        Coordinator(changed, journal=journal, resume=True).run()
+    with sqlite3.connect(journal) as db:
+        assert db.execute("SELECT * FROM transitions").fetchall() == before

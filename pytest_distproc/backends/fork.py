@@ -17,10 +17,17 @@ from pytest_distproc.skills import Skill
 
 STACK_WAIT = 0.3
 TAIL = 2000
+PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER = 36, 37
 
 
 class ForkBackend:
-    """os.fork per attempt; a selector over the result pipes; waitpid turns death into an ``exit`` message."""
+    """os.fork per attempt; one selector over the result pipes and a pidfd per child.
+
+    A child's death is seen through its pidfd, not through its pipe's EOF: a grandchild that keeps
+    the pipe open cannot keep a dead attempt "running". While a run lasts, the coordinator is a
+    child subreaper, so a descendant that escaped its group with ``setsid`` is reparented to us and
+    killed when the run closes.
+    """
 
     name = "fork"
     isolated = True
@@ -29,7 +36,9 @@ class ForkBackend:
         self.run_dir = run_dir
         self.selector = selectors.DefaultSelector()
         self.live: dict[int, Handle] = {}  # pid -> handle, until reaped
-        self.closing: list[Handle] = []  # pipe closed, process not yet reaped
+        self.pending_kills: dict[int, float] = {}  # pid -> when its SIGKILL is due (after a stack dump)
+        self.children_before = _children_of(os.getpid())
+        self.was_subreaper = _subreaper(True)
 
     def start(self, job: dict[str, Any], skill: Skill, *, barrier: bool) -> Handle:
         # The child makes its own dir (in parallel); stderr and the stack dump go to memfds we keep,
@@ -60,9 +69,11 @@ class ForkBackend:
         if go_read >= 0:
             os.close(go_read)
         os.set_blocking(read_fd, False)
-        handle = Handle(job, pid, workdir, {"fd": read_fd, "go": go_write, "buffer": b"",
+        pidfd = os.pidfd_open(pid)
+        handle = Handle(job, pid, workdir, {"fd": read_fd, "pidfd": pidfd, "go": go_write, "buffer": b"",
                                             "stderr": stderr_fd, "stack": stack_fd})
-        self.selector.register(read_fd, selectors.EVENT_READ, handle)
+        self.selector.register(read_fd, selectors.EVENT_READ, (handle, "pipe"))
+        self.selector.register(pidfd, selectors.EVENT_READ, (handle, "exit"))
         self.live[pid] = handle
         return handle
 
@@ -80,24 +91,28 @@ class ForkBackend:
             handle.private["go"] = -1
 
     def poll(self, timeout: float) -> list[tuple[Handle, dict[str, Any]]]:
-        out: list[tuple[Handle, dict[str, Any]]] = []
-        out.extend(self._reap())
-        if out:
-            timeout = 0
-        if self.closing:
-            timeout = min(timeout, 0.01)
+        self._kill_due()
+        if self.pending_kills:
+            timeout = min(timeout, max(0.0, min(self.pending_kills.values()) - time.monotonic()))
         if not self.selector.get_map():
-            if timeout > 0:
-                time.sleep(timeout)
-            return out + self._reap()
-        for key, _ in self.selector.select(max(timeout, 0)):
-            handle: Handle = key.data
-            out.extend((handle, m) for m in self._read(handle))
-        out.extend(self._reap())
+            time.sleep(max(timeout, 0))
+            return []
+        events = self.selector.select(max(timeout, 0))
+        out: list[tuple[Handle, dict[str, Any]]] = []
+        # Pipes first, so a result sent just before death is read before the death is reported.
+        for key, _ in sorted(events, key=lambda event: event[0].data[1] != "pipe"):
+            handle, kind = key.data
+            if kind == "pipe":
+                out.extend((handle, m) for m in self._read(handle))
+            elif handle.pid in self.live:
+                out.extend((handle, m) for m in self._read(handle))  # whatever is left in the pipe
+                out.append((handle, self._finish(handle)))
         return out
 
     def _read(self, handle: Handle) -> list[dict[str, Any]]:
         fd = handle.private["fd"]
+        if fd < 0:
+            return []
         chunks = []
         eof = False
         while True:
@@ -116,11 +131,15 @@ class ForkBackend:
         if eof:
             if rest.strip():
                 messages.append(self._decode(rest))
+            self._close_pipe(handle)
+        return messages
+
+    def _close_pipe(self, handle: Handle) -> None:
+        fd = handle.private.get("fd", -1)
+        if fd >= 0:
             self.selector.unregister(fd)
             os.close(fd)
             handle.private["fd"] = -1
-            self.closing.append(handle)
-        return messages
 
     @staticmethod
     def _decode(line: bytes) -> dict[str, Any]:
@@ -130,22 +149,14 @@ class ForkBackend:
             return {"type": "garbage", "text": line[:200].decode(errors="replace")}
         return message if isinstance(message, dict) else {"type": "garbage", "text": repr(message)[:200]}
 
-    def _reap(self) -> list[tuple[Handle, dict[str, Any]]]:
-        out = []
-        for handle in list(self.closing):
-            assert handle.pid is not None
-            pid, status = os.waitpid(handle.pid, os.WNOHANG)
-            if pid == 0:
-                continue
-            self.closing.remove(handle)
-            out.append((handle, self._finish(handle, status)))
-        return out
-
-    def _finish(self, handle: Handle, status: int) -> dict[str, Any]:
+    def _finish(self, handle: Handle) -> dict[str, Any]:
         assert handle.pid is not None
+        _, status = os.waitpid(handle.pid, 0)  # the pidfd said it exited: this does not block
         self._killpg(handle.pid)  # anything the processor spawned into its group goes with it
         self.live.pop(handle.pid, None)
+        self.pending_kills.pop(handle.pid, None)
         self.release(handle)
+        self._close_pipe(handle)  # a grandchild may still hold its write end: we stop listening
         message: dict[str, Any] = {"type": "exit", "returncode": None, "signal": None}
         if os.WIFSIGNALED(status):
             message["signal"] = signal.Signals(os.WTERMSIG(status)).name
@@ -156,8 +167,11 @@ class ForkBackend:
         self._discard(handle)
         return message
 
-    @staticmethod
-    def _discard(handle: Handle) -> None:
+    def _discard(self, handle: Handle) -> None:
+        pidfd = handle.private.pop("pidfd", -1)
+        if pidfd >= 0:
+            self.selector.unregister(pidfd)
+            os.close(pidfd)
         for key in ("stack", "stderr"):
             fd = handle.private.pop(key, -1)
             if fd >= 0:
@@ -165,17 +179,26 @@ class ForkBackend:
         shutil.rmtree(handle.workdir, ignore_errors=True)
 
     def kill(self, handle: Handle, *, dump_stack: bool) -> None:
-        if handle.pid is None or handle.pid not in self.live:
+        """Kill the attempt's process group; with ``dump_stack``, ask for a stack dump first and kill it
+        when the dump is written or ``STACK_WAIT`` passed, without blocking the loop."""
+        if handle.pid is None or handle.pid not in self.live or handle.pid in self.pending_kills:
             return
         if dump_stack:
             try:
                 os.kill(handle.pid, signal.SIGUSR1)
-                deadline = time.monotonic() + STACK_WAIT
-                while time.monotonic() < deadline and not os.fstat(handle.private["stack"]).st_size:
-                    time.sleep(0.01)
+                self.pending_kills[handle.pid] = time.monotonic() + STACK_WAIT
+                return
             except ProcessLookupError:
                 pass
         self._killpg(handle.pid)
+
+    def _kill_due(self) -> None:
+        now = time.monotonic()
+        for pid, due in list(self.pending_kills.items()):
+            handle = self.live.get(pid)
+            if handle is None or now >= due or os.fstat(handle.private["stack"]).st_size:
+                self._killpg(pid)
+                del self.pending_kills[pid]
 
     @staticmethod
     def _killpg(pgid: int) -> None:
@@ -185,23 +208,48 @@ class ForkBackend:
             pass
 
     def close(self) -> None:
-        """Kill and reap everything still running, then remove every temp dir. Safe to call twice."""
+        """Kill and reap everything still running, escaped descendants included, then remove every temp dir."""
         for pid, handle in list(self.live.items()):
             self._killpg(pid)
-            fd = handle.private.get("fd", -1)
-            if fd >= 0:
-                self.selector.unregister(fd)
-                os.close(fd)
-                handle.private["fd"] = -1
             self.release(handle)
             try:
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
+            self._close_pipe(handle)
             self._discard(handle)
         self.live.clear()
-        self.closing.clear()
+        self.pending_kills.clear()
+        for orphan in _children_of(os.getpid()) - self.children_before:
+            try:  # reparented to us while we were their subreaper: a descendant that escaped with setsid
+                os.killpg(orphan, signal.SIGKILL) if os.getpgid(orphan) == orphan else os.kill(orphan, signal.SIGKILL)
+                os.waitpid(orphan, 0)
+            except (ProcessLookupError, ChildProcessError, PermissionError):
+                pass
+        if not self.was_subreaper:
+            _subreaper(False)
         self.selector.close()
+
+
+def _subreaper(on: bool) -> bool:
+    """Set whether orphaned descendants are reparented to this process; return the previous setting."""
+    prctl = region._PRCTL
+    if prctl is None:
+        return False
+    import ctypes
+
+    previous = ctypes.c_int(0)
+    prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(previous))
+    prctl(PR_SET_CHILD_SUBREAPER, int(on))
+    return bool(previous.value)
+
+
+def _children_of(pid: int) -> set[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return {int(p) for p in handle.read().split()}
+    except OSError:
+        return set()
 
 
 def _head(fd: int, lines: int = 25) -> str:

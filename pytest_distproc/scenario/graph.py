@@ -81,7 +81,32 @@ def parse_tasks(value: Any, region_ids: list[str], fail: Fail, line_of: Callable
     if cycle:
         fail(f"$.tasks.{cycle[0]}.blocked_by", "blocked_by forms a cycle: " + " -> ".join(cycle))
         return default_graph(region_tasks)
+    for region, count in paths_to_the_end(specs, region_tasks).items():
+        if count != 1:
+            consumers = [s.id for s in specs.values() if region in s.blocked_by]
+            where = f"$.tasks.{consumers[-1]}.blocked_by" if consumers else "$.tasks"
+            what = "never reaches" if count == 0 else f"reaches {AGGREGATE_TASK} by {count} paths: it would be counted"
+            fail(where, f"{region} {what} {AGGREGATE_TASK}; its records would be lost" if count == 0 else
+                 f"{region} {what} {count} times; let each region feed the total through exactly one task")
     return tuple(specs[t] for t in topological(specs))
+
+
+def paths_to_the_end(specs: dict[str, TaskSpec], region_tasks: list[str]) -> dict[str, int]:
+    """For each region task, how many ways its summary reaches ``aggregate-results`` (must be one)."""
+    consumers: dict[str, list[str]] = {}
+    for spec in specs.values():
+        for blocker in spec.blocked_by:
+            consumers.setdefault(blocker, []).append(spec.id)
+    memo: dict[str, int] = {}
+
+    def count(task: str) -> int:
+        if task == AGGREGATE_TASK:
+            return 1
+        if task not in memo:
+            memo[task] = sum(count(c) for c in consumers.get(task, ()))
+        return memo[task]
+
+    return {r: count(r) for r in region_tasks}
 
 
 def default_graph(region_tasks: list[str]) -> tuple[TaskSpec, ...]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pytest_distproc import expectations, skills
+from pytest_distproc import data, expectations, skills
 from pytest_distproc import faults as fault_kinds
 from pytest_distproc.errors import Problem, ScenarioError
 from pytest_distproc.scenario import matrix
@@ -351,6 +351,11 @@ def _data_file(c: _Checker, value: Any, at: str, scenario_path: Path) -> Path | 
     if not resolved.is_file():
         c.fail(at, f"data file {name!r} does not exist (looked for {resolved}); paths are relative to "
                "the scenario file")
+        return None
+    try:
+        data.read_file(resolved)  # a bad row is a load error of this scenario, located in both files
+    except (data.DataError, OSError, UnicodeDecodeError) as exc:
+        c.fail(at, f"bad data in {name!r}: {exc}")
         return None
     return resolved
 

@@ -88,7 +88,7 @@ def _substitute(value: Any, bindings: dict[str, Any]) -> Any:
             return bindings[whole.group(1)]
         return PLACEHOLDER.sub(lambda m: str(bindings[m.group(1)]), value)
     if isinstance(value, dict):
-        return {_substitute(k, bindings): _substitute(v, bindings) for k, v in value.items()}
+        return {str(_substitute(k, bindings)): _substitute(v, bindings) for k, v in value.items()}
     if isinstance(value, list):
         return [_substitute(v, bindings) for v in value]
     return value
