@@ -14,8 +14,9 @@ The protocol: a coordinator is any object with ``run(harness)``, or a factory re
 
 The harness numbers what it is told, in the order it is told (one source of order), checks every
 transition against the TaskList's rules, proves concurrency with the same hello/go barrier as our
-own fork backend (through pipes the user's children inherit), and kills whatever the user's
-coordinator leaves running after ``run`` returns or past a deadline.
+own fork backend (through pipes the user's children inherit), and kills the attempts (the processes
+that called ``harness.process``) still running after ``run`` returns or past a deadline. It cannot
+interrupt a ``run`` that hangs without children, nor reach processes that never called ``process``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_distproc import data, region, skills
+from pytest_distproc import data, region, skills, summary
 from pytest_distproc.coordinator import AttemptRecord, Run, fault_dict, planned_faults
 from pytest_distproc.errors import DistprocError, IllegalTransition
 from pytest_distproc.faults import REGISTRY
@@ -152,9 +153,20 @@ class Harness:
                 latest.ended, latest.ok, latest.event = time.monotonic(), state == "COMPLETE", event
 
     def result(self, *, regions: Mapping[str, Mapping[str, Any]], total: Mapping[str, Any] | None) -> None:
-        self.run.regions = {str(k): dict(v) for k, v in regions.items()}
-        self.run.total = dict(total) if total is not None else None
+        """Report the final per-region summaries and the total (None when the run gave up)."""
         self.reported = True
+        checked: dict[str, dict[str, Any]] = {}
+        for region_id, value in dict(regions).items():
+            problem = summary.validate(value, self.run.expected_counts.get(str(region_id)))
+            if problem:
+                self._violation(f"harness.result(): region {region_id}'s summary is a {problem}")
+            else:
+                checked[str(region_id)] = dict(value)
+        self.run.regions = checked
+        problem = summary.validate(total, None) if total is not None else None
+        if problem:
+            self._violation(f"harness.result(): the total is a {problem}")
+        self.run.total = dict(total) if total is not None and not problem else None
 
     # -- the harness's own side --------------------------------------------------------
     def _violation(self, text: str) -> None:
