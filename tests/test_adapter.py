@@ -95,3 +95,25 @@ def test_serial_coordinator_cannot_prove_concurrency(sandbox: Sandbox) -> None:
     result.stdout.fnmatch_lines(
         ["*concurrent: process-region-a, process-region-b were never all running at the same time*"]
     )
+
+
+def test_a_malformed_result_from_a_user_coordinator_is_a_mismatch(sandbox: Sandbox) -> None:
+    sandbox.pytester.makepyfile(
+        sloppy="""
+        class Sloppy:
+            def run(self, harness):
+                harness.record("process-region-a", "IN_PROGRESS")
+                harness.record("process-region-a", "COMPLETE")
+                harness.record("aggregate-results", "IN_PROGRESS")
+                harness.record("aggregate-results", "COMPLETE")
+                harness.result(regions={"A": {"records": 5}}, total={"records": 5})
+        """
+    )
+    sandbox.scenario("one", "name: one\ncoordinator: ../sloppy.py:Sloppy\nregions: {A: {records: 5}}\n")
+    result = sandbox.run("--distproc-scenarios")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*harness.result(): region A's summary is a corrupt result: missing count, sum, min, max, mean, variance*",
+        "*harness.result(): the total is a corrupt result: missing count*",
+    ])
+    assert "Traceback" not in result.stdout.str()
