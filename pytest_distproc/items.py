@@ -148,6 +148,7 @@ SEED_KEY = pytest.StashKey[int]()
 
 def register_extensions(config: pytest.Config, hook: Any) -> None:
     """Ask plugins and conftests for skills, fault kinds and expectation kinds before loading scenarios."""
+    skills.load_entry_points()
     for found in hook.pytest_distproc_register_skills(config=config):
         for name, skill in (found or {}).items():
             skills.register(name, skill)

@@ -168,3 +168,30 @@ def test_distproc_fixture_runs_dicts_and_yaml(sandbox: Sandbox) -> None:
     result = sandbox.run("-p", "no:randomly")
     result.assert_outcomes(passed=3)
     sandbox.assert_clean()
+
+
+def test_skills_from_an_entry_point_group(sandbox: Sandbox) -> None:
+    root = sandbox.pytester.path
+    dist = root / "myskills_pkg-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: myskills-pkg\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[pytest_distproc.skills]\ntripled = myskills_mod:tripled\n")
+    sandbox.pytester.makepyfile(
+        myskills_mod="""
+        from pytest_distproc import summary
+
+        def tripled(records, context):
+            return summary.summarize([3 * r["value"] for r in records])
+        """
+    )
+    sandbox.scenario(
+        "ep",
+        """\
+        name: ep
+        skill: tripled
+        regions: {A: {inline: [{value: 1}, {value: 2}]}}
+        expect: {aggregate: {total: {records: 2, sum: 9}}}
+        """,
+    )
+    result = sandbox.run("--distproc-scenarios", "-o", "pythonpath=.")
+    result.assert_outcomes(passed=1)
