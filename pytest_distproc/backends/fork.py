@@ -9,6 +9,7 @@ import shutil
 import signal
 import time
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 from pytest_distproc import region
@@ -16,6 +17,7 @@ from pytest_distproc.backends import Handle
 from pytest_distproc.skills import Skill
 
 STACK_WAIT = 0.3
+STACK_SETTLE = 0.05
 TAIL = 2000
 PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER = 36, 37
 
@@ -41,40 +43,16 @@ class ForkBackend:
         self.was_subreaper = _subreaper(True)
 
     def start(self, job: dict[str, Any], skill: Skill, *, barrier: bool) -> Handle:
-        # The child makes its own dir (in parallel); stderr and the stack dump go to memfds we keep,
-        # so no file is created on disk in this loop (a mkdir on a disk-backed /tmp costs ~1 ms).
-        workdir = os.path.join(self.run_dir, f"{job['task']}-a{job['attempt']}")
-        stderr_fd = os.memfd_create(f"{job['task']}-stderr")
-        stack_fd = os.memfd_create(f"{job['task']}-stack")
-        job = {**job, "workdir": workdir, "stderr_fd": stderr_fd, "stack_fd": stack_fd}
-        read_fd, write_fd = os.pipe()
-        go_read, go_write = os.pipe() if barrier else (-1, -1)
-        with warnings.catch_warnings():
-            # Python 3.12+ warns when a threaded process forks. The child only computes, writes to a
-            # raw fd and leaves via os._exit; skills are imported before the fork. See docs/architecture.md.
-            warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork.*")
-            pid = os.fork()
-        if pid == 0:  # child
-            try:
-                os.close(read_fd)
-                if go_write >= 0:
-                    os.close(go_write)
-            finally:
-                region.run(job, skill, write_fd, go_read)
-        try:
-            os.setpgid(pid, pid)
-        except OSError:
-            pass  # the child already did it, or already exited
-        os.close(write_fd)
-        if go_read >= 0:
-            os.close(go_read)
-        os.set_blocking(read_fd, False)
-        pidfd = os.pidfd_open(pid)
-        handle = Handle(job, pid, workdir, {"fd": read_fd, "pidfd": pidfd, "go": go_write, "buffer": b"",
-                                            "stderr": stderr_fd, "stack": stack_fd})
-        self.selector.register(read_fd, selectors.EVENT_READ, (handle, "pipe"))
+        child = spawn(job, skill, os.path.join(self.run_dir, f"{job['task']}-a{job['attempt']}"), barrier=barrier)
+        os.set_blocking(child.read_fd, False)
+        pidfd = os.pidfd_open(child.pid)
+        handle = Handle(child.job, child.pid, child.workdir, {
+            "fd": child.read_fd, "pidfd": pidfd, "go": child.go_write, "buffer": b"",
+            "stderr": child.stderr_fd, "stack": child.stack_fd,
+        })
+        self.selector.register(child.read_fd, selectors.EVENT_READ, (handle, "pipe"))
         self.selector.register(pidfd, selectors.EVENT_READ, (handle, "exit"))
-        self.live[pid] = handle
+        self.live[child.pid] = handle
         return handle
 
     def now(self) -> float:
@@ -127,10 +105,10 @@ class ForkBackend:
         buffer = handle.private["buffer"] + b"".join(chunks)
         *lines, rest = buffer.split(b"\n")
         handle.private["buffer"] = rest
-        messages = [self._decode(line) for line in lines if line.strip()]
+        messages = [decode(line) for line in lines if line.strip()]
         if eof:
             if rest.strip():
-                messages.append(self._decode(rest))
+                messages.append(decode(rest))
             self._close_pipe(handle)
         return messages
 
@@ -141,29 +119,16 @@ class ForkBackend:
             os.close(fd)
             handle.private["fd"] = -1
 
-    @staticmethod
-    def _decode(line: bytes) -> dict[str, Any]:
-        try:
-            message = json.loads(line)
-        except ValueError:
-            return {"type": "garbage", "text": line[:200].decode(errors="replace")}
-        return message if isinstance(message, dict) else {"type": "garbage", "text": repr(message)[:200]}
 
     def _finish(self, handle: Handle) -> dict[str, Any]:
         assert handle.pid is not None
         _, status = os.waitpid(handle.pid, 0)  # the pidfd said it exited: this does not block
-        self._killpg(handle.pid)  # anything the processor spawned into its group goes with it
+        killpg(handle.pid)  # anything the processor spawned into its group goes with it
         self.live.pop(handle.pid, None)
         self.pending_kills.pop(handle.pid, None)
         self.release(handle)
         self._close_pipe(handle)  # a grandchild may still hold its write end: we stop listening
-        message: dict[str, Any] = {"type": "exit", "returncode": None, "signal": None}
-        if os.WIFSIGNALED(status):
-            message["signal"] = signal.Signals(os.WTERMSIG(status)).name
-        else:
-            message["returncode"] = os.WEXITSTATUS(status)
-        message["stack"] = _head(handle.private["stack"])
-        message["stderr"] = _tail(handle.private["stderr"])
+        message = exit_message(status, handle.private["stack"], handle.private["stderr"])
         self._discard(handle)
         return message
 
@@ -190,27 +155,25 @@ class ForkBackend:
                 return
             except ProcessLookupError:
                 pass
-        self._killpg(handle.pid)
+        killpg(handle.pid)
 
     def _kill_due(self) -> None:
         now = time.monotonic()
         for pid, due in list(self.pending_kills.items()):
             handle = self.live.get(pid)
-            if handle is None or now >= due or os.fstat(handle.private["stack"]).st_size:
-                self._killpg(pid)
+            if handle is None or now >= due:
+                killpg(pid)
                 del self.pending_kills[pid]
+            elif os.fstat(handle.private["stack"]).st_size and "dumping" not in handle.private:
+                # faulthandler has begun writing: give it a moment to finish the whole dump
+                handle.private["dumping"] = True
+                self.pending_kills[pid] = min(due, now + STACK_SETTLE)
 
-    @staticmethod
-    def _killpg(pgid: int) -> None:
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def close(self) -> None:
         """Kill and reap everything still running, escaped descendants included, then remove every temp dir."""
         for pid, handle in list(self.live.items()):
-            self._killpg(pid)
+            killpg(pid)
             self.release(handle)
             try:
                 os.waitpid(pid, 0)
@@ -229,6 +192,80 @@ class ForkBackend:
         if not self.was_subreaper:
             _subreaper(False)
         self.selector.close()
+
+
+@dataclass(frozen=True)
+class Spawned:
+    """A forked attempt as its parent sees it: the pipes and memfds to read, the pid to watch."""
+
+    job: dict[str, Any]
+    pid: int
+    workdir: str
+    read_fd: int
+    go_write: int
+    stderr_fd: int
+    stack_fd: int
+
+
+def spawn(job: dict[str, Any], skill: Skill, workdir: str, *, barrier: bool) -> Spawned:
+    """Fork one attempt's child (it runs :func:`region.run` and never returns); shared with the Ray launcher.
+
+    The child makes ``workdir`` itself (in parallel); its stderr and stack dump go to memfds the
+    parent keeps, so nothing is created on disk here (a mkdir on a disk-backed /tmp costs ~1 ms).
+    """
+    stderr_fd = os.memfd_create(f"{job['task']}-stderr")
+    stack_fd = os.memfd_create(f"{job['task']}-stack")
+    job = {**job, "workdir": workdir, "stderr_fd": stderr_fd, "stack_fd": stack_fd}
+    read_fd, write_fd = os.pipe()
+    go_read, go_write = os.pipe() if barrier else (-1, -1)
+    with warnings.catch_warnings():
+        # Python 3.12+ warns when a threaded process forks. The child only computes, writes to a
+        # raw fd and leaves via os._exit; skills are imported before the fork. See docs/architecture.md.
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork.*")
+        pid = os.fork()
+    if pid == 0:  # child
+        try:
+            os.close(read_fd)
+            if go_write >= 0:
+                os.close(go_write)
+        finally:
+            region.run(job, skill, write_fd, go_read)
+    try:
+        os.setpgid(pid, pid)
+    except OSError:
+        pass  # the child already did it, or already exited
+    os.close(write_fd)
+    if go_read >= 0:
+        os.close(go_read)
+    return Spawned(job, pid, workdir, read_fd, go_write, stderr_fd, stack_fd)
+
+
+def exit_message(status: int, stack_fd: int, stderr_fd: int) -> dict[str, Any]:
+    """The ``exit`` message for a reaped child: how it ended, its innermost frames, its stderr's tail."""
+    message: dict[str, Any] = {"type": "exit", "returncode": None, "signal": None}
+    if os.WIFSIGNALED(status):
+        message["signal"] = signal.Signals(os.WTERMSIG(status)).name
+    else:
+        message["returncode"] = os.WEXITSTATUS(status)
+    message["stack"] = _head(stack_fd)
+    message["stderr"] = _tail(stderr_fd)
+    return message
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    """One JSON line from a child; anything else becomes a ``garbage`` message, never an exception."""
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return {"type": "garbage", "text": line[:200].decode(errors="replace")}
+    return message if isinstance(message, dict) else {"type": "garbage", "text": repr(message)[:200]}
+
+
+def killpg(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _subreaper(on: bool) -> bool:

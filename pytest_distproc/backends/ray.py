@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import itertools
-import json
 import os
 import secrets
 import shutil
@@ -37,14 +36,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_distproc import data, region
+from pytest_distproc import data
 from pytest_distproc.backends import Handle
+from pytest_distproc.backends.fork import decode, exit_message, killpg, spawn
 from pytest_distproc.errors import DistprocError
 from pytest_distproc.skills import Skill
 
 INSTALL_HINT = "pip install 'pytest-distproc[ray]'"
 STACK_WAIT = 0.3
-TAIL = 2000
 KILL_GRACE = 5.0  # after a kill, how long an unresponsive launcher gets before we give up on it
 READY_TIMEOUT = 120.0  # starting the launcher actors (a Ray worker process each)
 LINE_LIMIT = 16 * 1024 * 1024
@@ -92,26 +91,9 @@ class Launcher:
         """Fork the child, then yield every message it sends, and finally its ``exit``."""
         root = tempfile.mkdtemp(prefix="distproc-ray-")
         workdir = os.path.join(root, f"{job['task']}-a{job['attempt']}")  # the child makes it (region.isolate)
-        stack_fd = os.memfd_create(f"{job['task']}-stack")
-        stderr_fd = os.memfd_create(f"{job['task']}-stderr")
-        job = {**job, "workdir": workdir, "stack_fd": stack_fd, "stderr_fd": stderr_fd}
-        read_fd, write_fd = os.pipe()
-        go_read, go_write = os.pipe() if barrier else (-1, -1)
-        pid = os.fork()
-        if pid == 0:  # child: never returns
-            try:
-                os.close(read_fd)
-                if go_write >= 0:
-                    os.close(go_write)
-            finally:
-                region.run(job, skill, write_fd, go_read)
-        try:
-            os.setpgid(pid, pid)
-        except OSError:
-            pass  # the child already did it, or already exited
-        os.close(write_fd)
-        if go_read >= 0:
-            os.close(go_read)
+        spawned = spawn(job, skill, workdir, barrier=barrier)
+        pid, read_fd, go_write = spawned.pid, spawned.read_fd, spawned.go_write
+        stack_fd, stderr_fd = spawned.stack_fd, spawned.stderr_fd
         child = _Child(pid, root, workdir, go_write, stack_fd, stderr_fd)
         self.children[key] = child
         reaped = False
@@ -133,14 +115,14 @@ class Launcher:
                     if not line:
                         break
                     if line.strip():
-                        yield _decode(line)
+                        yield decode(line)
             finally:
                 transport.close()
             status = await _reap(pid)
             reaped = True
             yield _exit_message(child, status)
         finally:
-            _killpg(pid)  # anything the processor spawned into its group goes with it
+            killpg(pid)  # anything the processor spawned into its group goes with it
             if not reaped:
                 _reap_later(pid)
             _close(child)
@@ -178,7 +160,7 @@ class Launcher:
                     await asyncio.sleep(0.01)
             except ProcessLookupError:
                 pass
-        _killpg(child.pid)
+        killpg(child.pid)
 
 
 def _close(child: _Child, *, write_go: bool = False) -> None:
@@ -216,40 +198,7 @@ def _reap_later(pid: int) -> None:
 
 
 def _exit_message(child: _Child, status: int) -> dict[str, Any]:
-    message: dict[str, Any] = {"type": "exit", "returncode": None, "signal": None}
-    if os.WIFSIGNALED(status):
-        message["signal"] = signal.Signals(os.WTERMSIG(status)).name
-    else:
-        message["returncode"] = os.WEXITSTATUS(status)
-    message["stack"] = _head(child.stack)
-    message["stderr"] = _tail(child.stderr)
-    return message
-
-
-def _decode(line: bytes) -> dict[str, Any]:
-    try:
-        message = json.loads(line)
-    except ValueError:
-        return {"type": "garbage", "text": line[:200].decode(errors="replace")}
-    return message if isinstance(message, dict) else {"type": "garbage", "text": repr(message)[:200]}
-
-
-def _killpg(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _head(fd: int, lines: int = 25) -> str:
-    """The innermost frames of a faulthandler dump (it prints the most recent call first)."""
-    text = os.pread(fd, 16384, 0).decode(errors="replace")
-    return "\n".join(text.splitlines()[:lines]).rstrip()
-
-
-def _tail(fd: int) -> str:
-    size = os.fstat(fd).st_size
-    return os.pread(fd, TAIL, max(0, size - TAIL)).decode(errors="replace").strip()
+    return exit_message(status, child.stack, child.stderr)
 
 
 # ---------------------------------------------------------------------------------------------
