@@ -39,8 +39,15 @@ def register(name: str, skill: Skill) -> None:
     REGISTRY[name] = skill
 
 
+_ENTRY_POINTS_LOADED: list[bool] = []
+
+
 def load_entry_points() -> None:
-    """Register the skills that installed packages publish in the ``pytest_distproc.skills`` group."""
+    """Register the skills that installed packages publish in the ``pytest_distproc.skills`` group (once:
+    scanning the installed distributions costs milliseconds, and collection calls this per file)."""
+    if _ENTRY_POINTS_LOADED:
+        return
+    _ENTRY_POINTS_LOADED.append(True)
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         if entry.name not in REGISTRY:
             try:
