@@ -47,9 +47,11 @@ def isolate(job: Mapping[str, Any], keep: tuple[int, ...] = ()) -> None:
     except OSError:
         pass
     workdir = job["workdir"]
-    os.makedirs(workdir, mode=0o700, exist_ok=True)  # made here, in parallel, not in the coordinator's loop
     _die_with_parent(workdir)
-    ISOLATION["private_workdir"] = private_workdir(workdir, int(job.get("memory_limit_mb", 0) or 256))
+    # Over the run dir, in our own mount namespace: siblings' dirs vanish from our view, and ours is made
+    # in memory. Either way the dir is made here, in parallel, not in the coordinator's loop.
+    ISOLATION["private_workdir"] = private_workdir(os.path.dirname(workdir), int(job.get("memory_limit_mb") or 256))
+    os.makedirs(workdir, mode=0o700, exist_ok=True)
     allowed = {k: v for k, v in os.environ.items() if k in ENV_ALLOWLIST}
     os.environ.clear()
     os.environ.update(allowed)
@@ -93,7 +95,7 @@ def _die_with_parent(workdir: str) -> None:
         import shutil
 
         if _UMOUNT2 is not None:
-            _UMOUNT2(workdir.encode(), MNT_DETACH)  # back to the on-disk dir, so it can be removed
+            _UMOUNT2(os.path.dirname(workdir).encode(), MNT_DETACH)  # back to the on-disk run dir
         shutil.rmtree(workdir, ignore_errors=True)
         try:
             os.rmdir(os.path.dirname(workdir))
@@ -140,18 +142,18 @@ MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x4000, 0x40000
 MNT_DETACH = 0x2
 
 
-def private_workdir(workdir: str, size_mb: int) -> bool:
-    """Mount a private tmpfs over our temp dir, in a mount namespace of our own.
+def private_workdir(run_dir: str, size_mb: int) -> bool:
+    """Mount a private tmpfs over the run dir, in a mount namespace of our own.
 
-    Nobody else sees what we write there, and what a sibling writes to that path on disk is
-    invisible to us. Needs CAP_SYS_ADMIN (root, as in CI); elsewhere the dir stays a plain 0700 dir.
+    Nobody else sees what we write in our temp dir, and we see no sibling's. Needs CAP_SYS_ADMIN
+    (root, as in CI); elsewhere the temp dir stays a plain 0700 dir on disk.
     """
     if _UNSHARE is None or _MOUNT is None or _UNSHARE(CLONE_NEWNS) != 0:
         return False
     if _MOUNT(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
         return False
     options = f"mode=0700,size={max(size_mb, 16)}m".encode()
-    return bool(_MOUNT(b"tmpfs", workdir.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options) == 0)
+    return bool(_MOUNT(b"tmpfs", run_dir.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options) == 0)
 
 
 def wait_for_go(go_fd: int) -> None:
