@@ -40,6 +40,7 @@ class ForkBackend:
         self.live: dict[int, Handle] = {}  # pid -> handle, until reaped
         self.pending_kills: dict[int, float] = {}  # pid -> when its SIGKILL is due (after a stack dump)
         self.children_before = _children_of(os.getpid())
+        self.attempt_groups: set[int] = set()
         self.was_subreaper = _subreaper(True)
 
     def start(self, job: dict[str, Any], skill: Skill, *, barrier: bool) -> Handle:
@@ -53,6 +54,7 @@ class ForkBackend:
         self.selector.register(child.read_fd, selectors.EVENT_READ, (handle, "pipe"))
         self.selector.register(pidfd, selectors.EVENT_READ, (handle, "exit"))
         self.live[child.pid] = handle
+        self.attempt_groups.add(child.pid)
         return handle
 
     def now(self) -> float:
@@ -183,8 +185,13 @@ class ForkBackend:
             self._discard(handle)
         self.live.clear()
         self.pending_kills.clear()
+        our_session = os.getsid(0)
         for orphan in _children_of(os.getpid()) - self.children_before:
-            try:  # reparented to us while we were their subreaper: a descendant that escaped with setsid
+            try:
+                # Reparented to us while we were their subreaper: from an attempt's group, or escaped into
+                # a session of its own (setsid). A child a hook of yours started in our session is spared.
+                if os.getpgid(orphan) not in self.attempt_groups and os.getsid(orphan) == our_session:
+                    continue
                 os.killpg(orphan, signal.SIGKILL) if os.getpgid(orphan) == orphan else os.kill(orphan, signal.SIGKILL)
                 os.waitpid(orphan, 0)
             except (ProcessLookupError, ChildProcessError, PermissionError):
