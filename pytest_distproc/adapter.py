@@ -115,7 +115,7 @@ class Harness:
                             "(no isolation); its lethal faults were not injected")
             faults = [f for f in faults if not REGISTRY[f["kind"]].lethal]
         else:
-            ceiling = _address_space() + self.policy.memory_limit_mb * 1024 * 1024
+            ceiling = region.address_space() + self.policy.memory_limit_mb * 1024 * 1024
             resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
             self._send({"type": "hello", "region": region_id, "attempt": attempt, "pid": os.getpid()})
             if not os.read(self._go_read, 1):
@@ -292,8 +292,3 @@ def _alive_child(pid: int) -> bool:
     except ChildProcessError:
         return False  # not our child (the user's coordinator reaps its own) or already reaped
     return done == 0
-
-
-def _address_space() -> int:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")

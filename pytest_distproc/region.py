@@ -52,9 +52,8 @@ def isolate(job: Mapping[str, Any], keep: tuple[int, ...] = ()) -> None:
     # in memory. Either way the dir is made here, in parallel, not in the coordinator's loop.
     ISOLATION["private_workdir"] = private_workdir(os.path.dirname(workdir), int(job.get("memory_limit_mb") or 256))
     os.makedirs(workdir, mode=0o700, exist_ok=True)
-    allowed = {k: v for k, v in os.environ.items() if k in ENV_ALLOWLIST}
-    os.environ.clear()
-    os.environ.update(allowed)
+    for key in [k for k in os.environ if k not in ENV_ALLOWLIST]:
+        del os.environ[key]  # (os.environ.clear() pops one item at a time, restarting its iteration)
     os.environ.update({"TMPDIR": workdir, "HOME": workdir, "DISTPROC_REGION": job["region"],
                        "DISTPROC_TASK": job["task"], "DISTPROC_ATTEMPT": str(job["attempt"])})
     os.environ.update(job.get("env", {}))
@@ -76,8 +75,8 @@ def isolate(job: Mapping[str, Any], keep: tuple[int, ...] = ()) -> None:
     faulthandler.enable(file=stack)
     limit_mb = int(job.get("memory_limit_mb", 0))
     if limit_mb:
-        pages = int(open("/proc/self/statm").read().split()[0])
-        ceiling = pages * os.sysconf("SC_PAGE_SIZE") + limit_mb * 1024 * 1024
+        size = job.get("address_space") or address_space()  # measured by the parent at the fork, if it could
+        ceiling = size + limit_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
 
 
@@ -110,6 +109,12 @@ def _die_with_parent(workdir: str) -> None:
     _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     if os.getppid() != coordinator:  # the coordinator died before prctl took effect
         orphaned(signal.SIGTERM, None)
+
+
+def address_space() -> int:
+    """This process's virtual size in bytes: the base an attempt's memory limit is added to."""
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def _close_other_fds(keep: set[int]) -> None:

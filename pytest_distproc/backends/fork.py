@@ -222,7 +222,8 @@ def spawn(job: dict[str, Any], skill: Skill, workdir: str, *, barrier: bool) -> 
     """
     stderr_fd = os.memfd_create(f"{job['task']}-stderr")
     stack_fd = os.memfd_create(f"{job['task']}-stack")
-    job = {**job, "workdir": workdir, "stderr_fd": stderr_fd, "stack_fd": stack_fd}
+    job = {**job, "workdir": workdir, "stderr_fd": stderr_fd, "stack_fd": stack_fd,
+           "address_space": region.address_space()}
     read_fd, write_fd = os.pipe()
     go_read, go_write = os.pipe() if barrier else (-1, -1)
     with warnings.catch_warnings():
