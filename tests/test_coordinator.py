@@ -6,8 +6,10 @@ import os
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from pytest_distproc import expectations, summary
-from pytest_distproc.coordinator import Coordinator
+from pytest_distproc.coordinator import Coordinator, run_root
 from pytest_distproc.scenario.loader import load_one
 
 THREE = """
@@ -57,10 +59,25 @@ def test_same_seed_same_results_different_seed_different_data() -> None:
     assert first.regions != other.regions
 
 
-def test_run_leaves_no_temp_dir(tmp_path: Path, monkeypatch: object) -> None:
-    before = set(Path(tempfile.gettempdir()).glob("distproc-*"))
-    Coordinator(load_one(THREE + "faults: [{region: A, kind: crash}]\npolicy: {retries: 1}\n", "/tmp/s.yaml")).run()
-    assert set(Path(tempfile.gettempdir()).glob("distproc-*")) == before
+def test_run_leaves_no_temp_dir() -> None:
+    seen: list[str] = []
+
+    def observe(transition: object) -> None:
+        seen.extend(str(p) for p in Path(run_root()).glob(f"distproc-{os.getpid()}-*"))
+
+    before = set(Path(run_root()).glob("distproc-*"))
+    scenario = load_one(THREE + "faults: [{region: A, kind: crash}]\npolicy: {retries: 1}\n", "/tmp/s.yaml")
+    Coordinator(scenario, observers=(observe,)).run()
+    assert seen, f"the run dir was not under {run_root()}, where this test looks"
+    assert set(Path(run_root()).glob("distproc-*")) == before
+
+
+def test_run_dirs_follow_tmpdir_when_it_is_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    assert run_root() == str(tmp_path)
+    monkeypatch.delenv("TMPDIR")
+    assert run_root() in ("/dev/shm", tempfile.gettempdir())
 
 
 def test_processor_sees_scrubbed_environment_and_own_temp_dir(monkeypatch: object, tmp_path: Path) -> None:
