@@ -7,6 +7,8 @@ import os
 import selectors
 import shutil
 import signal
+import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -41,10 +43,12 @@ class ForkBackend:
         self.pending_kills: dict[int, float] = {}  # pid -> when its SIGKILL is due (after a stack dump)
         self.children_before = _children_of(os.getpid())
         self.attempt_groups: set[int] = set()
+        self.address_space = region.address_space()  # once a run: reading /proc costs ~0.3 ms a fork
         self.was_subreaper = _subreaper(True)
 
     def start(self, job: dict[str, Any], skill: Skill, *, barrier: bool) -> Handle:
-        child = spawn(job, skill, os.path.join(self.run_dir, f"{job['task']}-a{job['attempt']}"), barrier=barrier)
+        workdir = os.path.join(self.run_dir, f"{job['task']}-a{job['attempt']}")
+        child = spawn(job, skill, workdir, barrier=barrier, address_space=self.address_space)
         os.set_blocking(child.read_fd, False)
         pidfd = os.pidfd_open(child.pid)
         handle = Handle(child.job, child.pid, child.workdir, {
@@ -214,7 +218,9 @@ class Spawned:
     stack_fd: int
 
 
-def spawn(job: dict[str, Any], skill: Skill, workdir: str, *, barrier: bool) -> Spawned:
+def spawn(
+    job: dict[str, Any], skill: Skill, workdir: str, *, barrier: bool, address_space: int | None = None
+) -> Spawned:
     """Fork one attempt's child (it runs :func:`region.run` and never returns); shared with the Ray launcher.
 
     The child makes ``workdir`` itself (in parallel); its stderr and stack dump go to memfds the
@@ -223,13 +229,16 @@ def spawn(job: dict[str, Any], skill: Skill, workdir: str, *, barrier: bool) -> 
     stderr_fd = os.memfd_create(f"{job['task']}-stderr")
     stack_fd = os.memfd_create(f"{job['task']}-stack")
     job = {**job, "workdir": workdir, "stderr_fd": stderr_fd, "stack_fd": stack_fd,
-           "address_space": region.address_space()}
+           "address_space": address_space or region.address_space()}
     read_fd, write_fd = os.pipe()
     go_read, go_write = os.pipe() if barrier else (-1, -1)
-    with warnings.catch_warnings():
-        # Python 3.12+ warns when a threaded process forks. The child only computes, writes to a
-        # raw fd and leaves via os._exit; skills are imported before the fork. See docs/architecture.md.
-        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork.*")
+    if sys.version_info >= (3, 12) and threading.active_count() > 1:
+        with warnings.catch_warnings():
+            # Python 3.12+ warns when a threaded process forks. The child only computes, writes to a
+            # raw fd and leaves via os._exit; skills are imported before the fork. See docs/architecture.md.
+            warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork.*")
+            pid = os.fork()
+    else:
         pid = os.fork()
     if pid == 0:  # child
         try:
