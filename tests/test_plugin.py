@@ -197,3 +197,13 @@ def test_user_skill_from_module(sandbox: Sandbox) -> None:
 
 def test_version_is_python_supported() -> None:
     assert sys.version_info >= (3, 10)
+
+
+def test_x_stops_at_the_first_failing_scenario_and_leaves_nothing_behind(sandbox: Sandbox) -> None:
+    sandbox.scenario("a_fails", "name: a-fails\nregions: {A: {records: 3}}\nexpect: {outcome: FAILED}\n")
+    sandbox.scenario("b_hangs", "name: b-hangs\nregions: {A: {records: 3}}\npolicy: {timeout: 0.5s}\n"
+                     "faults: [{region: A, kind: hang}]\nexpect: {outcome: FAILED}\n")
+    result = sandbox.run("--distproc-scenarios", "-x")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*stopping after 1 failures*"])
+    sandbox.assert_clean()
