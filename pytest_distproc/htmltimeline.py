@@ -133,7 +133,7 @@ def timeline_svg(summary: Mapping[str, Any], *, compact: bool = False) -> str:
             out.append(f'<text x="{x(t):.1f}" y="{top - 12}" font-size="11" fill="#868e96" '
                        f'text-anchor="middle">{_fmt_t(t, step)}</text>')
         out.append(f'<line x1="{label}" y1="{bottom}" x2="{width - right}" y2="{bottom}" stroke="#adb5bd"/>')
-    regions = [t for t in tasks if t != "aggregate-results"]
+    regions = [t for t in tasks if t.startswith("process-region-")]
     # the regions released together (the proof behind expect.concurrent)
     for event in summary.get("events", []):
         if event["kind"] == "together" and regions and not compact:
@@ -199,10 +199,13 @@ def timeline_svg(summary: Mapping[str, Any], *, compact: bool = False) -> str:
             kind = event["text"].rsplit("injected ", 1)[-1]
             out.append(f'<text x="{fx - 10:.1f}" y="{fy - 3}" font-size="10.5" font-weight="600" fill="{ORANGE}" '
                        f'text-anchor="end">⚡ {_e(kind)}</text>')
-    # aggregation, after the regions
-    moves = summary["aggregate"]["moves"]
-    if "aggregate-results" in tasks and moves:
-        y = lane_y("aggregate-results") + (2 if compact else 10)
+    # aggregation, after the regions (and every stage of a task graph, after its own blockers)
+    stages = [(task, moves, "Σ " + task) for task, moves in summary.get("stages", {}).items()]
+    stages.append(("aggregate-results", summary["aggregate"]["moves"], "Σ aggregate"))
+    for stage, moves, caption in stages:
+        if stage not in tasks or not moves:
+            continue
+        y = lane_y(stage) + (2 if compact else 10)
         started = next((m for m in moves if m["to"] == "IN_PROGRESS"), None)
         final = moves[-1]
         if started is not None:
@@ -214,12 +217,13 @@ def timeline_svg(summary: Mapping[str, Any], *, compact: bool = False) -> str:
                 gy1, gy2 = top + 2, y + bar
                 out.append(f'<line x1="{x1:.1f}" y1="{gy1}" x2="{x1:.1f}" y2="{gy2}" stroke="{BLUE}" '
                            'stroke-width="1.2" stroke-dasharray="4 3" opacity=".8"/>')
-            out.append(f'<g class="aggregate"><title>{_e(final["event"] or final["to"])}</title>'
+            kind = "aggregate" if stage == "aggregate-results" else "stage"
+            out.append(f'<g class="{kind}"><title>{_e(final["event"] or final["to"])}</title>'
                        f'<rect x="{x1:.1f}" y="{y}" width="{w:.1f}" height="{bar}" rx="{2 if compact else 4}" '
                        f'fill="{colour}"/></g>')
             if not compact:
                 out.append(f'<text x="{x1 - 6:.1f}" y="{y + 15}" font-size="11.5" font-weight="700" '
-                           f'fill="{BLUE}" text-anchor="end">Σ aggregate</text>')
+                           f'fill="{BLUE}" text-anchor="end">{_e(caption)}</text>')
         else:
             cx = x(final["t"])
             out.append(f'<g class="aggregate cancelled"><title>{_e(final["event"] or final["to"])}</title>'

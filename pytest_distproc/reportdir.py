@@ -124,6 +124,11 @@ def summarize_run(run: Run, *, nodeid: str, verdict: str, mismatches: Iterable[s
             "state": aggregate.state.value,
             "moves": [{"to": t.to_state.value, "t": round(t.time - start, 6), "event": t.event} for t in agg_moves],
         },
+        "stages": {  # the tasks between the regions and aggregate-results (tasks:), drawn like the aggregation
+            spec.id: [{"to": t.to_state.value, "t": round(t.time - start, 6), "event": t.event}
+                      for t in run.tasks.transitions if t.task == spec.id and t.from_state is not None]
+            for spec in run.scenario.graph if spec.id != AGGREGATE_TASK
+        },
         "attempts": [{
             "task": a.task, "region": a.region, "attempt": a.attempt, "pid": a.pid,
             "start": round(a.started - start, 6),
