@@ -98,3 +98,19 @@ def test_failed_region_cancels_its_continent_and_the_total(tmp_path: Path) -> No
     assert run.tasks["am"].state is State.CANCELLED
     assert run.tasks["aggregate-results"].state is State.CANCELLED
     assert run.outcome == "FAILED"
+
+
+def test_the_html_timeline_draws_each_stage_after_its_own_blockers() -> None:
+    import re
+
+    from pytest_distproc import htmltimeline, reportdir
+
+    (doc, _) = load_text((ROOT / "scenarios" / "task-graph.yaml").read_text(), ROOT / "scenarios" / "task-graph.yaml")
+    assert doc.scenario is not None
+    run = Coordinator(doc.scenario).run()
+    svg = htmltimeline.timeline_svg(reportdir.summarize_run(run, nodeid="x::y", verdict="passed"))
+    stages = re.findall(r'<g class="stage"><title>[^<]*</title><rect x="([\d.]+)"', svg)
+    assert len(stages) == 2, svg
+    aggregate = re.search(r'<g class="aggregate"><title>[^<]*</title><rect x="([\d.]+)"', svg)
+    europe_x, americas_x = (float(x) for x in stages)
+    assert aggregate is not None and europe_x < americas_x <= float(aggregate.group(1)) + 0.5
