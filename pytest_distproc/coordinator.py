@@ -6,6 +6,7 @@ history as it is recorded: one loop, one source of order. A dead process becomes
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -102,6 +103,8 @@ def planned_faults(scenario: Scenario, seed: int) -> list[dict[str, Any]]:
 
 
 RUN_DIR_PREFIX = "distproc-"
+BARRIER_LIMIT = 30.0
+"""Seconds the first wave may take to say hello before it is released without a proof of concurrency."""
 LOST = "was lost with the coordinator that ran it"
 
 
@@ -285,7 +288,9 @@ class _Loop:
     def _wait_time(self) -> float:
         now = self.backend.now()
         moments = [self._clock_start(h, rec) + self.policy.timeout for h, rec in self.running.items()
-                   if h not in self.killed]
+                   if h not in self.killed and h not in self.wave]
+        if self.wave:
+            moments.append(self.run_state.started + max(BARRIER_LIMIT, self.policy.timeout))
         moments += list(self.retry_at.values())
         return max(0.0, min(moments) - now) if moments else 0.05
 
@@ -344,18 +349,22 @@ class _Loop:
         elif kind == "exit":
             self._finish(handle, record, message)
 
-    def _maybe_release_wave(self) -> None:
-        if not self.wave or not (self.wave <= self.arrived | {h for h in self.wave if h not in self.running}):
+    def _maybe_release_wave(self, *, give_up: bool = False) -> None:
+        """Release the first wave once every member said hello (or died); with ``give_up``, release
+        whoever arrived, without a proof of concurrency."""
+        if not self.wave:
+            return
+        if not give_up and not (self.wave <= self.arrived | {h for h in self.wave if h not in self.running}):
             return
         together = sorted(self.running[h].task for h in self.arrived if h in self.running)
-        if len(together) > 1:
+        if len(together) > 1 and not give_up:
             # Every one of them has said hello and is blocked reading its go pipe right now:
             # they are alive at the same moment. This is the proof behind `expect.concurrent`.
             self.tasks.note("together", "running together: " + ", ".join(together), data={"tasks": together})
         now = self.backend.now()
-        for handle in self.arrived:
+        for handle in self.wave:
             self.backend.release(handle)
-            self.released_at[handle] = now
+            self.released_at[handle] = now  # the attempt's timeout starts now, not at its fork
         self.wave.clear()
 
     def _finish(self, handle: Handle, record: AttemptRecord, exit_message: Mapping[str, Any]) -> None:
@@ -408,11 +417,16 @@ class _Loop:
         return f"returned {'an' if problem and problem[0] in 'aeiou' else 'a'} {problem}" if problem else None
 
     def _clock_start(self, handle: Handle, record: AttemptRecord) -> float:
-        """An attempt's timeout runs from its start, or from its release when it waited at the barrier."""
+        """An attempt's timeout runs from its start, or from its release when it waited at the barrier
+        (while it waits, it has no deadline of its own: the wave has one, ``BARRIER_LIMIT``)."""
+        if handle in self.wave:
+            return math.inf
         return self.released_at.get(handle, record.started)
 
     def _enforce_deadlines(self) -> None:
         now = self.backend.now()
+        if self.wave and now - self.run_state.started >= max(BARRIER_LIMIT, self.policy.timeout):
+            self._maybe_release_wave(give_up=True)  # a member never said hello: no proof, but no hang
         for handle, record in list(self.running.items()):
             if handle not in self.killed and now - self._clock_start(handle, record) >= self.policy.timeout:
                 record.timed_out = True

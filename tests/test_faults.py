@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -226,3 +227,35 @@ def test_grandchildren_that_escape_with_setsid_do_not_outlive_the_run(sandbox: S
     result.assert_outcomes(passed=1)
     assert time.monotonic() - started < 30, "a grandchild holding the pipe must not keep an attempt alive"
     _wait_clean(sandbox)
+
+
+def test_a_daemon_older_than_the_run_survives_the_orphan_sweep(tmp_path: Path) -> None:
+    import subprocess as sp
+
+    from pytest_distproc.coordinator import Coordinator
+    from pytest_distproc.scenario.loader import load_one
+
+    pid_file = tmp_path / "daemon.pid"
+    # A fixture's daemon: its own session, orphaned (its shell exits) while a run is going on.
+    sp.Popen(["sh", "-c", f"sleep 300 & echo $! > {pid_file}; sleep 0.5"], start_new_session=True)
+    time.sleep(0.2)
+    run = Coordinator(load_one("regions: {A: {records: 3}}\nfaults: [{region: A, kind: delay, seconds: 1}]\n",
+                               tmp_path / "s.yaml")).run()
+    assert run.outcome == "COMPLETE"
+    daemon = int(pid_file.read_text())
+    try:
+        assert Path(f"/proc/{daemon}").exists(), "the run's orphan sweep killed a process it did not start"
+    finally:
+        os.kill(daemon, signal.SIGKILL)
+
+
+def test_waiting_at_the_start_barrier_does_not_count_against_the_timeout(tmp_path: Path) -> None:
+    from pytest_distproc.coordinator import Coordinator
+    from pytest_distproc.scenario.loader import load_one
+
+    regions = "\n".join(f"  R{i}: {{records: 10}}" for i in range(60))
+    policy = "policy: {timeout: 150ms, retries: 0}"
+    text = f"regions:\n{regions}\n{policy}\nexpect: {{concurrent: ['process-region-*']}}\n"
+    run = Coordinator(load_one(text, tmp_path / "s.yaml")).run()
+    assert [a.event for a in run.attempts if a.timed_out] == []
+    assert run.outcome == "COMPLETE"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,27 +40,31 @@ class ForkBackend:
 
     def __init__(self, run_dir: str) -> None:
         self.run_dir = run_dir
-        self.selector = selectors.DefaultSelector()
         self.live: dict[int, Handle] = {}  # pid -> handle, until reaped
         self.pending_kills: dict[int, float] = {}  # pid -> when its SIGKILL is due (after a stack dump)
         self.children_before = _children_of(os.getpid())
         self.attempt_groups: set[int] = set()
         self.address_space = region.address_space()  # once a run: reading /proc costs ~0.3 ms a fork
-        self.was_subreaper = _subreaper(True)
+        self.started_ticks = _ticks_since_boot()
+        with _sigint_deferred():  # a Ctrl-C here must not leave the selector open or us a subreaper
+            self.selector = selectors.DefaultSelector()
+            self.was_subreaper = _subreaper(True)
 
     def start(self, job: dict[str, Any], skill: Skill, *, barrier: bool) -> Handle:
         workdir = os.path.join(self.run_dir, f"{job['task']}-a{job['attempt']}")
-        child = spawn(job, skill, workdir, barrier=barrier, address_space=self.address_space)
-        os.set_blocking(child.read_fd, False)
-        pidfd = os.pidfd_open(child.pid)
-        handle = Handle(child.job, child.pid, child.workdir, {
-            "fd": child.read_fd, "pidfd": pidfd, "go": child.go_write, "buffer": b"",
-            "stderr": child.stderr_fd, "stack": child.stack_fd,
-        })
-        self.selector.register(child.read_fd, selectors.EVENT_READ, (handle, "pipe"))
-        self.selector.register(pidfd, selectors.EVENT_READ, (handle, "exit"))
-        self.live[child.pid] = handle
-        self.attempt_groups.add(child.pid)
+        # From the first fd to the registration nothing may be lost to a Ctrl-C: it is delivered after.
+        with _sigint_deferred():
+            child = spawn(job, skill, workdir, barrier=barrier, address_space=self.address_space)
+            os.set_blocking(child.read_fd, False)
+            pidfd = os.pidfd_open(child.pid)
+            handle = Handle(child.job, child.pid, child.workdir, {
+                "fd": child.read_fd, "pidfd": pidfd, "go": child.go_write, "buffer": b"",
+                "stderr": child.stderr_fd, "stack": child.stack_fd,
+            })
+            self.selector.register(child.read_fd, selectors.EVENT_READ, (handle, "pipe"))
+            self.selector.register(pidfd, selectors.EVENT_READ, (handle, "exit"))
+            self.live[child.pid] = handle
+            self.attempt_groups.add(child.pid)
         return handle
 
     def now(self) -> float:
@@ -128,8 +134,8 @@ class ForkBackend:
 
     def _finish(self, handle: Handle) -> dict[str, Any]:
         assert handle.pid is not None
+        killpg(handle.pid)  # its group, before reaping it: until then its pid cannot be reused
         _, status = os.waitpid(handle.pid, 0)  # the pidfd said it exited: this does not block
-        killpg(handle.pid)  # anything the processor spawned into its group goes with it
         self.live.pop(handle.pid, None)
         self.pending_kills.pop(handle.pid, None)
         self.release(handle)
@@ -192,13 +198,16 @@ class ForkBackend:
         our_session = os.getsid(0)
         for orphan in _children_of(os.getpid()) - self.children_before:
             try:
-                # Reparented to us while we were their subreaper: from an attempt's group, or escaped into
-                # a session of its own (setsid). A child a hook of yours started in our session is spared.
+                # Reparented to us while we were their subreaper. Killed only when born during this run
+                # and from an attempt's group or escaped into a session of its own (setsid): a daemon of
+                # a fixture, older than the run, or a child a hook started in our session is spared.
+                if _started_ticks(orphan) < self.started_ticks - 2:  # two ticks of slack between the clocks
+                    continue
                 if os.getpgid(orphan) not in self.attempt_groups and os.getsid(orphan) == our_session:
                     continue
                 os.killpg(orphan, signal.SIGKILL) if os.getpgid(orphan) == orphan else os.kill(orphan, signal.SIGKILL)
                 os.waitpid(orphan, 0)
-            except (ProcessLookupError, ChildProcessError, PermissionError):
+            except OSError:
                 pass
         if not self.was_subreaper:
             _subreaper(False)
@@ -242,6 +251,7 @@ def spawn(
         pid = os.fork()
     if pid == 0:  # child
         try:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a deferred Ctrl-C is the parent's
             os.close(read_fd)
             if go_write >= 0:
                 os.close(go_write)
@@ -296,6 +306,30 @@ def _subreaper(on: bool) -> bool:
     prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(previous))
     prctl(PR_SET_CHILD_SUBREAPER, int(on))
     return bool(previous.value)
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) until the block is done; it then raises KeyboardInterrupt as usual."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _ticks_since_boot() -> int:
+    with open("/proc/uptime") as handle:
+        return int(float(handle.read().split()[0]) * os.sysconf("SC_CLK_TCK"))
+
+
+def _started_ticks(pid: int) -> int:
+    """When ``pid`` started, in clock ticks since boot (field 22 of /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as handle:
+        return int(handle.read().rsplit(")", 1)[1].split()[19])
 
 
 def _children_of(pid: int) -> set[int]:
