@@ -157,6 +157,9 @@ class Harness:
         self.reported = True
         checked: dict[str, dict[str, Any]] = {}
         for region_id, value in dict(regions).items():
+            if str(region_id) not in self.task_of:
+                self._violation(f"harness.result(): unknown region {region_id!r}; regions: {', '.join(self.regions)}")
+                continue
             problem = summary.validate(value, self.run.expected_counts.get(str(region_id)))
             if problem:
                 self._violation(f"harness.result(): region {region_id}'s summary is a {problem}")

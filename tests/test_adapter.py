@@ -106,7 +106,7 @@ def test_a_malformed_result_from_a_user_coordinator_is_a_mismatch(sandbox: Sandb
                 harness.record("process-region-a", "COMPLETE")
                 harness.record("aggregate-results", "IN_PROGRESS")
                 harness.record("aggregate-results", "COMPLETE")
-                harness.result(regions={"A": {"records": 5}}, total={"records": 5})
+                harness.result(regions={"A": {"records": 5}, "Z": {"records": 1}}, total={"records": 5})
         """
     )
     sandbox.scenario("one", "name: one\ncoordinator: ../sloppy.py:Sloppy\nregions: {A: {records: 5}}\n")
@@ -114,6 +114,7 @@ def test_a_malformed_result_from_a_user_coordinator_is_a_mismatch(sandbox: Sandb
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
         "*harness.result(): region A's summary is a corrupt result: missing count, sum, min, max, mean, variance*",
+        "*harness.result(): unknown region 'Z'; regions: A*",
         "*harness.result(): the total is a corrupt result: missing count*",
     ])
     assert "Traceback" not in result.stdout.str()
