@@ -202,12 +202,10 @@ def check_conservation(run: Run) -> list[str]:
 
 
 def _against_oracle(run: Run) -> list[str]:
-    from pytest_distproc.data import source_of
-
     values: list[float] = []
     for spec in run.scenario.regions:
         if spec.id in run.regions:
-            values.extend(data.values(data.load(source_of(spec, run.seed))))
+            values.extend(data.values(data.load(data.source_of(spec, run.seed))))
     reference = summary.summarize(values)
     assert run.total is not None
     wrong = [k for k in summary.FIELDS if not summary.close(float(run.total[k]), float(reference[k]), rel=1e-7)

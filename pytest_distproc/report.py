@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pytest_distproc import summary
 from pytest_distproc.scenario.model import AGGREGATE_TASK
@@ -87,7 +87,3 @@ def transitions_table(run: Run) -> str:
     return "\n".join(
         f"  {task.id}: [{', '.join(s.value for s in run.tasks.sequence(task.id))}]" for task in run.tasks
     )
-
-
-def plain_history(run: Run) -> list[dict[str, Any]]:
-    return [entry.as_dict() for entry in run.tasks.history()]
