@@ -250,12 +250,23 @@ def test_a_daemon_older_than_the_run_survives_the_orphan_sweep(tmp_path: Path) -
 
 
 def test_waiting_at_the_start_barrier_does_not_count_against_the_timeout(tmp_path: Path) -> None:
+    from typing import Any
+
+    from pytest_distproc.backends.fork import ForkBackend
     from pytest_distproc.coordinator import Coordinator
     from pytest_distproc.scenario.loader import load_one
 
-    regions = "\n".join(f"  R{i}: {{records: 10}}" for i in range(60))
-    policy = "policy: {timeout: 150ms, retries: 0}"
+    class SlowStarts(ForkBackend):
+        """Each fork takes 80 ms more, so region 1 waits ~400 ms at the barrier: past its 250 ms timeout."""
+
+        def start(self, job: dict[str, Any], skill: Any, *, barrier: bool) -> Any:
+            time.sleep(0.08)
+            return super().start(job, skill, barrier=barrier)
+
+    regions = "\n".join(f"  R{i}: {{records: 10}}" for i in range(6))
+    policy = "policy: {timeout: 250ms, retries: 0}"
     text = f"regions:\n{regions}\n{policy}\nexpect: {{concurrent: ['process-region-*']}}\n"
-    run = Coordinator(load_one(text, tmp_path / "s.yaml")).run()
+    run = Coordinator(load_one(text, tmp_path / "s.yaml"), backend_factory=lambda _, d: SlowStarts(d)).run()
     assert [a.event for a in run.attempts if a.timed_out] == []
     assert run.outcome == "COMPLETE"
+    assert any(e.kind == "together" for e in run.tasks.events)
