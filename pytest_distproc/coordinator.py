@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_distproc import data, skills, summary
-from pytest_distproc.backends import Backend, Handle, make_backend
+from pytest_distproc.backends import Backend, Handle, make_backend, start_all
 from pytest_distproc.journal import Journal, Journaled, replayable
 from pytest_distproc.report import transcript
 from pytest_distproc.scenario.model import AGGREGATE_TASK, FaultSpec, RegionSpec, Scenario, TaskSpec, region_task
@@ -232,15 +232,10 @@ class _Loop:
         # The start barrier proves concurrency; it holds every child until the last is forked, so it
         # is only paid for when the scenario asks for that proof.
         barrier = self.backend.isolated and len(scenario.regions) > 1 and bool(scenario.expect.concurrent)
-        for spec in scenario.regions:
-            known = self.tasks[spec.task]
-            if known.state is State.COMPLETE:
-                continue  # journaled by the coordinator we resume: never run it twice
-            if known.state is State.FAILED and known.attempts - self.lost.get(spec.task, 0) > self.policy.retries:
-                continue  # it had already used up its retries
-            handle = self._launch(spec, barrier=barrier)
-            if barrier:
-                self.wave.add(handle)
+        first = [spec for spec in scenario.regions if self._may_start(spec)]
+        handles = self._launch(first, barrier=barrier)
+        if barrier:
+            self.wave.update(handles)
         while self.running or self.retry_at:
             for handle, message in self.backend.poll(self._wait_time()):
                 self._on_message(handle, message)
@@ -295,12 +290,33 @@ class _Loop:
         return max(0.0, min(moments) - now) if moments else 0.05
 
     # -- attempts -----------------------------------------------------------------------
-    def _launch(self, spec: RegionSpec, *, barrier: bool) -> Handle:
+    def _may_start(self, spec: RegionSpec) -> bool:
+        known = self.tasks[spec.task]
+        if known.state is State.COMPLETE:
+            return False  # journaled by the coordinator we resume: never run it twice
+        # a FAILED task had already used up its retries
+        return not (known.state is State.FAILED and known.attempts - self.lost.get(spec.task, 0) > self.policy.retries)
+
+    def _launch(self, specs: list[RegionSpec], *, barrier: bool) -> list[Handle]:
+        """Start one attempt of each region, all forks first and the bookkeeping after: every page the
+        coordinator writes between two forks is copied once more while the children share it."""
+        jobs = [self._job(spec) for spec in specs]
+        started = self.backend.now()
+        handles = start_all(self.backend, jobs, self.skill, barrier=barrier)
+        for spec, job, handle in zip(specs, jobs, handles, strict=True):
+            self._move(spec.task, State.IN_PROGRESS, pid=handle.pid, event=f"attempt {job['attempt']} started")
+            record = AttemptRecord(spec.task, spec.id, job["attempt"], handle.pid, started)
+            self.running[handle] = record
+            self.run_state.attempts.append(record)
+        return handles
+
+    def _job(self, spec: RegionSpec) -> dict[str, Any]:
         attempt = self.tasks[spec.task].attempts + 1
-        job = {
+        return {
             "task": spec.task,
             "region": spec.id,
             "attempt": attempt,
+            "skill": self.scenario.skill,
             "seed": self.owner.seed,
             "source": self.sources[spec.id],
             "faults": [self._fault_dict(f, attempt) for f in self.scenario.faults
@@ -308,13 +324,6 @@ class _Loop:
             "memory_limit_mb": self.policy.memory_limit_mb,
             "timeout": self.policy.timeout,
         }
-        started = self.backend.now()
-        handle = self.backend.start(job, self.skill, barrier=barrier)
-        self._move(spec.task, State.IN_PROGRESS, pid=handle.pid, event=f"attempt {attempt} started")
-        record = AttemptRecord(spec.task, spec.id, attempt, handle.pid, started)
-        self.running[handle] = record
-        self.run_state.attempts.append(record)
-        return handle
 
     def _fault_dict(self, fault: FaultSpec, attempt: int) -> dict[str, Any]:
         return fault_dict(fault, attempt, self.owner.seed)
@@ -438,7 +447,7 @@ class _Loop:
         for task, due in sorted(self.retry_at.items(), key=lambda item: item[1]):
             if due <= now:
                 del self.retry_at[task]
-                self._launch(next(r for r in self.scenario.regions if r.task == task), barrier=False)
+                self._launch([next(r for r in self.scenario.regions if r.task == task)], barrier=False)
 
     # -- aggregation --------------------------------------------------------------------
     def _advance_graph(self) -> None:

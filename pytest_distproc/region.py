@@ -51,12 +51,11 @@ def isolate(job: Mapping[str, Any], keep: tuple[int, ...] = ()) -> None:
     # Over the run dir, in our own mount namespace: siblings' dirs vanish from our view, and ours is made
     # in memory. Either way the dir is made here, in parallel, not in the coordinator's loop.
     ISOLATION["private_workdir"] = private_workdir(os.path.dirname(workdir), int(job.get("memory_limit_mb") or 256))
-    os.makedirs(workdir, mode=0o700, exist_ok=True)
-    for key in [k for k in os.environ if k not in ENV_ALLOWLIST]:
-        del os.environ[key]  # (os.environ.clear() pops one item at a time, restarting its iteration)
-    os.environ.update({"TMPDIR": workdir, "HOME": workdir, "DISTPROC_REGION": job["region"],
-                       "DISTPROC_TASK": job["task"], "DISTPROC_ATTEMPT": str(job["attempt"])})
-    os.environ.update(job.get("env", {}))
+    try:
+        os.mkdir(workdir, 0o700)  # its parent is the run dir (or the private tmpfs over it): one syscall
+    except FileExistsError:
+        pass
+    _scrub_env(job, workdir)
     os.chdir(workdir)
     tempfile.tempdir = workdir  # the coordinator's cached choice must not leak into the child
     null = os.open(os.devnull, os.O_RDONLY)
@@ -66,18 +65,43 @@ def isolate(job: Mapping[str, Any], keep: tuple[int, ...] = ()) -> None:
         err = os.open(os.path.join(workdir, STDERR_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(err, 1)
     os.dup2(err, 2)
-    stack_fd = job.get("stack_fd")
-    if stack_fd is None:
-        stack = open(os.path.join(workdir, STACK_FILE), "w")
-    else:
-        stack = open(stack_fd, "w", closefd=False)  # a memfd the coordinator reads after our death
-    faulthandler.register(signal.SIGUSR1, file=stack, all_threads=True)
+    stack = job.get("stack_fd")  # a memfd the coordinator reads after our death
+    if stack is None:
+        stack = os.open(os.path.join(workdir, STACK_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    faulthandler.register(signal.SIGUSR1, file=stack, all_threads=True)  # a bare fd: no file object to build
     faulthandler.enable(file=stack)
     limit_mb = int(job.get("memory_limit_mb", 0))
     if limit_mb:
         size = job.get("address_space") or address_space()  # measured by the parent at the fork, if it could
         ceiling = size + limit_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
+
+
+def _scrub_env(job: Mapping[str, Any], workdir: str) -> None:
+    """Only the allow-listed variables of the coordinator's environment, and ours.
+
+    The C environment is cleared in one call and ``os.environ``'s table replaced, not emptied: freeing
+    the coordinator's ~40 strings would write to every page they sit on, a copy-on-write fault each.
+    """
+    inherited = job.get("inherit_env")  # the coordinator's, sent along by the fork server's client
+    fresh = dict(inherited) if inherited is not None else {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}
+    fresh.update({"TMPDIR": workdir, "HOME": workdir, "DISTPROC_REGION": job["region"],
+                  "DISTPROC_TASK": job["task"], "DISTPROC_ATTEMPT": str(job["attempt"])})
+    fresh.update(job.get("env", {}))
+    table = getattr(os.environ, "_data", None)
+    if _CLEARENV is None or not isinstance(table, dict) or _CLEARENV() != 0:
+        for key in [k for k in os.environ if k not in fresh]:
+            del os.environ[key]  # (os.environ.clear() pops one item at a time, restarting its iteration)
+        os.environ.update(fresh)
+        return
+    encoded = {os.environ.encodekey(key): os.environ.encodevalue(value) for key, value in fresh.items()}
+    for key, value in encoded.items():
+        os.putenv(key, value)
+    _LEFT_ALONE.append(table)
+    setattr(os.environ, "_data", encoded)  # noqa: B010 - CPython's own table behind os.environ since 3.2
+
+
+_LEFT_ALONE: list[object] = []
 
 
 def _die_with_parent(workdir: str) -> None:
@@ -142,6 +166,7 @@ _PRCTL = _libc_function("prctl")
 _UNSHARE = _libc_function("unshare")
 _MOUNT = _libc_function("mount")
 _UMOUNT2 = _libc_function("umount2")
+_CLEARENV = _libc_function("clearenv")
 CLONE_NEWNS = 0x00020000
 MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x4000, 0x40000
 MNT_DETACH = 0x2

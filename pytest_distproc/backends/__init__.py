@@ -51,6 +51,16 @@ class Backend(Protocol):
         ...
 
 
+def start_all(backend: Backend, jobs: list[dict[str, Any]], skill: Skill, *, barrier: bool) -> list[Handle]:
+    """Start every job, through the backend's ``start_many`` when it has one (it may fork them all
+    before any bookkeeping), else one ``start`` at a time."""
+    start_many = getattr(backend, "start_many", None)
+    if start_many is not None:
+        handles: list[Handle] = start_many(jobs, skill, barrier=barrier)
+        return handles
+    return [backend.start(job, skill, barrier=barrier) for job in jobs]
+
+
 def make_backend(name: str, run_dir: str, *, ray_address: str | None = None) -> Backend:
     """The backend called ``name``; ``ray_address`` is the Ray cluster to join (None: a private local Ray)."""
     if name == "fork":

@@ -12,12 +12,12 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pytest_distproc import region
-from pytest_distproc.backends import Handle
+from pytest_distproc.backends import Handle, forkserver
 from pytest_distproc.skills import Skill
 
 STACK_WAIT = 0.3
@@ -46,25 +46,70 @@ class ForkBackend:
         self.attempt_groups: set[int] = set()
         self.address_space = region.address_space()  # once a run: reading /proc costs ~0.3 ms a fork
         self.started_ticks = _ticks_since_boot()
+        self.server: forkserver.ForkServer | None = None  # set when an attempt was forked by it
         with _sigint_deferred():  # a Ctrl-C here must not leave the selector open or us a subreaper
             self.selector = selectors.DefaultSelector()
             self.was_subreaper = _subreaper(True)
 
     def start(self, job: dict[str, Any], skill: Skill, *, barrier: bool) -> Handle:
-        workdir = os.path.join(self.run_dir, f"{job['task']}-a{job['attempt']}")
+        return self.start_many([job], skill, barrier=barrier)[0]
+
+    def start_many(self, jobs: list[dict[str, Any]], skill: Skill, *, barrier: bool) -> list[Handle]:
+        """Fork every job in a tight loop, then register them: a page the parent writes between two
+        forks costs a copy-on-write fault, so nothing but the forks happens between them. The forks
+        come from the fork server when the skill can be imported there (see :mod:`.forkserver`)."""
         # From the first fd to the registration nothing may be lost to a Ctrl-C: it is delivered after.
         with _sigint_deferred():
-            child = spawn(job, skill, workdir, barrier=barrier, address_space=self.address_space)
-            os.set_blocking(child.read_fd, False)
-            pidfd = os.pidfd_open(child.pid)
-            handle = Handle(child.job, child.pid, child.workdir, {
-                "fd": child.read_fd, "pidfd": pidfd, "go": child.go_write, "buffer": b"",
-                "stderr": child.stderr_fd, "stack": child.stack_fd,
-            })
-            self.selector.register(child.read_fd, selectors.EVENT_READ, (handle, "pipe"))
-            self.selector.register(pidfd, selectors.EVENT_READ, (handle, "exit"))
-            self.live[child.pid] = handle
-            self.attempt_groups.add(child.pid)
+            children = self._served(jobs, skill, barrier)
+            if children is None:
+                children = [spawn(job, skill, self._workdir(job), barrier=barrier,
+                                  address_space=self.address_space) for job in jobs]
+            return [self._register(child) for child in children]
+
+    def _workdir(self, job: Mapping[str, Any]) -> str:
+        return os.path.join(self.run_dir, f"{job['task']}-a{job['attempt']}")
+
+    def _served(self, jobs: list[dict[str, Any]], skill: Skill, barrier: bool) -> list[Spawned] | None:
+        """Fork ``jobs`` in the fork server; None when they must be forked here (see :func:`forkserver.portable`)."""
+        reference = forkserver.portable(str(jobs[0].get("skill", "")), skill, jobs) if jobs else None
+        server = forkserver.shared() if reference else None
+        if server is None or reference is None:
+            return None
+        try:
+            server.prepare(reference)
+        except (OSError, ValueError, forkserver.ForkServerError):
+            return None  # e.g. the skill imports only in the coordinator's state: fork it here
+        inherit = {key: os.environ[key] for key in region.ENV_ALLOWLIST if key in os.environ}
+        opened: list[tuple[_Pipes, dict[str, Any]]] = []
+        try:
+            for job in jobs:
+                opened.append((_Pipes.open(job["task"], barrier), {**job, "workdir": self._workdir(job),
+                                                                    "inherit_env": inherit}))
+            spawned = server.spawn_many([(job, barrier, pipes.childs) for pipes, job in opened])
+        except (OSError, ValueError, forkserver.ForkServerError):
+            server.close()  # its children die with it (their parent-death signal); ours are fresh
+            for pipes, _ in opened:
+                pipes.close()
+            return None
+        for pipes, _ in opened:
+            pipes.close_child_ends()
+        if self.server is None:
+            self.server = server
+            self.selector.register(server.fileno(), selectors.EVENT_READ, (None, "server"))
+        return [pipes.spawned(job, pid, ident) for (pipes, job), (ident, pid) in zip(opened, spawned, strict=True)]
+
+    def _register(self, child: Spawned) -> Handle:
+        os.set_blocking(child.read_fd, False)
+        handle = Handle(child.job, child.pid, child.workdir, {
+            "fd": child.read_fd, "go": child.go_write, "buffer": b"",
+            "stderr": child.stderr_fd, "stack": child.stack_fd, "served": child.served,
+        })
+        self.selector.register(child.read_fd, selectors.EVENT_READ, (handle, "pipe"))
+        if not child.served:
+            handle.private["pidfd"] = os.pidfd_open(child.pid)
+            self.selector.register(handle.private["pidfd"], selectors.EVENT_READ, (handle, "exit"))
+        self.live[child.pid] = handle
+        self.attempt_groups.add(child.pid)
         return handle
 
     def now(self) -> float:
@@ -84,6 +129,8 @@ class ForkBackend:
         self._kill_due()
         if self.pending_kills:
             timeout = min(timeout, max(0.0, min(self.pending_kills.values()) - time.monotonic()))
+        if self._served_exits():
+            timeout = 0  # the server's exits read while it answered a spawn: no event will come for them
         if not self.selector.get_map():
             time.sleep(max(timeout, 0))
             return []
@@ -94,10 +141,23 @@ class ForkBackend:
             handle, kind = key.data
             if kind == "pipe":
                 out.extend((handle, m) for m in self._read(handle))
-            elif handle.pid in self.live:
+            elif kind == "exit" and handle.pid in self.live:
                 out.extend((handle, m) for m in self._read(handle))  # whatever is left in the pipe
                 out.append((handle, self._finish(handle)))
+            elif kind == "server" and self.server is not None:
+                self.server.receive()
+        for handle in self._served_exits():
+            out.extend((handle, m) for m in self._read(handle))
+            out.append((handle, self._finish(handle)))
         return out
+
+    def _served_exits(self) -> list[Handle]:
+        """Live attempts of the fork server that it reported dead (all of them, when the server died)."""
+        server = self.server
+        if server is None:
+            return []
+        return [h for h in self.live.values() if h.private["served"]
+                and (server.dead or h.private["served"] in server.exits)]
 
     def _read(self, handle: Handle) -> list[dict[str, Any]]:
         fd = handle.private["fd"]
@@ -135,12 +195,22 @@ class ForkBackend:
     def _finish(self, handle: Handle) -> dict[str, Any]:
         assert handle.pid is not None
         killpg(handle.pid)  # its group, before reaping it: until then its pid cannot be reused
-        _, status = os.waitpid(handle.pid, 0)  # the pidfd said it exited: this does not block
         self.live.pop(handle.pid, None)
         self.pending_kills.pop(handle.pid, None)
         self.release(handle)
         self._close_pipe(handle)  # a grandchild may still hold its write end: we stop listening
-        message = exit_message(status, handle.private["stack"], handle.private["stderr"])
+        served = handle.private["served"]
+        if served and self.server is not None:
+            ended = self.server.exits.get(served, {"signal": None, "returncode": None})
+            self.server.reap(served)
+            signum = ended["signal"]
+            message = describe_exit(ended["returncode"], signal.Signals(signum).name if signum else None,
+                                    handle.private["stack"], handle.private["stderr"])
+            if self.server.dead and not signum and ended["returncode"] is None:
+                message["stderr"] = (message["stderr"] + "\n(the fork server died: the attempt was ended)").strip()
+        else:
+            _, status = os.waitpid(handle.pid, 0)  # the pidfd said it exited: this does not block
+            message = exit_message(status, handle.private["stack"], handle.private["stderr"])
         self._discard(handle)
         return message
 
@@ -187,14 +257,21 @@ class ForkBackend:
         for pid, handle in list(self.live.items()):
             killpg(pid)
             self.release(handle)
-            try:
-                os.waitpid(pid, 0)
-            except ChildProcessError:
-                pass
+            if handle.private["served"] and self.server is not None:
+                self.server.reap(handle.private["served"])
+            else:
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass
             self._close_pipe(handle)
             self._discard(handle)
         self.live.clear()
         self.pending_kills.clear()
+        if self.server is not None:
+            self.server.sweep()  # answered after every reap above: nothing of ours runs there any more
+            if not self.server.dead:
+                self.selector.unregister(self.server.fileno())
         our_session = os.getsid(0)
         for orphan in _children_of(os.getpid()) - self.children_before:
             try:
@@ -225,6 +302,46 @@ class Spawned:
     go_write: int
     stderr_fd: int
     stack_fd: int
+    served: int = 0  # the fork server's id for it; 0: forked by us, our child
+
+
+@dataclass(frozen=True)
+class _Pipes:
+    """The fds of one attempt: the result pipe, the go pipe (with a barrier), stderr and stack memfds."""
+
+    read_fd: int
+    write_fd: int
+    go_read: int
+    go_write: int
+    stderr_fd: int
+    stack_fd: int
+
+    @classmethod
+    def open(cls, task: str, barrier: bool) -> _Pipes:
+        stderr_fd = os.memfd_create(f"{task}-stderr")
+        stack_fd = os.memfd_create(f"{task}-stack")
+        read_fd, write_fd = os.pipe()
+        go_read, go_write = os.pipe() if barrier else (-1, -1)
+        return cls(read_fd, write_fd, go_read, go_write, stderr_fd, stack_fd)
+
+    @property
+    def childs(self) -> list[int]:
+        """What the child needs, in the order the fork server expects them."""
+        return [self.write_fd, self.stderr_fd, self.stack_fd] + ([self.go_read] if self.go_read >= 0 else [])
+
+    def close_child_ends(self) -> None:
+        os.close(self.write_fd)
+        if self.go_read >= 0:
+            os.close(self.go_read)
+
+    def close(self) -> None:
+        self.close_child_ends()
+        for fd in (self.read_fd, self.go_write, self.stderr_fd, self.stack_fd):
+            if fd >= 0:
+                os.close(fd)
+
+    def spawned(self, job: dict[str, Any], pid: int, served: int = 0) -> Spawned:
+        return Spawned(job, pid, job["workdir"], self.read_fd, self.go_write, self.stderr_fd, self.stack_fd, served)
 
 
 def spawn(
@@ -235,12 +352,9 @@ def spawn(
     The child makes ``workdir`` itself (in parallel); its stderr and stack dump go to memfds the
     parent keeps, so nothing is created on disk here (a mkdir on a disk-backed /tmp costs ~1 ms).
     """
-    stderr_fd = os.memfd_create(f"{job['task']}-stderr")
-    stack_fd = os.memfd_create(f"{job['task']}-stack")
-    job = {**job, "workdir": workdir, "stderr_fd": stderr_fd, "stack_fd": stack_fd,
+    pipes = _Pipes.open(job["task"], barrier)
+    job = {**job, "workdir": workdir, "stderr_fd": pipes.stderr_fd, "stack_fd": pipes.stack_fd,
            "address_space": address_space or region.address_space()}
-    read_fd, write_fd = os.pipe()
-    go_read, go_write = os.pipe() if barrier else (-1, -1)
     if sys.version_info >= (3, 12) and threading.active_count() > 1:
         with warnings.catch_warnings():
             # Python 3.12+ warns when a threaded process forks. The child only computes, writes to a
@@ -252,31 +366,30 @@ def spawn(
     if pid == 0:  # child
         try:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a deferred Ctrl-C is the parent's
-            os.close(read_fd)
-            if go_write >= 0:
-                os.close(go_write)
+            os.close(pipes.read_fd)
+            if pipes.go_write >= 0:
+                os.close(pipes.go_write)
         finally:
-            region.run(job, skill, write_fd, go_read)
+            region.run(job, skill, pipes.write_fd, pipes.go_read)
     try:
         os.setpgid(pid, pid)
     except OSError:
         pass  # the child already did it, or already exited
-    os.close(write_fd)
-    if go_read >= 0:
-        os.close(go_read)
-    return Spawned(job, pid, workdir, read_fd, go_write, stderr_fd, stack_fd)
+    pipes.close_child_ends()
+    return pipes.spawned(job, pid)
 
 
 def exit_message(status: int, stack_fd: int, stderr_fd: int) -> dict[str, Any]:
-    """The ``exit`` message for a reaped child: how it ended, its innermost frames, its stderr's tail."""
-    message: dict[str, Any] = {"type": "exit", "returncode": None, "signal": None}
+    """The ``exit`` message for a reaped child, from its wait status."""
     if os.WIFSIGNALED(status):
-        message["signal"] = signal.Signals(os.WTERMSIG(status)).name
-    else:
-        message["returncode"] = os.WEXITSTATUS(status)
-    message["stack"] = _head(stack_fd)
-    message["stderr"] = _tail(stderr_fd)
-    return message
+        return describe_exit(None, signal.Signals(os.WTERMSIG(status)).name, stack_fd, stderr_fd)
+    return describe_exit(os.WEXITSTATUS(status), None, stack_fd, stderr_fd)
+
+
+def describe_exit(returncode: int | None, signame: str | None, stack_fd: int, stderr_fd: int) -> dict[str, Any]:
+    """The ``exit`` message: how the child ended, its innermost frames, its stderr's tail."""
+    return {"type": "exit", "returncode": returncode, "signal": signame,
+            "stack": _head(stack_fd), "stderr": _tail(stderr_fd)}
 
 
 def decode(line: bytes) -> dict[str, Any]:

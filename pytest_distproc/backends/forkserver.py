@@ -1,0 +1,413 @@
+"""A lean fork server: attempts are forked from a small interpreter, not from the pytest process.
+
+Why: a fork copies the parent's page tables, and every page either side writes afterwards is copied
+again. Forking from a ~13 MiB interpreter that imported only the skill costs about half of forking
+from a 40+ MiB pytest process (pytest, Hypothesis, plugins), and the child inherits no pytest state
+and no fds of sibling attempts. One server per coordinator process, started on first use and gone
+with it (socket EOF, or PR_SET_PDEATHSIG when the coordinator is killed).
+
+Protocol: one JSON object per SOCK_SEQPACKET packet, fds travel with SCM_RIGHTS.
+
+client -> server
+    prepare {skill, sys_path, cwd}               -> prepared | error {message}
+    spawn {id, job, barrier} + fds (pipe, stderr, stack[, go])   -> spawned {id, pid} | error {message}
+    reap {id}                                    kill the attempt's group and reap it (no reply)
+    sweep                                        -> swept {killed}: descendants that escaped their
+                                                    group (setsid) and were reparented to us
+server -> client, unsolicited
+    exit {id, pid, returncode, signal}           the child ended; it stays a zombie until ``reap``,
+                                                 so its pid (and group) cannot be reused meanwhile
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from pytest_distproc import faults, region, skills
+
+DISABLE_ENV = "DISTPROC_FORK_SERVER"  # "off": fork every attempt from the coordinator itself
+MAX_PACKET = 1 << 20
+MAX_FDS = 4
+START_TIMEOUT = 60.0
+PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
+BUILTIN_FAULT_KINDS = frozenset(faults.REGISTRY)
+
+
+class ForkServerError(RuntimeError):
+    """The server could not be started or answered nonsense; the caller forks directly instead."""
+
+
+# -- client side: the coordinator's end ------------------------------------------------------------
+
+
+class ForkServer:
+    """The coordinator's handle on its fork server."""
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.owner = os.getpid()
+        self.sock = ours
+        self.exits: dict[int, dict[str, Any]] = {}  # spawn id -> exit message, read but not yet consumed
+        self.dead = False
+        self.next_id = 0
+        self.prepared: tuple[str, tuple[str, ...], str] | None = None
+        package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        python_path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "pytest_distproc.backends.forkserver", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": python_path},
+            )
+        finally:
+            theirs.close()
+        self.sock.settimeout(START_TIMEOUT)
+        try:
+            hello = self._receive()
+        except (OSError, ValueError) as exc:
+            self.close()
+            raise ForkServerError(f"the fork server did not start: {exc}") from None
+        if hello.get("op") != "ready":
+            self.close()
+            raise ForkServerError(f"the fork server did not start: {hello}")
+        self.sock.settimeout(None)  # blocking from now on: receive() reads with MSG_DONTWAIT
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def prepare(self, reference: str) -> None:
+        """Make the server import the skill (with our sys.path and cwd), once per reference."""
+        wanted = (reference, tuple(sys.path), os.getcwd())
+        if self.prepared == wanted:
+            return
+        self._send({"op": "prepare", "skill": reference, "sys_path": list(sys.path), "cwd": os.getcwd()})
+        reply = self._reply()
+        if reply.get("op") != "prepared":
+            raise ForkServerError(str(reply.get("message", reply)))
+        self.prepared = wanted
+
+    def spawn_many(self, requests: list[tuple[dict[str, Any], bool, list[int]]]) -> list[tuple[int, int]]:
+        """Fork one child per ``(job, barrier, fds)`` and return ``(id, pid)`` pairs; every request is
+        sent before the first reply is read, so the server forks them back to back."""
+        ids = []
+        for job, barrier, fds in requests:
+            self.next_id += 1
+            ids.append(self.next_id)
+            self._send({"op": "spawn", "id": self.next_id, "job": job, "barrier": barrier}, fds)
+        spawned = []
+        for ident in ids:
+            reply = self._reply()
+            if reply.get("op") != "spawned" or reply.get("id") != ident:
+                raise ForkServerError(str(reply.get("message", reply)))
+            spawned.append((ident, int(reply["pid"])))
+        return spawned
+
+    def reap(self, ident: int) -> None:
+        """Let the server kill what is left of the attempt's group and reap it: its pid is free after."""
+        self.exits.pop(ident, None)
+        if not self.dead:
+            try:
+                self._send({"op": "reap", "id": ident})
+            except OSError:
+                self.dead = True
+
+    def sweep(self) -> list[int]:
+        """Kill and reap whatever escaped an attempt's group and was reparented to the server; the
+        reply comes after every earlier ``reap`` was done."""
+        if self.dead:
+            return []
+        try:
+            self._send({"op": "sweep"})
+            return [int(p) for p in self._reply().get("killed", [])]
+        except (OSError, ValueError):
+            self.dead = True
+            return []
+
+    def receive(self) -> None:
+        """Read every pending message without blocking; exits are kept in :attr:`exits`."""
+        try:
+            while True:
+                try:
+                    payload = self.sock.recv(MAX_PACKET, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    return
+                self._keep(self._decode(payload))
+        except (OSError, ValueError):
+            self.dead = True
+
+    def close(self) -> None:
+        """Close the socket (the server leaves on EOF) and wait for it, killing it if it lingers."""
+        self.dead = True
+        try:
+            self.sock.close()
+        finally:
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def _reply(self) -> dict[str, Any]:
+        while True:
+            message = self._receive()
+            if message.get("op") != "exit":
+                return message
+            self._keep(message)
+
+    def _keep(self, message: dict[str, Any]) -> None:
+        if message.get("op") == "exit":
+            self.exits[int(message["id"])] = message
+
+    def _send(self, message: Mapping[str, Any], fds: list[int] | None = None) -> None:
+        payload = json.dumps(message).encode()
+        if fds:
+            socket.send_fds(self.sock, [payload], fds)
+        else:
+            self.sock.send(payload)
+
+    def _receive(self) -> dict[str, Any]:
+        return self._decode(self.sock.recv(MAX_PACKET))
+
+    def _decode(self, payload: bytes) -> dict[str, Any]:
+        if not payload:
+            self.dead = True
+            raise ConnectionError("the fork server closed its socket")
+        message = json.loads(payload)
+        if not isinstance(message, dict):
+            raise ValueError(f"unexpected message from the fork server: {message!r}")
+        return message
+
+
+_SHARED: list[ForkServer] = []
+
+
+def shared() -> ForkServer | None:
+    """This process's fork server, started on first use; None where attempts must be forked directly:
+    disabled by ``DISTPROC_FORK_SERVER=off``, off the main thread, or when it cannot start."""
+    if os.environ.get(DISABLE_ENV, "").lower() in ("off", "0", "no", "false"):
+        return None
+    if threading.current_thread() is not threading.main_thread():
+        return None  # one socket, one reader: other threads fork directly
+    if _SHARED and (_SHARED[0].dead or _SHARED[0].owner != os.getpid()):
+        stale = _SHARED.pop()
+        if stale.owner == os.getpid():
+            stale.close()
+    if not _SHARED:
+        try:
+            _SHARED.append(ForkServer())
+        except (OSError, ForkServerError):
+            return None
+    return _SHARED[0]
+
+
+def portable(reference: str, skill: skills.Skill, jobs: list[dict[str, Any]]) -> str | None:
+    """The skill reference the server can import on its own, or None when these jobs need the
+    coordinator's memory: a skill defined in a conftest, a closure, or a fault kind a plugin added."""
+    if any(f.get("kind") not in BUILTIN_FAULT_KINDS for job in jobs for f in job.get("faults", ())):
+        return None
+    if skills.REGISTRY.get(reference) is skills.region_stats:
+        return reference
+    if reference not in skills.REGISTRY:
+        if ":" in reference or not os.path.isdir(reference):
+            return reference
+        return os.path.abspath(reference)  # a SKILL.md directory, as the coordinator's cwd sees it
+    module, name = getattr(skill, "__module__", None), getattr(skill, "__qualname__", "")
+    if not module or module == "__main__" or "<" in name or module.rpartition(".")[2] == "conftest":
+        return None
+    return f"{module}:{name}" if "." not in name else None
+
+
+@atexit.register
+def _close_shared() -> None:
+    while _SHARED:
+        server = _SHARED.pop()
+        if server.owner == os.getpid():
+            server.close()
+
+
+# -- server side -----------------------------------------------------------------------------------
+
+
+class _Server:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(sock, selectors.EVENT_READ, None)
+        self.pids: dict[int, int] = {}  # spawn id -> pid, until reaped
+        self.pidfds: dict[int, int] = {}  # spawn id -> pidfd, until the child was seen to exit
+        self.skill: skills.Skill | None = None
+        self.address_space = region.address_space()
+
+    def serve(self) -> None:
+        self._send({"op": "ready", "pid": os.getpid()})
+        while True:
+            for key, _ in self.selector.select():
+                if key.data is None:
+                    if not self._handle_request():
+                        return
+                else:
+                    self._report_exit(key.data)
+
+    def _handle_request(self) -> bool:
+        try:
+            payload, fds, _flags, _addr = socket.recv_fds(self.sock, MAX_PACKET, MAX_FDS)
+        except ConnectionError:
+            return False
+        if not payload:
+            return False
+        message = json.loads(payload)
+        op = message.get("op")
+        if op == "spawn":
+            self._spawn(message, fds)
+        elif op == "prepare":
+            self._prepare(message)
+        elif op == "reap":
+            self._reap(int(message["id"]))
+        elif op == "sweep":
+            self._send({"op": "swept", "killed": self.sweep()})
+        return True
+
+    def _prepare(self, message: Mapping[str, Any]) -> None:
+        sys.path[:] = [str(p) for p in message["sys_path"]]
+        try:
+            os.chdir(message["cwd"])
+            self.skill = skills.resolve(str(message["skill"]))
+        except Exception as exc:  # the client forks directly instead, and resolves the skill itself
+            self._send({"op": "error", "message": f"{type(exc).__name__}: {exc}"})
+            return
+        self.address_space = region.address_space()
+        self._send({"op": "prepared"})
+
+    def _spawn(self, message: Mapping[str, Any], fds: list[int]) -> None:
+        ident = int(message["id"])
+        if self.skill is None or len(fds) < 3:
+            for fd in fds:
+                os.close(fd)
+            self._send({"op": "error", "id": ident, "message": "spawn before prepare, or fds missing"})
+            return
+        write_fd, stderr_fd, stack_fd = fds[:3]
+        go_read = fds[3] if len(fds) > 3 else -1
+        job = {**message["job"], "stderr_fd": stderr_fd, "stack_fd": stack_fd, "address_space": self.address_space}
+        pid = os.fork()
+        if pid == 0:  # child
+            try:
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            finally:
+                region.run(job, self.skill, write_fd, go_read)
+        try:
+            os.setpgid(pid, pid)
+        except OSError:
+            pass  # the child already did it, or already exited
+        for fd in fds:
+            os.close(fd)
+        self.pids[ident] = pid
+        self.pidfds[ident] = os.pidfd_open(pid)
+        self.selector.register(self.pidfds[ident], selectors.EVENT_READ, ident)
+        self._send({"op": "spawned", "id": ident, "pid": pid})
+
+    def _report_exit(self, ident: int) -> None:
+        pidfd = self.pidfds.pop(ident)
+        self.selector.unregister(pidfd)
+        try:
+            info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOWAIT)
+        finally:
+            os.close(pidfd)
+        message: dict[str, Any] = {"op": "exit", "id": ident, "pid": self.pids[ident],
+                                   "returncode": None, "signal": None}
+        if info is not None and info.si_code == os.CLD_EXITED:
+            message["returncode"] = info.si_status
+        elif info is not None:
+            message["signal"] = info.si_status
+        self._send(message)
+
+    def _reap(self, ident: int) -> None:
+        pid = self.pids.pop(ident, None)
+        if pid is None:
+            return
+        try:
+            os.killpg(pid, signal.SIGKILL)  # what is left of its group, while the pid is still ours
+        except OSError:
+            pass
+        pidfd = self.pidfds.pop(ident, None)
+        if pidfd is not None:  # reaped before it was seen to exit: the client is closing a run
+            self.selector.unregister(pidfd)
+            os.close(pidfd)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
+    def sweep(self) -> list[int]:
+        """Kill and reap our children that are no attempt: descendants reparented to us (we are a subreaper)."""
+        killed = []
+        for _ in range(10):
+            attempts = set(self.pids.values())
+            strays = [p for p in _children() if p not in attempts]
+            if not strays:
+                break
+            for pid in strays:
+                try:
+                    os.killpg(pid, signal.SIGKILL) if os.getpgid(pid) == pid else os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    killed.append(pid)
+                except OSError:
+                    pass
+        return killed
+
+    def _send(self, message: Mapping[str, Any]) -> None:
+        self.sock.send(json.dumps(message).encode())
+
+
+def _children() -> list[int]:
+    pid = os.getpid()
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return [int(p) for p in handle.read().split()]
+    except OSError:
+        return []
+
+
+_RUNNING: list[_Server] = []
+_PARENT: list[int] = []
+
+
+def _on_parent_death(signum: int, frame: Any) -> None:
+    """SIGTERM from PR_SET_PDEATHSIG: the coordinator was killed. Our attempts get their own when we
+    exit (their handler removes their temp dirs); what escaped their groups is ours to kill."""
+    if os.getppid() == _PARENT[0]:
+        return  # the thread that started us ended, not the coordinator
+    for server in _RUNNING:
+        server.sweep()
+    os._exit(0)
+
+
+def main(argv: list[str]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the coordinator's to handle
+    _PARENT.append(os.getppid())
+    signal.signal(signal.SIGTERM, _on_parent_death)
+    if region._PRCTL is not None:
+        region._PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
+        region._PRCTL(PR_SET_CHILD_SUBREAPER, 1)  # escapees come to us, and the sweep kills them
+    if os.getppid() != _PARENT[0]:
+        os._exit(0)  # the coordinator died before PR_SET_PDEATHSIG took effect
+    server = _Server(socket.socket(fileno=int(argv[0])))
+    _RUNNING.append(server)
+    server.serve()
+    # The coordinator closed its end. Attempts still running (it died: this races with its parent-death
+    # signal) are not killed here: they get theirs when we exit, and remove their temp dirs.
+    server.sweep()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
