@@ -37,6 +37,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from pytest_distproc import data, summary
+from pytest_distproc.backends import forkserver
 from pytest_distproc.coordinator import Coordinator
 from pytest_distproc.scenario.loader import load_one
 from pytest_distproc.scenario.model import Scenario
@@ -161,14 +162,25 @@ def _cpu(who: int) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _server_cpu() -> float:
+    """CPU seconds of the fork server and of the attempts it reaped (they are not our children)."""
+    server = forkserver._SHARED[0] if forkserver._SHARED and not forkserver._SHARED[0].dead else None
+    if server is None:
+        return 0.0
+    usage = server.usage()
+    return float(usage["self"]["cpu_s"] + usage["children"]["cpu_s"])
+
+
 def _timed(fn: Callable[[], Any]) -> tuple[float, float, float, Any]:
-    """Wall seconds, CPU seconds of this process, CPU seconds of the children reaped meanwhile, result."""
+    """Wall seconds, CPU seconds of this process, CPU seconds of the children reaped meanwhile (the
+    fork server and its attempts count as children), result."""
     gc.collect()
-    own, kids = _cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN)
+    own, kids, served = _cpu(resource.RUSAGE_SELF), _cpu(resource.RUSAGE_CHILDREN), _server_cpu()
     started = time.perf_counter()
     result = fn()
     wall = time.perf_counter() - started
-    return wall, _cpu(resource.RUSAGE_SELF) - own, _cpu(resource.RUSAGE_CHILDREN) - kids, result
+    kids_cpu = _cpu(resource.RUSAGE_CHILDREN) - kids + _server_cpu() - served
+    return wall, _cpu(resource.RUSAGE_SELF) - own, kids_cpu, result
 
 
 def measure_case(regions: int, records: int, repeats: int, only: Sequence[str] = VARIANTS) -> dict[str, Any]:
@@ -233,8 +245,11 @@ def rss_probe(variant: str) -> dict[str, Any]:
     else:
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         run_pool(ids, 100)
+    server = forkserver._SHARED[0].usage() if variant == "fork_backend" and forkserver._SHARED else None
     return {
         "variant": variant,
+        "fork_server_maxrss_kib": server["self"]["maxrss_kib"] if server else None,
+        "fork_server_children_maxrss_kib": server["children"]["maxrss_kib"] if server else None,
         # ru_maxrss is in KiB on Linux and survives execve: a subprocess starts with its parent's
         # peak. measure_rss() therefore runs before the big cases; VmHWM is this mm's own peak.
         "self_maxrss_before_kib": before,
@@ -398,6 +413,8 @@ def render(result: dict[str, Any]) -> str:
                  f"load {meta['loadavg_start'][0]:.2f}->{meta['loadavg_end'][0]:.2f}  "
                  f"repeats {meta['repeats']} (1M: {meta['repeats_1m']})  "
                  f"tempdir {meta['tempdir']} ({meta['tempdir_fs']})  git {meta['git']}")
+    start = meta.get("fork_server_start_ms")
+    lines.append(f"fork server: started once in {start:.0f} ms, not in the runs below" if start else "fork server: off")
     lines.append("")
     head = (f"{'case':<9} {'fork backend':>13} {'bare fork':>11} {'pool':>11} "
             f"{'fork/bare':>10} {'pool/bare':>10} {'fork ms/reg':>12} {'bare ms/reg':>12}")
@@ -430,6 +447,9 @@ def render(result: dict[str, Any]) -> str:
                          f"(before run {rss['self_maxrss_before_kib'] / 1024:.1f}, "
                          f"VmHWM {hwm / 1024 if hwm else float('nan'):.1f})  "
                          f"largest child {rss['children_maxrss_kib'] / 1024:7.1f}")
+            if rss.get("fork_server_maxrss_kib"):
+                lines.append(f"  {'':<13} fork server {rss['fork_server_maxrss_kib'] / 1024:.1f}, largest attempt "
+                             f"{rss['fork_server_children_maxrss_kib'] / 1024:.1f}")
     collection = result.get("collection")
     if collection:
         bare = collection["without_hypothesis_plugin"]
@@ -482,6 +502,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git": _git_head(),
             "tempdir": tempfile.gettempdir(), "tempdir_fs": _fs_type(tempfile.gettempdir()),
             "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE", "")}
+    started = time.perf_counter()
+    server = forkserver.shared()  # started once per process, like in a pytest session: timed apart
+    meta["fork_server_start_ms"] = 1000 * (time.perf_counter() - started) if server else None
     rss = None
     if not args.no_rss:  # first: a subprocess inherits this process's ru_maxrss, which 3x1M inflates
         print("measuring peak RSS ...", file=sys.stderr, flush=True)

@@ -41,7 +41,7 @@ def send(fd: int, message: Mapping[str, Any]) -> None:
 def isolate(job: Mapping[str, Any], keep: tuple[int, ...] = ()) -> None:
     """Own process group, own temp dir, scrubbed environment, quiet stdio, bounded memory, and no fd
     but its own: the pipes and memfds of sibling attempts, inherited through fork, are closed."""
-    _close_other_fds({0, 1, 2, *keep, job.get("stderr_fd", -1), job.get("stack_fd", -1)})
+    _close_other_fds({0, 1, 2, *keep, job.get("stderr_fd", -1), job.get("stack_fd", -1), job.get("stack_slot", -1)})
     try:
         os.setpgid(0, 0)
     except OSError:
@@ -68,8 +68,11 @@ def isolate(job: Mapping[str, Any], keep: tuple[int, ...] = ()) -> None:
     stack = job.get("stack_fd")  # a memfd the coordinator reads after our death
     if stack is None:
         stack = os.open(os.path.join(workdir, STACK_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    faulthandler.register(signal.SIGUSR1, file=stack, all_threads=True)  # a bare fd: no file object to build
-    faulthandler.enable(file=stack)
+    if job.get("stack_slot") is not None:
+        os.dup2(stack, job["stack_slot"])  # the fork server's faulthandler writes to that fd: now our memfd
+    else:
+        faulthandler.register(signal.SIGUSR1, file=stack, all_threads=True)  # a bare fd: no file object
+        faulthandler.enable(file=stack)
     limit_mb = int(job.get("memory_limit_mb", 0))
     if limit_mb:
         size = job.get("address_space") or address_space()  # measured by the parent at the fork, if it could
@@ -83,11 +86,13 @@ def _scrub_env(job: Mapping[str, Any], workdir: str) -> None:
     The C environment is cleared in one call and ``os.environ``'s table replaced, not emptied: freeing
     the coordinator's ~40 strings would write to every page they sit on, a copy-on-write fault each.
     """
-    inherited = job.get("inherit_env")  # the coordinator's, sent along by the fork server's client
-    fresh = dict(inherited) if inherited is not None else {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}
-    fresh.update({"TMPDIR": workdir, "HOME": workdir, "DISTPROC_REGION": job["region"],
-                  "DISTPROC_TASK": job["task"], "DISTPROC_ATTEMPT": str(job["attempt"])})
-    fresh.update(job.get("env", {}))
+    ours = {"TMPDIR": workdir, "HOME": workdir, "DISTPROC_REGION": job["region"],
+            "DISTPROC_TASK": job["task"], "DISTPROC_ATTEMPT": str(job["attempt"]), **job.get("env", {})}
+    if job.get("env_scrubbed"):  # the fork server holds only the allow-listed variables already
+        os.environ.update(ours)
+        return
+    fresh = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}
+    fresh.update(ours)
     table = getattr(os.environ, "_data", None)
     if _CLEARENV is None or not isinstance(table, dict) or _CLEARENV() != 0:
         for key in [k for k in os.environ if k not in fresh]:
@@ -99,6 +104,13 @@ def _scrub_env(job: Mapping[str, Any], workdir: str) -> None:
         os.putenv(key, value)
     _LEFT_ALONE.append(table)
     setattr(os.environ, "_data", encoded)  # noqa: B010 - CPython's own table behind os.environ since 3.2
+
+
+def keep_only_env(allowed: Mapping[str, str]) -> None:
+    """Make this process's environment exactly ``allowed`` (the fork server, before it forks)."""
+    for key in [k for k in os.environ if k not in allowed]:
+        del os.environ[key]
+    os.environ.update(allowed)
 
 
 _LEFT_ALONE: list[object] = []

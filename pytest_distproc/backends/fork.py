@@ -273,7 +273,7 @@ class ForkBackend:
             if not self.server.dead:
                 self.selector.unregister(self.server.fileno())
         our_session = os.getsid(0)
-        for orphan in _children_of(os.getpid()) - self.children_before:
+        for orphan in _children_of(os.getpid()) - self.children_before - forkserver.server_pids():
             try:
                 # Reparented to us while we were their subreaper. Killed only when born during this run
                 # and from an attempt's group or escaped into a session of its own (setsid): a daemon of

@@ -21,9 +21,12 @@ server -> client, unsolicited
 
 from __future__ import annotations
 
+import array
 import atexit
+import faulthandler
 import json
 import os
+import resource
 import selectors
 import signal
 import socket
@@ -38,6 +41,7 @@ from pytest_distproc import faults, region, skills
 DISABLE_ENV = "DISTPROC_FORK_SERVER"  # "off": fork every attempt from the coordinator itself
 MAX_PACKET = 1 << 20
 MAX_FDS = 4
+SPAWN_CHUNK = 32  # spawn requests in flight; far below what a socket buffer holds
 START_TIMEOUT = 60.0
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
 BUILTIN_FAULT_KINDS = frozenset(faults.REGISTRY)
@@ -68,6 +72,7 @@ class ForkServer:
                 [sys.executable, "-m", "pytest_distproc.backends.forkserver", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": python_path},
+                start_new_session=True,  # a Ctrl-C at the terminal is the coordinator's to handle, not ours
             )
         finally:
             theirs.close()
@@ -97,19 +102,21 @@ class ForkServer:
         self.prepared = wanted
 
     def spawn_many(self, requests: list[tuple[dict[str, Any], bool, list[int]]]) -> list[tuple[int, int]]:
-        """Fork one child per ``(job, barrier, fds)`` and return ``(id, pid)`` pairs; every request is
-        sent before the first reply is read, so the server forks them back to back."""
-        ids = []
-        for job, barrier, fds in requests:
-            self.next_id += 1
-            ids.append(self.next_id)
-            self._send({"op": "spawn", "id": self.next_id, "job": job, "barrier": barrier}, fds)
+        """Fork one child per ``(job, barrier, fds)`` and return ``(id, pid)`` pairs. Requests go out in
+        chunks, each read back before the next: the server forks a chunk back to back, and neither side
+        can fill the other's socket buffer while it is itself blocked sending."""
         spawned = []
-        for ident in ids:
-            reply = self._reply()
-            if reply.get("op") != "spawned" or reply.get("id") != ident:
-                raise ForkServerError(str(reply.get("message", reply)))
-            spawned.append((ident, int(reply["pid"])))
+        for start in range(0, len(requests), SPAWN_CHUNK):
+            ids = []
+            for job, barrier, fds in requests[start:start + SPAWN_CHUNK]:
+                self.next_id += 1
+                ids.append(self.next_id)
+                self._send({"op": "spawn", "id": self.next_id, "job": job, "barrier": barrier}, fds)
+            for ident in ids:
+                reply = self._reply()
+                if reply.get("op") != "spawned" or reply.get("id") != ident:
+                    raise ForkServerError(str(reply.get("message", reply)))
+                spawned.append((ident, int(reply["pid"])))
         return spawned
 
     def reap(self, ident: int) -> None:
@@ -132,6 +139,11 @@ class ForkServer:
         except (OSError, ValueError):
             self.dead = True
             return []
+
+    def usage(self) -> dict[str, dict[str, float]]:
+        """The server's own and its reaped children's CPU seconds and peak RSS (KiB): a benchmark's view."""
+        self._send({"op": "usage"})
+        return dict(self._reply().get("usage", {}))
 
     def receive(self) -> None:
         """Read every pending message without blocking; exits are kept in :attr:`exits`."""
@@ -210,6 +222,11 @@ def shared() -> ForkServer | None:
     return _SHARED[0]
 
 
+def server_pids() -> set[int]:
+    """Pids of this process's fork servers: children of ours that no run's orphan sweep may kill."""
+    return {server.process.pid for server in _SHARED if server.owner == os.getpid()}
+
+
 def portable(reference: str, skill: skills.Skill, jobs: list[dict[str, Any]]) -> str | None:
     """The skill reference the server can import on its own, or None when these jobs need the
     coordinator's memory: a skill defined in a conftest, a closure, or a fault kind a plugin added."""
@@ -247,6 +264,16 @@ class _Server:
         self.pidfds: dict[int, int] = {}  # spawn id -> pidfd, until the child was seen to exit
         self.skill: skills.Skill | None = None
         self.address_space = region.address_space()
+        self.env: dict[str, str] | None = None  # the allow-listed environment we hold, as the client sent it
+        # Our faulthandler writes to this fd; each child puts its stack memfd there (one dup2, no setup).
+        self.stack_slot = os.open(os.devnull, os.O_WRONLY)
+        faulthandler.register(signal.SIGUSR1, file=self.stack_slot, all_threads=True)
+        faulthandler.enable(file=self.stack_slot)
+
+    def _keep_env(self, inherit: Mapping[str, str] | None) -> None:
+        if inherit is not None and inherit != self.env:
+            region.keep_only_env(inherit)
+            self.env = dict(inherit)
 
     def serve(self) -> None:
         self._send({"op": "ready", "pid": os.getpid()})
@@ -259,22 +286,38 @@ class _Server:
                     self._report_exit(key.data)
 
     def _handle_request(self) -> bool:
-        try:
-            payload, fds, _flags, _addr = socket.recv_fds(self.sock, MAX_PACKET, MAX_FDS)
-        except ConnectionError:
-            return False
-        if not payload:
-            return False
-        message = json.loads(payload)
-        op = message.get("op")
-        if op == "spawn":
-            self._spawn(message, fds)
-        elif op == "prepare":
-            self._prepare(message)
-        elif op == "reap":
-            self._reap(int(message["id"]))
-        elif op == "sweep":
-            self._send({"op": "swept", "killed": self.sweep()})
+        """Handle every request waiting on the socket; spawns in a row are forked back to back."""
+        requests = []
+        flags = 0
+        while True:
+            try:
+                payload, fds = _recv_with_fds(self.sock, flags)
+            except BlockingIOError:
+                break
+            except ConnectionError:
+                return False
+            if not payload:
+                return False
+            requests.append((json.loads(payload), fds))
+            flags = socket.MSG_DONTWAIT
+        spawns: list[tuple[dict[str, Any], list[int]]] = []
+        for message, fds in requests:
+            if message.get("op") == "spawn":
+                spawns.append((message, fds))
+                continue
+            self._spawn(spawns)
+            spawns = []
+            op = message.get("op")
+            if op == "prepare":
+                self._prepare(message)
+            elif op == "reap":
+                self._reap(int(message["id"]))
+            elif op == "sweep":
+                self._send({"op": "swept", "killed": self.sweep()})
+            elif op == "usage":
+                self._send({"op": "usage", "usage": {"self": _usage(resource.RUSAGE_SELF),
+                                                     "children": _usage(resource.RUSAGE_CHILDREN)}})
+        self._spawn(spawns)
         return True
 
     def _prepare(self, message: Mapping[str, Any]) -> None:
@@ -288,33 +331,40 @@ class _Server:
         self.address_space = region.address_space()
         self._send({"op": "prepared"})
 
-    def _spawn(self, message: Mapping[str, Any], fds: list[int]) -> None:
-        ident = int(message["id"])
-        if self.skill is None or len(fds) < 3:
+    def _spawn(self, requests: list[tuple[dict[str, Any], list[int]]]) -> None:
+        """Fork one child per request with nothing in between: every page we write between two forks
+        is copied once more while the children share it. The bookkeeping comes after."""
+        if not requests:
+            return
+        ready = []
+        self._keep_env(requests[0][0]["job"].get("inherit_env"))
+        for message, fds in requests:
+            if self.skill is None or len(fds) < 3:
+                for fd in fds:
+                    os.close(fd)
+                self._send({"op": "error", "id": message.get("id"), "message": "spawn before prepare, or fds missing"})
+                continue
+            job = {**message["job"], "stderr_fd": fds[1], "stack_fd": fds[2], "address_space": self.address_space,
+                   "stack_slot": self.stack_slot, "env_scrubbed": self.env is not None}
+            job.pop("inherit_env", None)
+            ready.append((int(message["id"]), job, fds, fds[3] if len(fds) > 3 else -1))
+        pids = []
+        for _ident, job, fds, go_read in ready:
+            pid = os.fork()
+            if pid == 0:  # child
+                region.run(job, self.skill, fds[0], go_read)  # type: ignore[arg-type]
+            pids.append(pid)
+        for (ident, _job, fds, _go), pid in zip(ready, pids, strict=True):
+            try:
+                os.setpgid(pid, pid)
+            except OSError:
+                pass  # the child already did it, or already exited
             for fd in fds:
                 os.close(fd)
-            self._send({"op": "error", "id": ident, "message": "spawn before prepare, or fds missing"})
-            return
-        write_fd, stderr_fd, stack_fd = fds[:3]
-        go_read = fds[3] if len(fds) > 3 else -1
-        job = {**message["job"], "stderr_fd": stderr_fd, "stack_fd": stack_fd, "address_space": self.address_space}
-        pid = os.fork()
-        if pid == 0:  # child
-            try:
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            finally:
-                region.run(job, self.skill, write_fd, go_read)
-        try:
-            os.setpgid(pid, pid)
-        except OSError:
-            pass  # the child already did it, or already exited
-        for fd in fds:
-            os.close(fd)
-        self.pids[ident] = pid
-        self.pidfds[ident] = os.pidfd_open(pid)
-        self.selector.register(self.pidfds[ident], selectors.EVENT_READ, ident)
-        self._send({"op": "spawned", "id": ident, "pid": pid})
+            self.pids[ident] = pid
+            self.pidfds[ident] = os.pidfd_open(pid)
+            self.selector.register(self.pidfds[ident], selectors.EVENT_READ, ident)
+            self._send({"op": "spawned", "id": ident, "pid": pid})
 
     def _report_exit(self, ident: int) -> None:
         pidfd = self.pidfds.pop(ident)
@@ -369,6 +419,21 @@ class _Server:
         self.sock.send(json.dumps(message).encode())
 
 
+def _usage(who: int) -> dict[str, float]:
+    usage = resource.getrusage(who)
+    return {"cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_kib": usage.ru_maxrss}
+
+
+def _recv_with_fds(sock: socket.socket, flags: int) -> tuple[bytes, list[int]]:
+    """``socket.recv_fds`` that honours ``flags`` (before Python 3.12 it drops them)."""
+    payload, ancillary, _flags, _addr = sock.recvmsg(MAX_PACKET, socket.CMSG_LEN(MAX_FDS * 4), flags)
+    fds: list[int] = []
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds += array.array("i", data[: len(data) - len(data) % 4]).tolist()
+    return payload, fds
+
+
 def _children() -> list[int]:
     pid = os.getpid()
     try:
@@ -385,6 +450,8 @@ _PARENT: list[int] = []
 def _on_parent_death(signum: int, frame: Any) -> None:
     """SIGTERM from PR_SET_PDEATHSIG: the coordinator was killed. Our attempts get their own when we
     exit (their handler removes their temp dirs); what escaped their groups is ours to kill."""
+    if os.getpid() != _PARENT[1]:
+        os._exit(128 + signal.SIGTERM)  # a child, terminated before it set up its own handler
     if os.getppid() == _PARENT[0]:
         return  # the thread that started us ended, not the coordinator
     for server in _RUNNING:
@@ -393,8 +460,7 @@ def _on_parent_death(signum: int, frame: Any) -> None:
 
 
 def main(argv: list[str]) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the coordinator's to handle
-    _PARENT.append(os.getppid())
+    _PARENT[:] = [os.getppid(), os.getpid()]
     signal.signal(signal.SIGTERM, _on_parent_death)
     if region._PRCTL is not None:
         region._PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
