@@ -80,3 +80,11 @@ def open_fds(records: list[dict[str, Any]], context: Mapping[str, Any]) -> dict[
     result["sibling_fds"] = len([t for t in targets if "region-" in t and own not in t])
     result["fds"] = len(targets)
     return result
+
+
+def parent_probe(records: list[dict[str, Any]], context: Mapping[str, Any]) -> dict[str, Any]:
+    """A region-stats summary plus the pid of the process this attempt was forked from."""
+    result: dict[str, Any] = summary.summarize([r["value"] for r in records])
+    result["parent_pid"] = os.getppid()
+    result["hash_seed"] = os.environ.get("PYTHONHASHSEED", "")
+    return result

@@ -1,0 +1,85 @@
+"""The fork server: attempts are forked from it, it survives runs, and it steps aside when it must."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pytest_distproc import skills
+from pytest_distproc.backends import forkserver
+from pytest_distproc.coordinator import Coordinator
+from pytest_distproc.scenario.loader import load_one
+
+PROBE = """
+seed: 1
+skill: tests.skills:parent_probe
+regions: {A: {records: 3}, B: {records: 3}, C: {records: 3}}
+"""
+
+
+def _parents(tmp_path: Path) -> set[int]:
+    run = Coordinator(load_one(PROBE, str(tmp_path / "s.yaml"))).run()
+    assert run.outcome == "COMPLETE", run.transcript
+    return {int(run.regions[r]["parent_pid"]) for r in ("A", "B", "C")}
+
+
+def test_attempts_are_forked_by_one_fork_server_that_outlives_the_run(tmp_path: Path) -> None:
+    first, second = _parents(tmp_path), _parents(tmp_path)
+    assert first == second == forkserver.server_pids(), "every attempt of both runs came from the same server"
+    assert os.getpid() not in first
+    (server,) = first
+    assert Path(f"/proc/{server}").exists()
+    with open(f"/proc/{server}/task/{server}/children") as handle:
+        assert handle.read().split() == [], "the server reaped every attempt once the runs ended"
+
+
+def test_fork_server_off_forks_from_the_coordinator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(forkserver.DISABLE_ENV, "off")
+    assert _parents(tmp_path) == {os.getpid()}
+
+
+def test_the_coordinators_current_environment_reaches_a_served_attempt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _parents(tmp_path)  # the server is up, holding the environment of that run
+    monkeypatch.setenv("PYTHONHASHSEED", "4242")
+    run = Coordinator(load_one(PROBE, str(tmp_path / "s.yaml"))).run()
+    assert {run.regions[r]["hash_seed"] for r in ("A", "B", "C")} == {"4242"}
+
+
+def _closure_skill() -> skills.Skill:
+    def inner(records: list[dict[str, float]], context: object) -> dict[str, float]:
+        return {}
+
+    return inner  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    ("reference", "skill", "faults", "portable"),
+    [
+        ("region-stats", skills.region_stats, [], "region-stats"),
+        ("tests.skills:parent_probe", None, [], "tests.skills:parent_probe"),
+        ("region-stats", skills.region_stats, [{"kind": "crash"}], "region-stats"),
+        ("region-stats", skills.region_stats, [{"kind": "made-up-by-a-plugin"}], None),
+        ("from-a-hook", _closure_skill(), [], None),
+    ],
+)
+def test_what_the_fork_server_can_import_itself(
+    reference: str, skill: skills.Skill | None, faults: list[dict[str, str]], portable: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if reference == "from-a-hook":
+        monkeypatch.setitem(skills.REGISTRY, reference, skill)  # type: ignore[arg-type]
+    assert forkserver.portable(reference, skill or skills.region_stats, [{"faults": faults}]) == portable
+
+
+def test_a_conftest_skill_is_forked_from_the_coordinator(monkeypatch: pytest.MonkeyPatch) -> None:
+    def in_conftest(records: list[dict[str, float]], context: object) -> dict[str, float]:
+        return {}
+
+    in_conftest.__module__ = "tests.conftest"
+    in_conftest.__qualname__ = "in_conftest"
+    monkeypatch.setitem(skills.REGISTRY, "conftest-skill", in_conftest)  # type: ignore[arg-type]
+    assert forkserver.portable("conftest-skill", in_conftest, [{}]) is None  # type: ignore[arg-type]
