@@ -164,7 +164,7 @@ def _cpu(who: int) -> float:
 
 def _server_cpu() -> float:
     """CPU seconds of the fork server and of the attempts it reaped (they are not our children)."""
-    server = forkserver._SHARED[0] if forkserver._SHARED and not forkserver._SHARED[0].dead else None
+    server = forkserver.current()
     if server is None:
         return 0.0
     usage = server.usage()
@@ -245,7 +245,8 @@ def rss_probe(variant: str) -> dict[str, Any]:
     else:
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         run_pool(ids, 100)
-    server = forkserver._SHARED[0].usage() if variant == "fork_backend" and forkserver._SHARED else None
+    running = forkserver.current() if variant == "fork_backend" else None
+    server = running.usage() if running else None
     return {
         "variant": variant,
         "fork_server_maxrss_kib": server["self"]["maxrss_kib"] if server else None,

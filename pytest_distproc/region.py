@@ -81,39 +81,20 @@ def isolate(job: Mapping[str, Any], keep: tuple[int, ...] = ()) -> None:
 
 
 def _scrub_env(job: Mapping[str, Any], workdir: str) -> None:
-    """Only the allow-listed variables of the coordinator's environment, and ours.
-
-    The C environment is cleared in one call and ``os.environ``'s table replaced, not emptied: freeing
-    the coordinator's ~40 strings would write to every page they sit on, a copy-on-write fault each.
-    """
+    """Only the allow-listed variables of the coordinator's environment, and ours."""
     ours = {"TMPDIR": workdir, "HOME": workdir, "DISTPROC_REGION": job["region"],
             "DISTPROC_TASK": job["task"], "DISTPROC_ATTEMPT": str(job["attempt"]), **job.get("env", {})}
     if job.get("env_scrubbed"):  # the fork server holds only the allow-listed variables already
         os.environ.update(ours)
         return
-    fresh = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}
-    fresh.update(ours)
-    table = getattr(os.environ, "_data", None)
-    if _CLEARENV is None or not isinstance(table, dict) or _CLEARENV() != 0:
-        for key in [k for k in os.environ if k not in fresh]:
-            del os.environ[key]  # (os.environ.clear() pops one item at a time, restarting its iteration)
-        os.environ.update(fresh)
-        return
-    encoded = {os.environ.encodekey(key): os.environ.encodevalue(value) for key, value in fresh.items()}
-    for key, value in encoded.items():
-        os.putenv(key, value)
-    _LEFT_ALONE.append(table)
-    setattr(os.environ, "_data", encoded)  # noqa: B010 - CPython's own table behind os.environ since 3.2
+    keep_only_env({**{k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}, **ours})
 
 
 def keep_only_env(allowed: Mapping[str, str]) -> None:
-    """Make this process's environment exactly ``allowed`` (the fork server, before it forks)."""
+    """Make this process's environment exactly ``allowed`` (a child, or the fork server before it forks)."""
     for key in [k for k in os.environ if k not in allowed]:
-        del os.environ[key]
+        del os.environ[key]  # (os.environ.clear() pops one item at a time, restarting its iteration)
     os.environ.update(allowed)
-
-
-_LEFT_ALONE: list[object] = []
 
 
 def _die_with_parent(workdir: str) -> None:
@@ -178,7 +159,6 @@ _PRCTL = _libc_function("prctl")
 _UNSHARE = _libc_function("unshare")
 _MOUNT = _libc_function("mount")
 _UMOUNT2 = _libc_function("umount2")
-_CLEARENV = _libc_function("clearenv")
 CLONE_NEWNS = 0x00020000
 MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x4000, 0x40000
 MNT_DETACH = 0x2

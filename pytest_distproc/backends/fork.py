@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_distproc import region
-from pytest_distproc.backends import Handle, forkserver
+from pytest_distproc.backends import Handle, forkserver, processes
 from pytest_distproc.skills import Skill
 
 STACK_WAIT = 0.3
@@ -42,11 +42,12 @@ class ForkBackend:
         self.run_dir = run_dir
         self.live: dict[int, Handle] = {}  # pid -> handle, until reaped
         self.pending_kills: dict[int, float] = {}  # pid -> when its SIGKILL is due (after a stack dump)
-        self.children_before = _children_of(os.getpid())
+        self.children_before = processes.children_of(os.getpid())
         self.attempt_groups: set[int] = set()
         self.address_space = region.address_space()  # once a run: reading /proc costs ~0.3 ms a fork
         self.started_ticks = _ticks_since_boot()
         self.server: forkserver.ForkServer | None = None  # set when an attempt was forked by it
+        self.served: dict[int, Handle] = {}  # the fork server's id -> live attempt it forked
         with _sigint_deferred():  # a Ctrl-C here must not leave the selector open or us a subreaper
             self.selector = selectors.DefaultSelector()
             self.was_subreaper = _subreaper(True)
@@ -79,13 +80,11 @@ class ForkBackend:
             server.prepare(reference)
         except (OSError, ValueError, forkserver.ForkServerError):
             return None  # e.g. the skill imports only in the coordinator's state: fork it here
-        inherit = {key: os.environ[key] for key in region.ENV_ALLOWLIST if key in os.environ}
         opened: list[tuple[_Pipes, dict[str, Any]]] = []
         try:
             for job in jobs:
-                opened.append((_Pipes.open(job["task"], barrier), {**job, "workdir": self._workdir(job),
-                                                                    "inherit_env": inherit}))
-            spawned = server.spawn_many([(job, barrier, pipes.childs) for pipes, job in opened])
+                opened.append((_Pipes.open(job["task"], barrier), {**job, "workdir": self._workdir(job)}))
+            spawned = server.spawn_many([(job, barrier, pipes.child_ends) for pipes, job in opened])
         except (OSError, ValueError, forkserver.ForkServerError):
             server.close()  # its children die with it (their parent-death signal); ours are fresh
             for pipes, _ in opened:
@@ -105,7 +104,9 @@ class ForkBackend:
             "stderr": child.stderr_fd, "stack": child.stack_fd, "served": child.served,
         })
         self.selector.register(child.read_fd, selectors.EVENT_READ, (handle, "pipe"))
-        if not child.served:
+        if child.served:
+            self.served[child.served] = handle
+        else:
             handle.private["pidfd"] = os.pidfd_open(child.pid)
             self.selector.register(handle.private["pidfd"], selectors.EVENT_READ, (handle, "exit"))
         self.live[child.pid] = handle
@@ -156,8 +157,7 @@ class ForkBackend:
         server = self.server
         if server is None:
             return []
-        return [h for h in self.live.values() if h.private["served"]
-                and (server.dead or h.private["served"] in server.exits)]
+        return [h for ident, h in self.served.items() if server.dead or ident in server.exits]
 
     def _read(self, handle: Handle) -> list[dict[str, Any]]:
         fd = handle.private["fd"]
@@ -200,6 +200,7 @@ class ForkBackend:
         self.release(handle)
         self._close_pipe(handle)  # a grandchild may still hold its write end: we stop listening
         served = handle.private["served"]
+        self.served.pop(served, None)
         if served and self.server is not None:
             ended = self.server.exits.get(served, {"signal": None, "returncode": None})
             self.server.reap(served)
@@ -259,6 +260,7 @@ class ForkBackend:
             self.release(handle)
             if handle.private["served"] and self.server is not None:
                 self.server.reap(handle.private["served"])
+                self.served.pop(handle.private["served"], None)
             else:
                 try:
                     os.waitpid(pid, 0)
@@ -273,7 +275,7 @@ class ForkBackend:
             if not self.server.dead:
                 self.selector.unregister(self.server.fileno())
         our_session = os.getsid(0)
-        for orphan in _children_of(os.getpid()) - self.children_before - forkserver.server_pids():
+        for orphan in processes.children_of(os.getpid()) - self.children_before - forkserver.server_pids():
             try:
                 # Reparented to us while we were their subreaper. Killed only when born during this run
                 # and from an attempt's group or escaped into a session of its own (setsid): a daemon of
@@ -282,8 +284,7 @@ class ForkBackend:
                     continue
                 if os.getpgid(orphan) not in self.attempt_groups and os.getsid(orphan) == our_session:
                     continue
-                os.killpg(orphan, signal.SIGKILL) if os.getpgid(orphan) == orphan else os.kill(orphan, signal.SIGKILL)
-                os.waitpid(orphan, 0)
+                processes.kill_and_reap(orphan)
             except OSError:
                 pass
         if not self.was_subreaper:
@@ -325,7 +326,7 @@ class _Pipes:
         return cls(read_fd, write_fd, go_read, go_write, stderr_fd, stack_fd)
 
     @property
-    def childs(self) -> list[int]:
+    def child_ends(self) -> list[int]:
         """What the child needs, in the order the fork server expects them."""
         return [self.write_fd, self.stderr_fd, self.stack_fd] + ([self.go_read] if self.go_read >= 0 else [])
 
@@ -443,14 +444,6 @@ def _started_ticks(pid: int) -> int:
     """When ``pid`` started, in clock ticks since boot (field 22 of /proc/PID/stat)."""
     with open(f"/proc/{pid}/stat") as handle:
         return int(handle.read().rsplit(")", 1)[1].split()[19])
-
-
-def _children_of(pid: int) -> set[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            return {int(p) for p in handle.read().split()}
-    except OSError:
-        return set()
 
 
 def _head(fd: int, lines: int = 25) -> str:

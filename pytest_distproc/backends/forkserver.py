@@ -37,6 +37,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pytest_distproc import faults, region, skills
+from pytest_distproc.backends import processes
 
 DISABLE_ENV = "DISTPROC_FORK_SERVER"  # "off": fork every attempt from the coordinator itself
 MAX_PACKET = 1 << 20
@@ -64,7 +65,7 @@ class ForkServer:
         self.exits: dict[int, dict[str, Any]] = {}  # spawn id -> exit message, read but not yet consumed
         self.dead = False
         self.next_id = 0
-        self.prepared: tuple[str, tuple[str, ...], str] | None = None
+        self.prepared: tuple[object, ...] | None = None
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         python_path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
         try:
@@ -91,11 +92,13 @@ class ForkServer:
         return self.sock.fileno()
 
     def prepare(self, reference: str) -> None:
-        """Make the server import the skill (with our sys.path and cwd), once per reference."""
-        wanted = (reference, tuple(sys.path), os.getcwd())
+        """Make the server import the skill (with our sys.path and cwd) and hold the allow-listed part of
+        our environment for its children; again only when one of them changed."""
+        env = {key: os.environ[key] for key in region.ENV_ALLOWLIST if key in os.environ}
+        wanted = (reference, tuple(sys.path), os.getcwd(), tuple(sorted(env.items())))
         if self.prepared == wanted:
             return
-        self._send({"op": "prepare", "skill": reference, "sys_path": list(sys.path), "cwd": os.getcwd()})
+        self._send({"op": "prepare", "skill": reference, "sys_path": list(sys.path), "cwd": os.getcwd(), "env": env})
         reply = self._reply()
         if reply.get("op") != "prepared":
             raise ForkServerError(str(reply.get("message", reply)))
@@ -222,6 +225,11 @@ def shared() -> ForkServer | None:
     return _SHARED[0]
 
 
+def current() -> ForkServer | None:
+    """This process's running fork server, if it has one (never starts one)."""
+    return next((s for s in _SHARED if s.owner == os.getpid() and not s.dead), None)
+
+
 def server_pids() -> set[int]:
     """Pids of this process's fork servers: children of ours that no run's orphan sweep may kill."""
     return {server.process.pid for server in _SHARED if server.owner == os.getpid()}
@@ -264,16 +272,10 @@ class _Server:
         self.pidfds: dict[int, int] = {}  # spawn id -> pidfd, until the child was seen to exit
         self.skill: skills.Skill | None = None
         self.address_space = region.address_space()
-        self.env: dict[str, str] | None = None  # the allow-listed environment we hold, as the client sent it
         # Our faulthandler writes to this fd; each child puts its stack memfd there (one dup2, no setup).
         self.stack_slot = os.open(os.devnull, os.O_WRONLY)
         faulthandler.register(signal.SIGUSR1, file=self.stack_slot, all_threads=True)
         faulthandler.enable(file=self.stack_slot)
-
-    def _keep_env(self, inherit: Mapping[str, str] | None) -> None:
-        if inherit is not None and inherit != self.env:
-            region.keep_only_env(inherit)
-            self.env = dict(inherit)
 
     def serve(self) -> None:
         self._send({"op": "ready", "pid": os.getpid()})
@@ -328,6 +330,7 @@ class _Server:
         except Exception as exc:  # the client forks directly instead, and resolves the skill itself
             self._send({"op": "error", "message": f"{type(exc).__name__}: {exc}"})
             return
+        region.keep_only_env(message["env"])  # after the import, which saw the coordinator's environment
         self.address_space = region.address_space()
         self._send({"op": "prepared"})
 
@@ -337,7 +340,6 @@ class _Server:
         if not requests:
             return
         ready = []
-        self._keep_env(requests[0][0]["job"].get("inherit_env"))
         for message, fds in requests:
             if self.skill is None or len(fds) < 3:
                 for fd in fds:
@@ -345,8 +347,7 @@ class _Server:
                 self._send({"op": "error", "id": message.get("id"), "message": "spawn before prepare, or fds missing"})
                 continue
             job = {**message["job"], "stderr_fd": fds[1], "stack_fd": fds[2], "address_space": self.address_space,
-                   "stack_slot": self.stack_slot, "env_scrubbed": self.env is not None}
-            job.pop("inherit_env", None)
+                   "stack_slot": self.stack_slot, "env_scrubbed": True}
             ready.append((int(message["id"]), job, fds, fds[3] if len(fds) > 3 else -1))
         pids = []
         for _ident, job, fds, go_read in ready:
@@ -402,17 +403,10 @@ class _Server:
         """Kill and reap our children that are no attempt: descendants reparented to us (we are a subreaper)."""
         killed = []
         for _ in range(10):
-            attempts = set(self.pids.values())
-            strays = [p for p in _children() if p not in attempts]
+            strays = processes.children_of(os.getpid()) - set(self.pids.values())
             if not strays:
                 break
-            for pid in strays:
-                try:
-                    os.killpg(pid, signal.SIGKILL) if os.getpgid(pid) == pid else os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
-                    killed.append(pid)
-                except OSError:
-                    pass
+            killed += [pid for pid in strays if processes.kill_and_reap(pid)]
         return killed
 
     def _send(self, message: Mapping[str, Any]) -> None:
@@ -432,15 +426,6 @@ def _recv_with_fds(sock: socket.socket, flags: int) -> tuple[bytes, list[int]]:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds += array.array("i", data[: len(data) - len(data) % 4]).tolist()
     return payload, fds
-
-
-def _children() -> list[int]:
-    pid = os.getpid()
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            return [int(p) for p in handle.read().split()]
-    except OSError:
-        return []
 
 
 _RUNNING: list[_Server] = []

@@ -1,0 +1,29 @@
+"""Process bookkeeping shared by the fork backend and its fork server (both child subreapers): who our
+children are, and how a stray that was reparented to us is put down."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+
+def children_of(pid: int) -> set[int]:
+    """The live children of ``pid`` (``/proc/PID/task/PID/children``), empty when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return {int(p) for p in handle.read().split()}
+    except OSError:
+        return set()
+
+
+def kill_and_reap(pid: int) -> bool:
+    """SIGKILL our child ``pid`` (its whole group when it leads one) and reap it; False if it was gone."""
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except OSError:
+        return False
+    return True
