@@ -182,12 +182,9 @@ def _limits(node: Mapping[str, Any]) -> str:
         parts.append(f"> {node['exclusiveMinimum']}")
     if "maximum" in node:
         parts.append(f"<= {node['maximum']}")
-    if "minItems" in node:
-        parts.append(f"at least {node['minItems']} item{'s' if node['minItems'] != 1 else ''}")
-    if "minProperties" in node:
-        parts.append(f"at least {node['minProperties']} key{'s' if node['minProperties'] != 1 else ''}")
-    if "minLength" in node:
-        parts.append(f"at least {node['minLength']} character{'s' if node['minLength'] != 1 else ''}")
+    for key, noun in (("minItems", "item"), ("minProperties", "key"), ("minLength", "character")):
+        if key in node:
+            parts.append(f"at least {node[key]} {noun}{'s' if node[key] != 1 else ''}")
     if "pattern" in node:
         parts.append(f"matching {_pattern(node['pattern'])}")
     if isinstance(node.get("not"), Mapping) and "pattern" in node["not"]:
