@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +47,8 @@ def load_entry_points() -> None:
     if _ENTRY_POINTS_LOADED:
         return
     _ENTRY_POINTS_LOADED.append(True)
+    from importlib.metadata import entry_points  # here: ~4 MiB the fork server need not map into every child
+
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         if entry.name not in REGISTRY:
             try:
