@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
 from pytest_distproc import expectations
-from pytest_distproc.coordinator import Coordinator, Run
 from pytest_distproc.items import SEED_KEY
 from pytest_distproc.scenario.loader import load_one
 from pytest_distproc.scenario.model import Scenario
+
+if TYPE_CHECKING:
+    from pytest_distproc.coordinator import Run
 
 
 class Distproc:
@@ -33,6 +35,8 @@ class Distproc:
 
     def run(self, scenario: Mapping[str, Any] | str | Scenario, *, backend: str | None = None) -> Run:
         """Run it over real processes (or ``backend``) and return the run: history, results, transcript."""
+        from pytest_distproc.coordinator import Coordinator
+
         loaded = scenario if isinstance(scenario, Scenario) else self.load(scenario)
         hook = self.config.hook
         return Coordinator(

@@ -5,18 +5,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from _pytest._code.code import ExceptionInfo, TerminalRepr
 
 from pytest_distproc import expectations, faults, skills
-from pytest_distproc.adapter import run_adapter
-from pytest_distproc.coordinator import Coordinator, Run
 from pytest_distproc.errors import DistprocError, ScenarioError
-from pytest_distproc.report import timeline, transitions_table
 from pytest_distproc.scenario.loader import LoadedDocument, load_file
 from pytest_distproc.scenario.model import Scenario
+
+if TYPE_CHECKING:  # the run-time modules load on the first run, not at pytest start-up
+    from pytest_distproc.coordinator import Run
 
 SECTION = "distproc transcript"
 PLAN_SECTION = "distproc fault plan"
@@ -30,6 +30,8 @@ class ScenarioFailed(Exception):
         super().__init__("\n".join(mismatches))
 
     def render(self) -> str:
+        from pytest_distproc.report import timeline, transitions_table
+
         run = self.run
         count = len(self.mismatches)
         head = f"scenario {run.scenario.name!r} failed: {self.mismatches[0]}"
@@ -74,6 +76,8 @@ class ScenarioItem(pytest.Item):
         option: str | None = config.getoption("distproc_coordinator")
         reference = option or scenario.coordinator
         if reference:
+            from pytest_distproc.adapter import run_adapter
+
             base = config.invocation_params.dir if option else scenario.path.parent
             run = run_adapter(scenario, reference, seed=config.stash[SEED_KEY], base=base)
         else:
@@ -82,6 +86,8 @@ class ScenarioItem(pytest.Item):
         self._check(run)
 
     def _run_ours(self, scenario: Scenario) -> Run:
+        from pytest_distproc.coordinator import Coordinator
+
         config, hook = self.config, self.ihook
         journal_dir = config.getoption("distproc_journal")
         journal = Path(journal_dir) / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', self.nodeid)}.sqlite" if journal_dir else None

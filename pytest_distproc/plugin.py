@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_distproc import hookspecs, summary
-from pytest_distproc.backends import Backend, make_backend
 from pytest_distproc.fixture import distproc
 from pytest_distproc.items import PLAN_SECTION, SECTION, SEED_KEY, ScenarioFile
 from pytest_distproc.scenario.model import BACKENDS
+
+if TYPE_CHECKING:
+    from pytest_distproc.backends import Backend
 
 SUFFIXES = (".yaml", ".yml")
 __all__ = ["distproc"]
@@ -113,6 +115,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFi
 
 @pytest.hookimpl(trylast=True)
 def pytest_distproc_make_backend(config: pytest.Config, scenario: Any, name: str, run_dir: str) -> Backend:
+    from pytest_distproc.backends import make_backend
+
     address = config.getoption("distproc_ray_address") or config.getini("distproc_ray_address") or None
     return make_backend(name, run_dir, ray_address=address)
 
