@@ -47,7 +47,7 @@ def isolate(job: Mapping[str, Any], keep: tuple[int, ...] = ()) -> None:
     except OSError:
         pass
     workdir = job["workdir"]
-    _die_with_parent(workdir)
+    _die_with_parent(workdir, handler_installed=bool(job.get("sigterm_handler_installed")))
     # Over the run dir, in our own mount namespace: siblings' dirs vanish from our view, and ours is made
     # in memory. Either way the dir is made here, in parallel, not in the coordinator's loop.
     ISOLATION["private_workdir"] = private_workdir(os.path.dirname(workdir), int(job.get("memory_limit_mb") or 256))
@@ -97,35 +97,45 @@ def keep_only_env(allowed: Mapping[str, str]) -> None:
     os.environ.update(allowed)
 
 
-def _die_with_parent(workdir: str) -> None:
+def _die_with_parent(workdir: str, handler_installed: bool = False) -> None:
     """If the coordinator dies without cleaning up (pytest-timeout's thread method calls os._exit,
-    or a kill -9), Linux sends us SIGTERM: remove our temp dir, the run dir once it is empty,
-    take our process group down and leave. A SIGTERM from anyone else keeps its default meaning."""
-    coordinator = os.getppid()
-
-    def orphaned(signum: int, frame: Any) -> None:
-        if os.getppid() == coordinator:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
-            return
-        import shutil
-
-        if _UMOUNT2 is not None:
-            _UMOUNT2(os.path.dirname(workdir).encode(), MNT_DETACH)  # back to the on-disk run dir
-        shutil.rmtree(workdir, ignore_errors=True)
-        try:
-            os.rmdir(os.path.dirname(workdir))
-        except OSError:
-            pass  # a sibling still holds its own dir; the last one out removes the run dir
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        os.killpg(0, signal.SIGKILL)
-
-    signal.signal(signal.SIGTERM, orphaned)
+    or a kill -9), Linux sends us SIGTERM: :func:`on_sigterm` removes our temp dir and takes our
+    process group down. A fork server installs that handler once for all its attempts
+    (``handler_installed``): ``signal.signal`` cost a fork server attempt a tenth of its set-up."""
+    _ORPHAN.update(parent=os.getppid(), workdir=workdir)
+    if not handler_installed:
+        signal.signal(signal.SIGTERM, on_sigterm)
     if _PRCTL is None:
         return
     _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if os.getppid() != coordinator:  # the coordinator died before prctl took effect
-        orphaned(signal.SIGTERM, None)
+    if os.getppid() != _ORPHAN["parent"]:  # the coordinator died before prctl took effect
+        on_sigterm(signal.SIGTERM, None)
+
+
+_ORPHAN: dict[str, Any] = {}  # an attempt's parent pid and temp dir, for on_sigterm
+
+
+def on_sigterm(signum: int, frame: Any) -> None:
+    """An attempt's SIGTERM: from its parent's death (clean up, then kill our group) or from anyone
+    else, who keeps the default meaning."""
+    parent, workdir = _ORPHAN.get("parent"), _ORPHAN.get("workdir")
+    if parent is None or workdir is None:
+        os._exit(128 + signal.SIGTERM)  # before our set-up: nothing of ours to remove yet
+    if os.getppid() == parent:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    import shutil
+
+    if _UMOUNT2 is not None:
+        _UMOUNT2(os.path.dirname(workdir).encode(), MNT_DETACH)  # back to the on-disk run dir
+    shutil.rmtree(workdir, ignore_errors=True)
+    try:
+        os.rmdir(os.path.dirname(workdir))
+    except OSError:
+        pass  # a sibling still holds its own dir; the last one out removes the run dir
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.killpg(0, signal.SIGKILL)
 
 
 def address_space() -> int:

@@ -347,7 +347,7 @@ class _Server:
                 self._send({"op": "error", "id": message.get("id"), "message": "spawn before prepare, or fds missing"})
                 continue
             job = {**message["job"], "stderr_fd": fds[1], "stack_fd": fds[2], "address_space": self.address_space,
-                   "stack_slot": self.stack_slot, "env_scrubbed": True}
+                   "stack_slot": self.stack_slot, "env_scrubbed": True, "sigterm_handler_installed": True}
             ready.append((int(message["id"]), job, fds, fds[3] if len(fds) > 3 else -1))
         pids = []
         for _ident, job, fds, go_read in ready:
@@ -434,9 +434,11 @@ _PARENT: list[int] = []
 
 def _on_parent_death(signum: int, frame: Any) -> None:
     """SIGTERM from PR_SET_PDEATHSIG: the coordinator was killed. Our attempts get their own when we
-    exit (their handler removes their temp dirs); what escaped their groups is ours to kill."""
+    exit (their handler removes their temp dirs); what escaped their groups is ours to kill.
+    Attempts inherit this handler: in them it is :func:`region.on_sigterm`."""
     if os.getpid() != _PARENT[1]:
-        os._exit(128 + signal.SIGTERM)  # a child, terminated before it set up its own handler
+        region.on_sigterm(signum, frame)  # an attempt (before its set-up, it just exits)
+        return
     if os.getppid() == _PARENT[0]:
         return  # the thread that started us ended, not the coordinator
     for server in _RUNNING:
