@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 from collections.abc import Mapping
@@ -87,4 +88,5 @@ def parent_probe(records: list[dict[str, Any]], context: Mapping[str, Any]) -> d
     result: dict[str, Any] = summary.summarize([r["value"] for r in records])
     result["parent_pid"] = os.getppid()
     result["hash_seed"] = os.environ.get("PYTHONHASHSEED", "")
+    result["gc_frozen"] = gc.get_freeze_count()
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -38,6 +39,17 @@ def test_attempts_are_forked_by_one_fork_server_that_outlives_the_run(tmp_path: 
 def test_fork_server_off_forks_from_the_coordinator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(forkserver.DISABLE_ENV, "off")
     assert _parents(tmp_path) == {os.getpid()}
+
+
+@pytest.mark.parametrize("fork_server", ["on", "off"])
+def test_attempts_inherit_a_frozen_heap_and_the_coordinator_does_not_keep_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork_server: str
+) -> None:
+    monkeypatch.setenv(forkserver.DISABLE_ENV, fork_server)
+    run = Coordinator(load_one(PROBE, str(tmp_path / "s.yaml"))).run()
+    frozen = [run.regions[r]["gc_frozen"] for r in ("A", "B", "C")]
+    assert all(count > 0 for count in frozen), f"attempts' collections would copy inherited pages: {frozen}"
+    assert gc.get_freeze_count() == 0, "the coordinator collects its own objects again after the forks"
 
 
 def test_the_coordinators_current_environment_reaches_a_served_attempt(

@@ -63,8 +63,9 @@ class ForkBackend:
         with _sigint_deferred():
             children = self._served(jobs, skill, barrier)
             if children is None:
-                children = [spawn(job, skill, self._workdir(job), barrier=barrier,
-                                  address_space=self.address_space) for job in jobs]
+                with processes.gc_frozen():
+                    children = [spawn(job, skill, self._workdir(job), barrier=barrier,
+                                      address_space=self.address_space) for job in jobs]
             return [self._register(child) for child in children]
 
     def _workdir(self, job: Mapping[str, Any]) -> str:

@@ -350,11 +350,12 @@ class _Server:
                    "stack_slot": self.stack_slot, "env_scrubbed": True, "sigterm_handler_installed": True}
             ready.append((int(message["id"]), job, fds, fds[3] if len(fds) > 3 else -1))
         pids = []
-        for _ident, job, fds, go_read in ready:
-            pid = os.fork()
-            if pid == 0:  # child
-                region.run(job, self.skill, fds[0], go_read)  # type: ignore[arg-type]
-            pids.append(pid)
+        with processes.gc_frozen():
+            for _ident, job, fds, go_read in ready:
+                pid = os.fork()
+                if pid == 0:  # child
+                    region.run(job, self.skill, fds[0], go_read)  # type: ignore[arg-type]
+                pids.append(pid)
         for (ident, _job, fds, _go), pid in zip(ready, pids, strict=True):
             try:
                 os.setpgid(pid, pid)

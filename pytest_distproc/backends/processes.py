@@ -3,8 +3,11 @@ children are, and how a stray that was reparented to us is put down."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import signal
+from collections.abc import Iterator
 
 
 def children_of(pid: int) -> set[int]:
@@ -27,3 +30,16 @@ def kill_and_reap(pid: int) -> bool:
     except OSError:
         return False
     return True
+
+
+@contextlib.contextmanager
+def gc_frozen() -> Iterator[None]:
+    """Fork inside this: the children's garbage collections then skip every object that existed at the
+    fork, instead of writing to its header and so copying its page (Python's advice for forking
+    servers, see ``gc.freeze``; ~65 of ~550 page faults of an attempt). The parent collects them again
+    after the block."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
