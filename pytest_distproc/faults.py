@@ -12,6 +12,7 @@ import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 FaultAction = Callable[[Mapping[str, Any], dict[str, Any]], None]
@@ -90,6 +91,7 @@ REGISTRY: dict[str, FaultKind] = {
         FaultKind("oom", "before", _oom, lethal=False),
     )
 }
+BUILTIN: Mapping[str, FaultKind] = MappingProxyType(dict(REGISTRY))  # what a fresh interpreter knows
 
 
 def register(kind: FaultKind) -> None:

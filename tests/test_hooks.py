@@ -133,6 +133,28 @@ def test_registered_fault_kind_fires_and_custom_expectation_can_fail(sandbox: Sa
     result.stdout.fnmatch_lines(["*max_below: max 10* is not below 1000*"])
 
 
+def test_a_plugin_fault_kind_runs_when_nothing_imported_the_backends_early(sandbox: Sandbox) -> None:
+    # Only the hook: the fork backend (and the fork server client) are first imported by the run,
+    # after the kind was registered; the server's own interpreter never saw the hook.
+    sandbox.pytester.makeconftest(
+        """
+        from pytest_distproc.faults import FaultKind
+
+        def _bitflip(fault, state):
+            state["records"] = [{"value": r["value"] + 1000} for r in state["records"]]
+
+        def pytest_distproc_fault_kinds(config):
+            return [FaultKind("bitflip", "before", _bitflip, lethal=False)]
+        """
+    )
+    sandbox.scenario("flip", "seed: 1\nregions: {A: {records: 20}}\nfaults: [{region: A, kind: bitflip}]\n")
+    result = sandbox.run("--distproc-scenarios")
+    result.assert_outcomes(failed=1)  # the flipped records are caught by the aggregate invariant: it ran
+    result.stdout.fnmatch_lines(["*merged total differs from the summary over all records*min=1024.973*"])
+    assert "KeyError" not in result.stdout.str()
+    sandbox.assert_clean()
+
+
 def test_unknown_fault_kind_without_the_hook_is_a_load_error(sandbox: Sandbox) -> None:
     sandbox.scenario("flip", "regions: {A: {records: 2}}\nfaults: [{region: A, kind: bitflip}]\n")
     result = sandbox.run("--distproc-scenarios")

@@ -45,7 +45,6 @@ MAX_FDS = 4
 SPAWN_CHUNK = 32  # spawn requests in flight; far below what a socket buffer holds
 START_TIMEOUT = 60.0
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
-BUILTIN_FAULT_KINDS = frozenset(faults.REGISTRY)
 
 
 class ForkServerError(RuntimeError):
@@ -238,7 +237,7 @@ def server_pids() -> set[int]:
 def portable(reference: str, skill: skills.Skill, jobs: list[dict[str, Any]]) -> str | None:
     """The skill reference the server can import on its own, or None when these jobs need the
     coordinator's memory: a skill defined in a conftest, a closure, or a fault kind a plugin added."""
-    if any(f.get("kind") not in BUILTIN_FAULT_KINDS for job in jobs for f in job.get("faults", ())):
+    if not all(_builtin_fault(str(f.get("kind"))) for job in jobs for f in job.get("faults", ())):
         return None
     if skills.REGISTRY.get(reference) is skills.region_stats:
         return reference
@@ -250,6 +249,11 @@ def portable(reference: str, skill: skills.Skill, jobs: list[dict[str, Any]]) ->
     if not module or module == "__main__" or "<" in name or module.rpartition(".")[2] == "conftest":
         return None
     return f"{module}:{name}" if "." not in name else None
+
+
+def _builtin_fault(kind: str) -> bool:
+    """Whether the server, which never saw the plugins' hooks, runs ``kind`` as the coordinator would."""
+    return kind in faults.BUILTIN and faults.REGISTRY.get(kind) is faults.BUILTIN[kind]
 
 
 @atexit.register
