@@ -208,6 +208,27 @@ def test_no_orphan_survives_sigkill_of_pytest(sandbox: Sandbox) -> None:
     _wait_clean(sandbox)
 
 
+def test_no_orphan_survives_sigkill_of_pytest_when_the_skill_sets_its_own_sigterm_handler(sandbox: Sandbox) -> None:
+    # The fork server imports the skill; its attempts must still get our parent-death handler.
+    (sandbox.pytester.path / "graceful.py").write_text(
+        "import signal, time\n"
+        "signal.signal(signal.SIGTERM, lambda signum, frame: None)  # a library's 'graceful shutdown'\n"
+        "def slow(records, context):\n"
+        "    time.sleep(60)\n"
+        "    return {}\n"
+    )
+    sandbox.scenario("graceful", "skill: graceful:slow\nregions: {A: {records: 5}, B: {records: 5}}\n")
+    proc = sandbox.pytester.popen(
+        [*sandbox.pytester._getpytestargs(), "--distproc-scenarios", "-p", "no:cacheprovider", "-o", "pythonpath=."],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )
+    _wait_for_children(sandbox, 4)  # pytest, the fork server and both attempts carry the mark
+    time.sleep(0.3)
+    proc.kill()
+    proc.communicate(timeout=30)
+    _wait_clean(sandbox)
+
+
 def test_grandchildren_that_escape_with_setsid_do_not_outlive_the_run(sandbox: Sandbox) -> None:
     sandbox.scenario(
         "escape",

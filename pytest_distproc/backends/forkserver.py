@@ -335,6 +335,8 @@ class _Server:
             self._send({"op": "error", "message": f"{type(exc).__name__}: {exc}"})
             return
         region.keep_only_env(message["env"])  # after the import, which saw the coordinator's environment
+        # The import may have set its own SIGTERM handler: ours must stay, for us and for our children.
+        signal.signal(signal.SIGTERM, _on_parent_death)
         self.address_space = region.address_space()
         self._send({"op": "prepared"})
 
@@ -344,6 +346,7 @@ class _Server:
         if not requests:
             return
         ready = []
+        ours = signal.getsignal(signal.SIGTERM) is _on_parent_death  # what the children inherit
         for message, fds in requests:
             if self.skill is None or len(fds) < 3:
                 for fd in fds:
@@ -351,7 +354,7 @@ class _Server:
                 self._send({"op": "error", "id": message.get("id"), "message": "spawn before prepare, or fds missing"})
                 continue
             job = {**message["job"], "stderr_fd": fds[1], "stack_fd": fds[2], "address_space": self.address_space,
-                   "stack_slot": self.stack_slot, "env_scrubbed": True, "sigterm_handler_installed": True}
+                   "stack_slot": self.stack_slot, "env_scrubbed": True, "sigterm_handler_installed": ours}
             ready.append((int(message["id"]), job, fds, fds[3] if len(fds) > 3 else -1))
         pids = []
         with processes.gc_frozen():
