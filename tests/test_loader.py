@@ -121,6 +121,29 @@ def test_object_constructing_tags_are_refused(tmp_path: Path, tagged: str) -> No
     check(p, tmp_path, 3, "$.description", "YAML tag", "not allowed", "plain data only", "remove the tag")
 
 
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("!!int abc", ["'abc' cannot be read as an integer", "invalid literal"]),
+        ("!!int ''", ["'' cannot be read as an integer"]),
+        ("!!float x", ["'x' cannot be read as a number"]),
+        ("!!bool maybe", ["'maybe' cannot be read as a boolean"]),
+        ("1" * 5000, ["cannot be read as an integer", "4300 digits", "quote it"]),
+    ],
+)
+def test_a_scalar_its_tag_cannot_read_is_a_problem_not_a_crash(tmp_path: Path, value: str, words: list[str]) -> None:
+    p = the_problem(tmp_path, OK + f"seed: {value}\n")
+    check(p, tmp_path, 3, "$.seed", *words)
+
+
+def test_two_nans_stay_two_values(tmp_path: Path) -> None:
+    from pytest_distproc.scenario.yamlsource import parse_documents
+
+    (doc,) = parse_documents("a: [!!float nan, !!float nan, .nan]\n", "s.yaml")
+    first, second, third = doc.value["a"]
+    assert first is not second and first != first and third != third
+
+
 def test_python_tag_never_runs(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     text = OK + f"seed: !!python/object/apply:os.system ['touch {marker}']\n"

@@ -32,7 +32,11 @@ _SCALARS: dict[str, Any] = {
     "tag:yaml.org,2002:null": _SafeConstructor.construct_yaml_null,
 }
 PLAIN_TAGS = {STR_TAG, *_SCALARS}
+FLOAT_TAG = "tag:yaml.org,2002:float"
+_KINDS = {"tag:yaml.org,2002:int": "an integer", "tag:yaml.org,2002:float": "a number",
+          "tag:yaml.org,2002:bool": "a boolean", "tag:yaml.org,2002:null": "null"}
 _CACHE_LIMIT = 50_000
+_CACHED_TEXT = 64  # longer scalars (descriptions, block text) are rare and would only hold memory
 _RESOLVED: dict[tuple[str, Any], str] = {}  # (text, implicit flags) -> tag, shared by every Loader
 
 
@@ -49,7 +53,7 @@ class Loader(_BaseLoader):
     """
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        if kind is yaml.ScalarNode:
+        if kind is yaml.ScalarNode and len(value) <= _CACHED_TEXT:
             key = (value, implicit)
             tag = _RESOLVED.get(key)
             if tag is None:
@@ -221,9 +225,28 @@ class _Builder:
         if construct is None:
             return self._bad_tag(node, path)
         key = (tag, text)
-        if key not in self.scalars:
-            self.scalars[key] = construct(self.loader, node)
-        return self.scalars[key]
+        if key in self.scalars:
+            return self.scalars[key]
+        try:
+            value = construct(self.loader, node)
+        except (ValueError, KeyError, IndexError, OverflowError) as exc:  # e.g. "!!int abc", 5000 digits
+            return self._unreadable_scalar(node, path, exc)
+        if tag != FLOAT_TAG:  # floats are not shared: two NaNs written twice stay two objects
+            self.scalars[key] = value
+        return value
+
+    def _unreadable_scalar(self, node: yaml.Node, path: str, exc: Exception) -> None:
+        kind = _KINDS.get(node.tag, "value")
+        shown = repr(node.value) if len(node.value) <= 40 else repr(node.value[:37]) + "..."
+        detail = str(exc).split(";")[0][:90] if isinstance(exc, ValueError) else ""
+        reason = f" ({detail})" if detail else ""
+        self.doc.dropped.add(path)
+        self.problem(
+            node.start_mark.line + 1, path,
+            f"{shown} cannot be read as {kind}{reason}; write it as {kind}, or quote it without the tag to "
+            "keep it a string",
+        )
+        return None
 
     def _bad_tag(self, node: yaml.Node, path: str) -> None:
         self.doc.dropped.add(path)
