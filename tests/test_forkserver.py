@@ -52,6 +52,19 @@ def test_attempts_inherit_a_frozen_heap_and_the_coordinator_does_not_keep_it(
     assert gc.get_freeze_count() == 0, "the coordinator collects its own objects again after the forks"
 
 
+def test_a_frozen_heap_is_left_frozen_by_a_nested_fork() -> None:
+    from pytest_distproc.backends.processes import gc_frozen
+
+    gc.freeze()  # as in an attempt that runs a coordinator of its own
+    try:
+        frozen = gc.get_freeze_count()
+        with gc_frozen():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
 def test_the_coordinators_current_environment_reaches_a_served_attempt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

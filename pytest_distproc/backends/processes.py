@@ -37,7 +37,11 @@ def gc_frozen() -> Iterator[None]:
     """Fork inside this: the children's garbage collections then skip every object that existed at the
     fork, instead of writing to its header and so copying its page (Python's advice for forking
     servers, see ``gc.freeze``; ~65 of ~550 page faults of an attempt). The parent collects them again
-    after the block."""
+    after the block. Inside a process whose heap is frozen already (an attempt running a coordinator of
+    its own) it leaves the freeze alone."""
+    if gc.get_freeze_count():
+        yield
+        return
     gc.freeze()
     try:
         yield
