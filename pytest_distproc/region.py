@@ -102,9 +102,10 @@ def _die_with_parent(workdir: str, handler_installed: bool = False) -> None:
     or a kill -9), Linux sends us SIGTERM: :func:`on_sigterm` removes our temp dir and takes our
     process group down. A fork server installs that handler once for all its attempts
     (``handler_installed``): ``signal.signal`` cost a fork server attempt a tenth of its set-up."""
-    _ORPHAN.update(parent=os.getppid(), workdir=workdir)
+    _ORPHAN.update(parent=os.getppid(), workdir=workdir, pid=os.getpid())
     if not handler_installed:
         signal.signal(signal.SIGTERM, on_sigterm)
+    os.register_at_fork(after_in_child=_default_sigterm)  # what the skill forks (a process pool) keeps none
     if _PRCTL is None:
         return
     _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -115,13 +116,20 @@ def _die_with_parent(workdir: str, handler_installed: bool = False) -> None:
 _ORPHAN: dict[str, Any] = {}  # an attempt's parent pid and temp dir, for on_sigterm
 
 
+def _default_sigterm() -> None:
+    """In a process an attempt forks: SIGTERM kills it at once (``Pool.terminate`` relies on that; a
+    Python-level handler only runs between bytecodes, and a pool worker waited on by its parent hung)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def on_sigterm(signum: int, frame: Any) -> None:
     """An attempt's SIGTERM: from its parent's death (clean up, then kill our group) or from anyone
-    else, who keeps the default meaning."""
+    else, who keeps the default meaning. A process the attempt forked (a skill's process pool) inherits
+    this handler: for it, SIGTERM (``Pool.terminate``) has its default meaning too."""
     parent, workdir = _ORPHAN.get("parent"), _ORPHAN.get("workdir")
     if parent is None or workdir is None:
         os._exit(128 + signal.SIGTERM)  # before our set-up: nothing of ours to remove yet
-    if os.getppid() == parent:
+    if os.getppid() == parent or os.getpid() != _ORPHAN.get("pid"):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
         return

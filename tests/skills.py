@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import multiprocessing
 import os
 import tempfile
 from collections.abc import Mapping
@@ -90,3 +91,14 @@ def parent_probe(records: list[dict[str, Any]], context: Mapping[str, Any]) -> d
     result["hash_seed"] = os.environ.get("PYTHONHASHSEED", "")
     result["gc_frozen"] = gc.get_freeze_count()
     return result
+
+
+def _double(value: float) -> float:
+    return 2 * value
+
+
+def pool_sum(records: list[dict[str, Any]], context: Mapping[str, Any]) -> dict[str, Any]:
+    """Fans out to a process pool of its own and tears it down: Pool.terminate() SIGTERMs the workers."""
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        doubled = pool.map(_double, [r["value"] for r in records])
+    return summary.summarize([v / 2 for v in doubled])

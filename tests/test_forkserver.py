@@ -52,6 +52,19 @@ def test_attempts_inherit_a_frozen_heap_and_the_coordinator_does_not_keep_it(
     assert gc.get_freeze_count() == 0, "the coordinator collects its own objects again after the forks"
 
 
+@pytest.mark.parametrize("fork_server", ["on", "off"])
+def test_a_skill_may_terminate_a_process_pool_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork_server: str
+) -> None:
+    # The pool's workers inherit the attempt's SIGTERM handler; Pool.terminate() must not make them
+    # take the attempt for an orphan and kill its whole group.
+    monkeypatch.setenv(forkserver.DISABLE_ENV, fork_server)
+    text = "seed: 2\nskill: tests.skills:pool_sum\nregions: {A: {records: 20}, B: {records: 20}}\n"
+    run = Coordinator(load_one(text, str(tmp_path / "s.yaml"))).run()
+    assert run.outcome == "COMPLETE", run.transcript
+    assert len(run.attempts) == 2
+
+
 def test_a_frozen_heap_is_left_frozen_by_a_nested_fork() -> None:
     from pytest_distproc.backends.processes import gc_frozen
 
