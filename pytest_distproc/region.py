@@ -47,7 +47,7 @@ def isolate(job: Mapping[str, Any], keep: tuple[int, ...] = ()) -> None:
     except OSError:
         pass
     workdir = job["workdir"]
-    _die_with_parent(workdir, handler_installed=bool(job.get("sigterm_handler_installed")))
+    _die_with_parent(workdir)
     # Over the run dir, in our own mount namespace: siblings' dirs vanish from our view, and ours is made
     # in memory. Either way the dir is made here, in parallel, not in the coordinator's loop.
     ISOLATION["private_workdir"] = private_workdir(os.path.dirname(workdir), int(job.get("memory_limit_mb") or 256))
@@ -97,15 +97,19 @@ def keep_only_env(allowed: Mapping[str, str]) -> None:
     os.environ.update(allowed)
 
 
-def _die_with_parent(workdir: str, handler_installed: bool = False) -> None:
+def _die_with_parent(workdir: str) -> None:
     """If the coordinator dies without cleaning up (pytest-timeout's thread method calls os._exit,
     or a kill -9), Linux sends us SIGTERM: :func:`on_sigterm` removes our temp dir and takes our
-    process group down. A fork server installs that handler once for all its attempts
-    (``handler_installed``): ``signal.signal`` cost a fork server attempt a tenth of its set-up."""
+    process group down. A fork server's attempts inherit its handler, which hands over to
+    :func:`on_sigterm` (``signal.signal`` cost an attempt a tenth of its set-up); what they inherited
+    is checked here, as a skill's own at-fork hook may have replaced it."""
     _ORPHAN.update(parent=os.getppid(), workdir=workdir, pid=os.getpid())
-    if not handler_installed:
+    handler = signal.getsignal(signal.SIGTERM)
+    if handler is not on_sigterm and (SERVER_SIGTERM is None or handler is not SERVER_SIGTERM):
         signal.signal(signal.SIGTERM, on_sigterm)
-    os.register_at_fork(after_in_child=_default_sigterm)  # what the skill forks (a process pool) keeps none
+        handler = on_sigterm
+    _ORPHAN["handler"] = handler
+    os.register_at_fork(after_in_child=_default_sigterm)
     if _PRCTL is None:
         return
     _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -113,13 +117,16 @@ def _die_with_parent(workdir: str, handler_installed: bool = False) -> None:
         on_sigterm(signal.SIGTERM, None)
 
 
-_ORPHAN: dict[str, Any] = {}  # an attempt's parent pid and temp dir, for on_sigterm
+_ORPHAN: dict[str, Any] = {}  # an attempt's parent pid, temp dir, pid and SIGTERM handler, for on_sigterm
+SERVER_SIGTERM: Any = None  # set in the fork server: its SIGTERM handler, inherited by its attempts
 
 
 def _default_sigterm() -> None:
-    """In a process an attempt forks: SIGTERM kills it at once (``Pool.terminate`` relies on that; a
-    Python-level handler only runs between bytecodes, and a pool worker waited on by its parent hung)."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    """In a process an attempt forks (a skill's process pool): SIGTERM kills it at once, as
+    ``Pool.terminate`` expects, unless something in between set a handler of its own. Our
+    Python-level handler only runs between bytecodes, and a pool worker waited on by its parent hung."""
+    if signal.getsignal(signal.SIGTERM) is _ORPHAN.get("handler"):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def on_sigterm(signum: int, frame: Any) -> None:

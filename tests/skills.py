@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import signal
 import tempfile
 from collections.abc import Mapping
 from typing import Any
@@ -102,3 +103,24 @@ def pool_sum(records: list[dict[str, Any]], context: Mapping[str, Any]) -> dict[
     with multiprocessing.get_context("fork").Pool(2) as pool:
         doubled = pool.map(_double, [r["value"] for r in records])
     return summary.summarize([v / 2 for v in doubled])
+
+
+def _skills_own_sigterm(signum: int, frame: Any) -> None:
+    os._exit(0)
+
+
+def handler_survives_fork(records: list[dict[str, Any]], context: Mapping[str, Any]) -> dict[str, Any]:
+    """Sets a SIGTERM handler of its own, forks, and reports whether the child kept it."""
+    signal.signal(signal.SIGTERM, _skills_own_sigterm)
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write_fd, b"kept" if signal.getsignal(signal.SIGTERM) is _skills_own_sigterm else b"lost")
+        os._exit(0)
+    os.close(write_fd)
+    answer = os.read(read_fd, 16).decode()
+    os.close(read_fd)
+    os.waitpid(pid, 0)
+    result: dict[str, Any] = summary.summarize([r["value"] for r in records])
+    result["child_handler"] = answer
+    return result

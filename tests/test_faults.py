@@ -208,11 +208,13 @@ def test_no_orphan_survives_sigkill_of_pytest(sandbox: Sandbox) -> None:
     _wait_clean(sandbox)
 
 
-def test_no_orphan_survives_sigkill_of_pytest_when_the_skill_sets_its_own_sigterm_handler(sandbox: Sandbox) -> None:
-    # The fork server imports the skill; its attempts must still get our parent-death handler.
+def test_no_orphan_survives_sigkill_of_pytest_when_the_skill_sets_sigterm_handlers(sandbox: Sandbox) -> None:
+    # The fork server imports the skill (a handler, and one more at every fork): its attempts must still
+    # get our parent-death handler.
     (sandbox.pytester.path / "graceful.py").write_text(
-        "import signal, time\n"
+        "import os, signal, time\n"
         "signal.signal(signal.SIGTERM, lambda signum, frame: None)  # a library's 'graceful shutdown'\n"
+        "os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, lambda s, f: None))\n"
         "def slow(records, context):\n"
         "    time.sleep(60)\n"
         "    return {}\n"

@@ -65,6 +65,17 @@ def test_a_skill_may_terminate_a_process_pool_of_its_own(
     assert len(run.attempts) == 2
 
 
+@pytest.mark.parametrize("fork_server", ["on", "off"])
+def test_a_skills_own_sigterm_handler_survives_its_forks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork_server: str
+) -> None:
+    monkeypatch.setenv(forkserver.DISABLE_ENV, fork_server)
+    text = "seed: 2\nskill: tests.skills:handler_survives_fork\nregions: {A: {records: 5}}\n"
+    run = Coordinator(load_one(text, str(tmp_path / "s.yaml"))).run()
+    assert run.outcome == "COMPLETE", run.transcript
+    assert run.regions["A"]["child_handler"] == "kept"
+
+
 def test_a_frozen_heap_is_left_frozen_by_a_nested_fork() -> None:
     from pytest_distproc.backends.processes import gc_frozen
 

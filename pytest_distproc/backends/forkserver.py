@@ -98,6 +98,7 @@ class ForkServer:
         if self.prepared == wanted:
             return
         self._send({"op": "prepare", "skill": reference, "sys_path": list(sys.path), "cwd": os.getcwd(), "env": env})
+        self.prepared = None  # until it says so: a failed prepare may have changed its sys.path and cwd
         reply = self._reply()
         if reply.get("op") != "prepared":
             raise ForkServerError(str(reply.get("message", reply)))
@@ -332,11 +333,12 @@ class _Server:
             os.chdir(message["cwd"])
             self.skill = skills.resolve(str(message["skill"]))
         except Exception as exc:  # the client forks directly instead, and resolves the skill itself
+            self.skill = None
             self._send({"op": "error", "message": f"{type(exc).__name__}: {exc}"})
             return
+        finally:  # an import may have set a SIGTERM handler of its own: ours must stay, for us and our children
+            signal.signal(signal.SIGTERM, _on_parent_death)
         region.keep_only_env(message["env"])  # after the import, which saw the coordinator's environment
-        # The import may have set its own SIGTERM handler: ours must stay, for us and for our children.
-        signal.signal(signal.SIGTERM, _on_parent_death)
         self.address_space = region.address_space()
         self._send({"op": "prepared"})
 
@@ -346,7 +348,6 @@ class _Server:
         if not requests:
             return
         ready = []
-        ours = signal.getsignal(signal.SIGTERM) is _on_parent_death  # what the children inherit
         for message, fds in requests:
             if self.skill is None or len(fds) < 3:
                 for fd in fds:
@@ -354,7 +355,7 @@ class _Server:
                 self._send({"op": "error", "id": message.get("id"), "message": "spawn before prepare, or fds missing"})
                 continue
             job = {**message["job"], "stderr_fd": fds[1], "stack_fd": fds[2], "address_space": self.address_space,
-                   "stack_slot": self.stack_slot, "env_scrubbed": True, "sigterm_handler_installed": ours}
+                   "stack_slot": self.stack_slot, "env_scrubbed": True}
             ready.append((int(message["id"]), job, fds, fds[3] if len(fds) > 3 else -1))
         pids = []
         with processes.gc_frozen():
@@ -457,6 +458,7 @@ def _on_parent_death(signum: int, frame: Any) -> None:
 def main(argv: list[str]) -> None:
     _PARENT[:] = [os.getppid(), os.getpid()]
     signal.signal(signal.SIGTERM, _on_parent_death)
+    region.SERVER_SIGTERM = _on_parent_death  # our attempts keep it (see region._die_with_parent)
     if region._PRCTL is not None:
         region._PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
         region._PRCTL(PR_SET_CHILD_SUBREAPER, 1)  # escapees come to us, and the sweep kills them
