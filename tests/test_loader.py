@@ -129,11 +129,21 @@ def test_object_constructing_tags_are_refused(tmp_path: Path, tagged: str) -> No
         ("!!float x", ["'x' cannot be read as a number"]),
         ("!!bool maybe", ["'maybe' cannot be read as a boolean"]),
         ("1" * 5000, ["cannot be read as an integer", "4300 digits", "quote it"]),
+        ("-0x" + "f" * 5000, ["cannot be read as an integer", "too large"]),
     ],
 )
 def test_a_scalar_its_tag_cannot_read_is_a_problem_not_a_crash(tmp_path: Path, value: str, words: list[str]) -> None:
     p = the_problem(tmp_path, OK + f"seed: {value}\n")
     check(p, tmp_path, 3, "$.seed", *words)
+
+
+@pytest.mark.parametrize("anchored", ["!!int abc", "!env HOME"])
+def test_a_refused_value_used_through_aliases_is_one_problem(anchored: str) -> None:
+    from pytest_distproc.scenario.yamlsource import parse_documents
+
+    (doc,) = parse_documents(f"a: &d {anchored}\nb: [*d, *d, *d]\n", "s.yaml")
+    assert [(p.line, p.path) for p in doc.problems] == [(1, "$.a")]
+    assert {"$.a", "$.b[0]", "$.b[2]"} <= doc.dropped  # every use is dropped, so nothing piles on later
 
 
 def test_two_nans_stay_two_values(tmp_path: Path) -> None:

@@ -33,8 +33,9 @@ _SCALARS: dict[str, Any] = {
 }
 PLAIN_TAGS = {STR_TAG, *_SCALARS}
 FLOAT_TAG = "tag:yaml.org,2002:float"
-_KINDS = {"tag:yaml.org,2002:int": "an integer", "tag:yaml.org,2002:float": "a number",
-          "tag:yaml.org,2002:bool": "a boolean", "tag:yaml.org,2002:null": "null"}
+INT_TAG = "tag:yaml.org,2002:int"
+_KINDS = {INT_TAG: "an integer", FLOAT_TAG: "a number", "tag:yaml.org,2002:bool": "a boolean"}
+_MAX_INT_BITS = 14_000  # ~4200 decimal digits: Python will not print more, and 0x... has no digit limit
 _CACHE_LIMIT = 50_000
 _CACHED_TEXT = 64  # longer scalars (descriptions, block text) are rare and would only hold memory
 _RESOLVED: dict[tuple[str, Any], str] = {}  # (text, implicit flags) -> tag, shared by every Loader
@@ -180,6 +181,7 @@ class _Builder:
         self.count = 0
         # (tag, text) -> value: scalars are immutable and scenario files repeat them a lot.
         self.scalars: dict[tuple[str, str], Any] = {}
+        self.reported: set[int] = set()  # ids of refused nodes: an alias used 1000 times is one problem
 
     def problem(self, line: int, path: str, message: str) -> None:
         self.doc.problems.append(Problem(self.filename, line, path, message))
@@ -229,6 +231,8 @@ class _Builder:
             return self.scalars[key]
         try:
             value = construct(self.loader, node)
+            if tag == INT_TAG and abs(value).bit_length() > _MAX_INT_BITS:
+                raise ValueError(f"too large: more than {_MAX_INT_BITS} bits")
         except (ValueError, KeyError, IndexError, OverflowError) as exc:  # e.g. "!!int abc", 5000 digits
             return self._unreadable_scalar(node, path, exc)
         if tag != FLOAT_TAG:  # floats are not shared: two NaNs written twice stay two objects
@@ -240,7 +244,8 @@ class _Builder:
         shown = repr(node.value) if len(node.value) <= 40 else repr(node.value[:37]) + "..."
         detail = str(exc).split(";")[0][:90] if isinstance(exc, ValueError) else ""
         reason = f" ({detail})" if detail else ""
-        self.doc.dropped.add(path)
+        if self._reported(node, path):
+            return None
         self.problem(
             node.start_mark.line + 1, path,
             f"{shown} cannot be read as {kind}{reason}; write it as {kind}, or quote it without the tag to "
@@ -248,8 +253,17 @@ class _Builder:
         )
         return None
 
-    def _bad_tag(self, node: yaml.Node, path: str) -> None:
+    def _reported(self, node: yaml.Node, path: str) -> bool:
+        """Drop the value at ``path``; True when its node was reported already (an alias used again)."""
         self.doc.dropped.add(path)
+        if id(node) in self.reported:
+            return True
+        self.reported.add(id(node))
+        return False
+
+    def _bad_tag(self, node: yaml.Node, path: str) -> None:
+        if self._reported(node, path):
+            return None
         self.problem(
             node.start_mark.line + 1,
             path,
