@@ -1,4 +1,4 @@
-"""Benchmark the fork backend against a bare ``os.fork`` floor and a ProcessPoolExecutor.
+"""Benchmark the fork backend against a bare ``os.fork`` floor, a ProcessPoolExecutor and the Ray backend.
 
 Run from the repository root::
 
@@ -56,6 +56,7 @@ TARGET_IDEAL_RATIO = 1.3  # fork backend / ideal parallel time, at 3 x 1M
 TARGET_COLLECT_S = 2.0  # pytest --collect-only of 1000 scenario files
 COLLECT_FILES = 1000
 VARIANTS = ("fork_backend", "bare_fork", "pool")
+RAY = "ray_backend"  # measured too when ray is installed: a private local Ray on 127.0.0.1
 NO_HYPOTHESIS = ("-p", "no:hypothesispytest")
 
 
@@ -103,6 +104,28 @@ def _write_all(fd: int, payload: bytes) -> None:
     view = memoryview(payload)
     while view:
         view = view[os.write(fd, view):]
+
+
+def run_ray_backend(scenario: Scenario) -> dict[str, float]:
+    """The same scenario on the Ray backend: each attempt a Ray task forking its own child in a worker."""
+    run = Coordinator(scenario, backend="ray").run()
+    if run.outcome != "COMPLETE" or run.total is None:
+        raise RuntimeError(f"ray backend run of {scenario.name} ended {run.outcome}:\n{run.transcript}")
+    return run.total
+
+
+def start_ray() -> float | None:
+    """Start the private local Ray the ray backend uses and warm its workers; None without ray."""
+    try:
+        from pytest_distproc.backends import ray as ray_backend
+
+        ray_backend.import_ray()
+    except Exception:
+        return None
+    started = time.perf_counter()
+    ray_backend.connect(None)
+    run_ray_backend(make_scenario(3, 100))  # workers start on first use: not in the timed runs
+    return 1000 * (time.perf_counter() - started)
 
 
 def run_bare_fork(regions: Sequence[str], records: int) -> dict[str, float]:
@@ -190,6 +213,7 @@ def measure_case(regions: int, records: int, repeats: int, only: Sequence[str] =
         "fork_backend": lambda: run_fork_backend(scenario),
         "bare_fork": lambda: run_bare_fork(ids, records),
         "pool": lambda: run_pool(ids, records),
+        RAY: lambda: run_ray_backend(scenario),
     }
     variants = {name: fn for name, fn in every.items() if name in only or name == "bare_fork"}
     samples: dict[str, list[float]] = {name: [] for name in variants}
@@ -446,10 +470,21 @@ def render(result: dict[str, Any]) -> str:
             f"{_ms(case['pool']['median_s']):>11} {ratio['fork_backend']:>9.2f}x {ratio['pool']:>9.2f}x "
             f"{per['fork_backend']:>12.2f} {per['bare_fork']:>12.2f}"
         )
+    with_ray = [name for name, case in cases.items() if RAY in case]
+    if with_ray:
+        lines += ["", f"ray backend (a private local Ray on 127.0.0.1, started in {meta['ray_start_ms']:.0f} ms "
+                  "with a warm-up run, not in the runs below)"]
+        for name in with_ray:
+            case = cases[name]
+            lines.append(f"{name:<9} {_ms(case[RAY]['median_s']):>13}  bare fork beside it "
+                         f"{_ms(case['bare_fork_beside_ray']['median_s'])}: {case['ratio_to_bare_fork'][RAY]:.2f}x, "
+                         f"{case['ms_per_region'][RAY]:.2f} ms per region")
+    elif meta.get("ray") == "not installed":
+        lines += ["", "ray backend: not measured (ray is not installed: pip install -e '.[ray]')"]
     lines += ["", "median CPU ms per region, parent / children (children: reaped during the run, all cores)"]
     for name, case in cases.items():
         cells = [f"{v} {case[v]['parent_cpu_ms_per_region']:.2f} / "
-                 f"{case[v]['children_cpu_ms_per_region']:.2f}" for v in VARIANTS]
+                 f"{case[v]['children_cpu_ms_per_region']:.2f}" for v in VARIANTS]  # Ray's workers are not ours
         lines.append(f"{name:<9} " + "   ".join(cells))
     if "3x1M" in cases:
         case = cases["3x1M"]
@@ -508,6 +543,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="comma-separated subset of " + ", ".join(c[0] for c in CASES))
     parser.add_argument("--no-collection", action="store_true", help="skip the collection benchmark")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak RSS subprocesses")
+    parser.add_argument("--no-ray", action="store_true", help="skip the ray backend (measured when ray is installed)")
     parser.add_argument("--rss-probe", choices=("fork_backend", "bare_fork", "pool"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rss_probe:
@@ -536,6 +572,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name in wanted:
             print(f"measuring {name} ...", file=sys.stderr, flush=True)
             cases[name] = measure_case(regions, records, repeats_1m if records >= 100_000 else repeats)
+    if not args.no_ray and cases:
+        # Apart, after the others: an idle Ray (GCS, raylet, workers) takes CPU in the background. Its
+        # ratio is to a bare fork measured again, interleaved with it, in this phase.
+        print("starting a local Ray ...", file=sys.stderr, flush=True)
+        meta["ray_start_ms"] = start_ray()
+        meta["ray"] = "measured" if meta["ray_start_ms"] is not None else "not installed"
+        for name, regions, records in CASES:
+            if name in cases and meta["ray_start_ms"] is not None:
+                print(f"measuring {name} on ray ...", file=sys.stderr, flush=True)
+                phase = measure_case(regions, records, repeats_1m if records >= 100_000 else repeats, only=(RAY,))
+                cases[name][RAY] = phase[RAY]
+                cases[name]["ratio_to_bare_fork"][RAY] = phase["ratio_to_bare_fork"][RAY]
+                cases[name]["ms_per_region"][RAY] = phase["ms_per_region"][RAY]
+                cases[name]["bare_fork_beside_ray"] = phase["bare_fork"]
     collection = None
     if not args.no_collection:
         print("measuring collection ...", file=sys.stderr, flush=True)
