@@ -97,6 +97,7 @@ class Launcher:
         child = _Child(pid, root, workdir, go_write, stack_fd, stderr_fd)
         self.children[key] = child
         reaped = False
+        ended: dict[str, Any] | None = None
         try:
             for command, dump in self.pending.pop(key, []):
                 await self._apply(child, command, dump)
@@ -120,7 +121,7 @@ class Launcher:
                 transport.close()
             status = await _reap(pid)
             reaped = True
-            yield _exit_message(child, status)
+            ended = _exit_message(child, status)
         finally:
             killpg(pid)  # anything the processor spawned into its group goes with it
             if not reaped:
@@ -130,6 +131,9 @@ class Launcher:
             os.close(stderr_fd)
             self.children.pop(key, None)
             shutil.rmtree(root, ignore_errors=True)
+        # Only once all is cleaned up: a driver may shut Ray down the moment it has this message, and
+        # code after a generator's last yield then never runs (its temp dirs were left in /tmp).
+        yield ended
 
     async def release(self, key: str) -> None:
         child = self.children.get(key)
