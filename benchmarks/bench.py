@@ -114,18 +114,42 @@ def run_ray_backend(scenario: Scenario) -> dict[str, float]:
     return run.total
 
 
-def start_ray() -> float | None:
-    """Start the private local Ray the ray backend uses and warm its workers; None without ray."""
+def measure_ray(cases: Sequence[tuple[str, int, int]], repeats: int, repeats_1m: int) -> dict[str, Any]:
+    """The ray backend on a private local Ray, beside a bare fork measured again (an idle Ray's background
+    work slows everything next to it). Never raises: whatever fails is recorded, and Ray is shut down."""
+    out: dict[str, Any] = {"status": "measured", "start_ms": None, "cases": {}}
     try:
         from pytest_distproc.backends import ray as ray_backend
 
-        ray_backend.import_ray()
-    except Exception:
-        return None
-    started = time.perf_counter()
-    ray_backend.connect(None)
-    run_ray_backend(make_scenario(3, 100))  # workers start on first use: not in the timed runs
-    return 1000 * (time.perf_counter() - started)
+        ray = ray_backend.import_ray()
+    except ImportError as exc:
+        return {**out, "status": f"not installed ({exc}): pip install -e '.[ray]'"}
+    except Exception as exc:  # e.g. DistprocError from import_ray when ray cannot be imported
+        return {**out, "status": f"unavailable: {exc}"}
+    try:
+        started = time.perf_counter()
+        ray_backend.connect(None)
+        run_ray_backend(make_scenario(3, 100))  # workers start on first use: not in the timed runs
+        out["start_ms"] = 1000 * (time.perf_counter() - started)
+        for name, regions, records in cases:
+            print(f"measuring {name} on ray ...", file=sys.stderr, flush=True)
+            try:
+                phase = measure_case(regions, records, repeats_1m if records >= 100_000 else repeats,
+                                     only=(RAY,), serial=False)
+            except Exception as exc:
+                out["cases"][name] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
+                continue
+            out["cases"][name] = {**phase[RAY], "bare_fork_beside": phase["bare_fork"],
+                                  "ratio_to_bare_fork_beside": phase["ratio_to_bare_fork"][RAY],
+                                  "ms_per_region": phase["ms_per_region"][RAY]}
+    except Exception as exc:
+        out["status"] = f"failed: {type(exc).__name__}: {exc}"[:2000]
+    finally:
+        try:
+            ray.shutdown()  # now, not at exit: nothing measured after this runs beside an idle Ray
+        except Exception:
+            pass
+    return out
 
 
 def run_bare_fork(regions: Sequence[str], records: int) -> dict[str, float]:
@@ -206,7 +230,9 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, float, float, Any]:
     return wall, _cpu(resource.RUSAGE_SELF) - own, kids_cpu, result
 
 
-def measure_case(regions: int, records: int, repeats: int, only: Sequence[str] = VARIANTS) -> dict[str, Any]:
+def measure_case(
+    regions: int, records: int, repeats: int, only: Sequence[str] = VARIANTS, serial: bool = True
+) -> dict[str, Any]:
     ids = region_ids(regions)
     scenario = make_scenario(regions, records)
     every: dict[str, Callable[[], Any]] = {
@@ -219,7 +245,7 @@ def measure_case(regions: int, records: int, repeats: int, only: Sequence[str] =
     samples: dict[str, list[float]] = {name: [] for name in variants}
     parent_cpu: dict[str, list[float]] = {name: [] for name in variants}
     child_cpu: dict[str, list[float]] = {name: [] for name in variants}
-    serial: list[float] = []
+    serial_s: list[float] = []
     totals: dict[str, dict[str, float]] = {}
     for rep in range(repeats):
         order = list(variants)
@@ -230,9 +256,9 @@ def measure_case(regions: int, records: int, repeats: int, only: Sequence[str] =
             parent_cpu[name].append(own)
             child_cpu[name].append(kids)
             totals[name] = total
-        if records >= 100_000:
+        if records >= 100_000 and serial:
             gc.collect()
-            serial.append(run_serial(ids, records))
+            serial_s.append(run_serial(ids, records))
     reference = totals["bare_fork"]
     for name, total in totals.items():
         if not _same_total(total, reference):
@@ -245,9 +271,9 @@ def measure_case(regions: int, records: int, repeats: int, only: Sequence[str] =
     floor = out["bare_fork"]["median_s"]
     out["ratio_to_bare_fork"] = {name: out[name]["median_s"] / floor for name in variants}
     out["ms_per_region"] = {name: 1000 * out[name]["median_s"] / regions for name in variants}
-    if serial:
-        ideal = statistics.median(serial) / min(regions, cores())
-        out["serial_s"] = {"median_s": statistics.median(serial), "samples_s": serial}
+    if serial_s:
+        ideal = statistics.median(serial_s) / min(regions, cores())
+        out["serial_s"] = {"median_s": statistics.median(serial_s), "samples_s": serial_s}
         out["ideal_s"] = ideal
         out["ratio_to_ideal"] = {name: out[name]["median_s"] / ideal for name in variants}
     return out
@@ -470,17 +496,22 @@ def render(result: dict[str, Any]) -> str:
             f"{_ms(case['pool']['median_s']):>11} {ratio['fork_backend']:>9.2f}x {ratio['pool']:>9.2f}x "
             f"{per['fork_backend']:>12.2f} {per['bare_fork']:>12.2f}"
         )
-    with_ray = [name for name, case in cases.items() if RAY in case]
-    if with_ray:
-        lines += ["", f"ray backend (a private local Ray on 127.0.0.1, started in {meta['ray_start_ms']:.0f} ms "
-                  "with a warm-up run, not in the runs below)"]
-        for name in with_ray:
-            case = cases[name]
-            lines.append(f"{name:<9} {_ms(case[RAY]['median_s']):>13}  bare fork beside it "
-                         f"{_ms(case['bare_fork_beside_ray']['median_s'])}: {case['ratio_to_bare_fork'][RAY]:.2f}x, "
-                         f"{case['ms_per_region'][RAY]:.2f} ms per region")
-    elif meta.get("ray") == "not installed":
-        lines += ["", "ray backend: not measured (ray is not installed: pip install -e '.[ray]')"]
+    ray = result.get("ray")
+    if ray:
+        if ray["start_ms"] is not None:
+            lines += ["", f"ray backend (a private local Ray on 127.0.0.1, started in {ray['start_ms']:.0f} ms with a "
+                      "warm-up run; measured last, beside a bare fork run again)"]
+        else:
+            lines += ["", f"ray backend: {ray['status']}"]
+        for name, case in ray["cases"].items():
+            if "error" in case:
+                lines.append(f"{name:<9} failed: {case['error'][:200]}")
+                continue
+            lines.append(f"{name:<9} {_ms(case['median_s']):>13}  bare fork beside it "
+                         f"{_ms(case['bare_fork_beside']['median_s'])}: {case['ratio_to_bare_fork_beside']:.2f}x, "
+                         f"{case['ms_per_region']:.2f} ms per region")
+        if ray["start_ms"] is not None and not ray["status"].startswith("measured"):
+            lines.append(f"  {ray['status'][:300]}")
     lines += ["", "median CPU ms per region, parent / children (children: reaped during the run, all cores)"]
     for name, case in cases.items():
         cells = [f"{v} {case[v]['parent_cpu_ms_per_region']:.2f} / "
@@ -572,26 +603,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name in wanted:
             print(f"measuring {name} ...", file=sys.stderr, flush=True)
             cases[name] = measure_case(regions, records, repeats_1m if records >= 100_000 else repeats)
-    if not args.no_ray and cases:
-        # Apart, after the others: an idle Ray (GCS, raylet, workers) takes CPU in the background. Its
-        # ratio is to a bare fork measured again, interleaved with it, in this phase.
-        print("starting a local Ray ...", file=sys.stderr, flush=True)
-        meta["ray_start_ms"] = start_ray()
-        meta["ray"] = "measured" if meta["ray_start_ms"] is not None else "not installed"
-        for name, regions, records in CASES:
-            if name in cases and meta["ray_start_ms"] is not None:
-                print(f"measuring {name} on ray ...", file=sys.stderr, flush=True)
-                phase = measure_case(regions, records, repeats_1m if records >= 100_000 else repeats, only=(RAY,))
-                cases[name][RAY] = phase[RAY]
-                cases[name]["ratio_to_bare_fork"][RAY] = phase["ratio_to_bare_fork"][RAY]
-                cases[name]["ms_per_region"][RAY] = phase["ms_per_region"][RAY]
-                cases[name]["bare_fork_beside_ray"] = phase["bare_fork"]
     collection = None
     if not args.no_collection:
         print("measuring collection ...", file=sys.stderr, flush=True)
         collection = measure_collection(1 if args.quick else 3)
     meta["loadavg_end"] = os.getloadavg()
-    result = {"meta": meta, "cases": cases, "rss": rss, "collection": collection,
+    ray = None
+    if not args.no_ray and cases:  # last: an idle Ray takes CPU in the background; shut down after
+        print("starting a local Ray ...", file=sys.stderr, flush=True)
+        ray = measure_ray([c for c in CASES if c[0] in cases], repeats, repeats_1m)
+    result = {"meta": meta, "cases": cases, "rss": rss, "collection": collection, "ray": ray,
               "targets": targets(cases, collection)}
     print(render(result))
     if args.json:
