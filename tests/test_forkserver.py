@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gc
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from pytest_distproc import skills
 from pytest_distproc.backends import forkserver
-from pytest_distproc.coordinator import Coordinator
+from pytest_distproc.coordinator import Coordinator, Run
 from pytest_distproc.scenario.loader import load_one
 
 PROBE = """
@@ -41,37 +42,34 @@ def test_fork_server_off_forks_from_the_coordinator(tmp_path: Path, monkeypatch:
     assert _parents(tmp_path) == {os.getpid()}
 
 
-@pytest.mark.parametrize("fork_server", ["on", "off"])
+@pytest.fixture(params=["on", "off"])
+def run_both_ways(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[str], Run]:
+    """Runs a scenario with its attempts forked by the fork server ("on") or by the coordinator ("off")."""
+    monkeypatch.setenv(forkserver.DISABLE_ENV, request.param)
+    return lambda text: Coordinator(load_one(text, str(tmp_path / "s.yaml"))).run()
+
+
 def test_attempts_inherit_a_frozen_heap_and_the_coordinator_does_not_keep_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork_server: str
+    run_both_ways: Callable[[str], Run],
 ) -> None:
-    monkeypatch.setenv(forkserver.DISABLE_ENV, fork_server)
-    run = Coordinator(load_one(PROBE, str(tmp_path / "s.yaml"))).run()
+    run = run_both_ways(PROBE)
     frozen = [run.regions[r]["gc_frozen"] for r in ("A", "B", "C")]
     assert all(count > 0 for count in frozen), f"attempts' collections would copy inherited pages: {frozen}"
     assert gc.get_freeze_count() == 0, "the coordinator collects its own objects again after the forks"
 
 
-@pytest.mark.parametrize("fork_server", ["on", "off"])
-def test_a_skill_may_terminate_a_process_pool_of_its_own(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork_server: str
-) -> None:
+def test_a_skill_may_terminate_a_process_pool_of_its_own(run_both_ways: Callable[[str], Run]) -> None:
     # The pool's workers inherit the attempt's SIGTERM handler; Pool.terminate() must not make them
     # take the attempt for an orphan and kill its whole group.
-    monkeypatch.setenv(forkserver.DISABLE_ENV, fork_server)
-    text = "seed: 2\nskill: tests.skills:pool_sum\nregions: {A: {records: 20}, B: {records: 20}}\n"
-    run = Coordinator(load_one(text, str(tmp_path / "s.yaml"))).run()
+    run = run_both_ways("seed: 2\nskill: tests.skills:pool_sum\nregions: {A: {records: 20}, B: {records: 20}}\n")
     assert run.outcome == "COMPLETE", run.transcript
     assert len(run.attempts) == 2
 
 
-@pytest.mark.parametrize("fork_server", ["on", "off"])
-def test_a_skills_own_sigterm_handler_survives_its_forks(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork_server: str
-) -> None:
-    monkeypatch.setenv(forkserver.DISABLE_ENV, fork_server)
-    text = "seed: 2\nskill: tests.skills:handler_survives_fork\nregions: {A: {records: 5}}\n"
-    run = Coordinator(load_one(text, str(tmp_path / "s.yaml"))).run()
+def test_a_skills_own_sigterm_handler_survives_its_forks(run_both_ways: Callable[[str], Run]) -> None:
+    run = run_both_ways("seed: 2\nskill: tests.skills:handler_survives_fork\nregions: {A: {records: 5}}\n")
     assert run.outcome == "COMPLETE", run.transcript
     assert run.regions["A"]["child_handler"] == "kept"
 
