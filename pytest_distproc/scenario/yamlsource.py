@@ -240,12 +240,12 @@ class _Builder:
         return value
 
     def _unreadable_scalar(self, node: yaml.Node, path: str, exc: Exception) -> None:
+        if self._reported(node, path):
+            return None
         kind = _KINDS.get(node.tag, "value")
         shown = repr(node.value) if len(node.value) <= 40 else repr(node.value[:37]) + "..."
         detail = str(exc).split(";")[0][:90] if isinstance(exc, ValueError) else ""
         reason = f" ({detail})" if detail else ""
-        if self._reported(node, path):
-            return None
         self.problem(
             node.start_mark.line + 1, path,
             f"{shown} cannot be read as {kind}{reason}; write it as {kind}, or quote it without the tag to "
