@@ -5,9 +5,9 @@ Run from the repository root::
     python -m benchmarks.bench [--quick] [--json out.json]
 
 Every variant does the same per-region work, in the same process tree and the same run: generate
-the region's records exactly as :func:`pytest_distproc.data.load` does for
+the region's records exactly as :func:`pytest_distproc.attempt.data.load` does for
 ``{"generate": n, "seed": s, "region": id}``, summarize them with
-:func:`pytest_distproc.summary.summarize`, send the summary back as JSON (or pickle, for the pool),
+:func:`pytest_distproc.attempt.stats.summarize`, send the summary back as JSON (or pickle, for the pool),
 and merge the summaries in the parent. Variants are interleaved round-robin within each repetition,
 so drift in machine load (the cores are shared) spreads over all of them alike; medians are reported.
 
@@ -36,9 +36,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from pytest_distproc import data, summary
+from pytest_distproc.attempt import data
+from pytest_distproc.attempt import stats as summary
 from pytest_distproc.backends import forkserver
-from pytest_distproc.coordinator import Coordinator
+from pytest_distproc.run.coordinator import Coordinator
 from pytest_distproc.scenario.loader import load_one
 from pytest_distproc.scenario.model import Scenario
 

@@ -218,8 +218,8 @@ def _text(text: str) -> str:
 
 
 def hook_functions() -> list[Callable[..., Any]]:
-    """Every hook specification in :mod:`pytest_distproc.hookspecs`, in the order of the file."""
-    from pytest_distproc import hookspecs
+    """Every hook specification in :mod:`pytest_distproc.plugin.hookspecs`, in the order of the file."""
+    from pytest_distproc.plugin import hookspecs
 
     found = [fn for name, fn in vars(hookspecs).items() if name.startswith("pytest_distproc_") and callable(fn)]
     return sorted(found, key=lambda fn: fn.__code__.co_firstlineno)
@@ -227,12 +227,13 @@ def hook_functions() -> list[Callable[..., Any]]:
 
 def render_hooks(example: str = HOOK_EXAMPLES) -> str:
     """The hooks reference page (Markdown): signature, docstring and the tested example of every hook."""
-    from pytest_distproc import hookspecs
+    from pytest_distproc.plugin import hookspecs
 
     out = [
         "# Hooks reference",
         "",
-        "<!-- Generated from pytest_distproc/hookspecs.py by pytest_distproc/schemadoc.py on every docs build. -->",
+        "<!-- Generated from pytest_distproc/plugin/hookspecs.py by pytest_distproc/schemadoc.py on every docs "
+        "build. -->",
         "",
         _rst_to_md(inspect.getdoc(hookspecs) or ""),
         "",

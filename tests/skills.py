@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
-from pytest_distproc import summary
+from pytest_distproc.attempt import stats as summary
 
 CALLS: list[str] = []
 

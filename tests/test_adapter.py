@@ -52,14 +52,14 @@ def test_a_crashing_user_coordinator_is_a_mismatch_with_its_own_frames(sandbox: 
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
     assert "the coordinator raised KeyError: 'lost my place'" in out
-    assert "broken.py" in out and "pytest_distproc/adapter.py" not in out
+    assert "broken.py" in out and "pytest_distproc/run/adapter.py" not in out
 
 
 def test_serial_coordinator_cannot_prove_concurrency(sandbox: Sandbox) -> None:
     sandbox.pytester.makepyfile(
         serial="""
         import json, os
-        from pytest_distproc import summary
+        from pytest_distproc.attempt import stats as summary
 
         class Serial:
             def run(self, harness):

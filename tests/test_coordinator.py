@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_distproc import expectations, summary
-from pytest_distproc.coordinator import Coordinator, run_root
+from pytest_distproc.attempt import stats as summary
+from pytest_distproc.checks import expectations
+from pytest_distproc.run.coordinator import Coordinator
+from pytest_distproc.run.rundir import run_root
 from pytest_distproc.scenario.loader import load_one
 
 THREE = """
@@ -34,8 +36,8 @@ def test_seed_workflow_runs_concurrently_and_aggregates_after_all_regions() -> N
 def test_merged_total_equals_summary_over_all_records() -> None:
     run = Coordinator(load_one(THREE, "/tmp/seed.yaml")).run()
     assert run.total is not None
-    from pytest_distproc import data
-    from pytest_distproc.data import source_of
+    from pytest_distproc.attempt import data
+    from pytest_distproc.attempt.data import source_of
 
     everything = [v for spec in run.scenario.regions for v in data.values(data.load(source_of(spec, 42)))]
     reference = summary.summarize(everything)

@@ -173,7 +173,7 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
     for page in site.rglob("*.html"):
         assert "--8&lt;--" not in page.read_text() and "--8<--" not in page.read_text(), page
     architecture = (site / "architecture" / "index.html").read_text()
-    assert "pytest_distproc/coordinator.py" in architecture  # the generated module list
+    assert "pytest_distproc/run/coordinator.py" in architecture  # the generated module list
 
 
 @pytest.mark.parametrize("example", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from pytest_distproc import expectations, summary
-from pytest_distproc.backends import Backend, Handle
+from pytest_distproc.attempt import stats as summary
+from pytest_distproc.attempt.skills import Skill
 from pytest_distproc.backends.inline import FifoScheduler, ReplayScheduler, SimulatedBackend
-from pytest_distproc.coordinator import AttemptRecord, Coordinator, _Loop
-from pytest_distproc.explore import (
+from pytest_distproc.backends.protocol import Backend, Handle
+from pytest_distproc.checks import expectations
+from pytest_distproc.explore.search import (
     Finding,
     explore,
     predict,
@@ -21,9 +22,10 @@ from pytest_distproc.explore import (
     run_plan,
     scenario_yaml,
 )
+from pytest_distproc.run.coordinator import Coordinator, _Loop
+from pytest_distproc.run.model import AttemptRecord
 from pytest_distproc.scenario.loader import load_one
 from pytest_distproc.scenario.model import FaultSpec, Scenario
-from pytest_distproc.skills import Skill
 
 HERE = Path(__file__).parent
 SCENARIO = """
@@ -157,7 +159,7 @@ def test_killing_an_attempt_loses_what_it_had_not_sent(tmp_path: Path) -> None:
     backend = SimulatedBackend(str(tmp_path), ReplayScheduler([("step", 0.0), ("step", 0.5)]))
     job = {"task": "process-region-a", "region": "A", "attempt": 1, "seed": 0, "timeout": 1.0,
            "source": {"region": "A", "inline": [{"value": 1.0}]}, "faults": [], "memory_limit_mb": 0}
-    from pytest_distproc.skills import region_stats
+    from pytest_distproc.attempt.skills import region_stats
 
     handle = backend.start(job, region_stats, barrier=False)
     first = backend.poll(0.1)
@@ -246,7 +248,7 @@ def test_a_shipped_explore_scenario_loads_and_holds() -> None:
 
 def test_an_explore_item_that_finds_a_problem_prints_a_pasteable_scenario(sandbox: Any) -> None:
     sandbox.pytester.makepyfile(flaky_skill='''
-        from pytest_distproc.skills import region_stats
+        from pytest_distproc.attempt.skills import region_stats
 
         def skill(records, context):
             if context["attempt"] > 1:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_distproc import expectations
-from pytest_distproc.coordinator import Coordinator, Run
+from pytest_distproc.checks import expectations
+from pytest_distproc.run.coordinator import Coordinator
+from pytest_distproc.run.model import Run
 from pytest_distproc.scenario.loader import load_one
 from tests.conftest import Sandbox
 
@@ -255,7 +256,7 @@ def test_grandchildren_that_escape_with_setsid_do_not_outlive_the_run(sandbox: S
 def test_a_daemon_older_than_the_run_survives_the_orphan_sweep(tmp_path: Path) -> None:
     import subprocess as sp
 
-    from pytest_distproc.coordinator import Coordinator
+    from pytest_distproc.run.coordinator import Coordinator
     from pytest_distproc.scenario.loader import load_one
 
     pid_file = tmp_path / "daemon.pid"
@@ -276,7 +277,7 @@ def test_waiting_at_the_start_barrier_does_not_count_against_the_timeout(tmp_pat
     from typing import Any
 
     from pytest_distproc.backends.fork import ForkBackend
-    from pytest_distproc.coordinator import Coordinator
+    from pytest_distproc.run.coordinator import Coordinator
     from pytest_distproc.scenario.loader import load_one
 
     class SlowStarts(ForkBackend):

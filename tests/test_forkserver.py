@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_distproc import skills
+from pytest_distproc.attempt import skills
 from pytest_distproc.backends import forkserver
-from pytest_distproc.coordinator import Coordinator, Run
+from pytest_distproc.run.coordinator import Coordinator
+from pytest_distproc.run.model import Run
 from pytest_distproc.scenario.loader import load_one
 
 PROBE = """

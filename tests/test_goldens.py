@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from pytest_distproc.goldens import normalise
+from pytest_distproc.checks.goldens import normalise
 from tests.conftest import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]

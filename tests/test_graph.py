@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_distproc import expectations, summary
-from pytest_distproc.coordinator import Coordinator
+from pytest_distproc.attempt import stats as summary
+from pytest_distproc.checks import expectations
+from pytest_distproc.run.coordinator import Coordinator
 from pytest_distproc.scenario.loader import load_one, load_text
 from pytest_distproc.tasklist import State
 
@@ -103,7 +104,8 @@ def test_failed_region_cancels_its_continent_and_the_total(tmp_path: Path) -> No
 def test_the_html_timeline_draws_each_stage_after_its_own_blockers() -> None:
     import re
 
-    from pytest_distproc import htmltimeline, reportdir
+    from pytest_distproc.plugin import reportdir
+    from pytest_distproc.report import html as htmltimeline
 
     (doc, _) = load_text((ROOT / "scenarios" / "task-graph.yaml").read_text(), ROOT / "scenarios" / "task-graph.yaml")
     assert doc.scenario is not None

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_distproc import summary
+from pytest_distproc.attempt import stats as summary
 from pytest_distproc.backends.fork import ForkBackend
-from pytest_distproc.faults import FaultKind
+from pytest_distproc.attempt.faults import FaultKind
 
 LOG = Path(__file__).parent / "hooks.jsonl"
 
@@ -138,7 +138,7 @@ def test_a_plugin_fault_kind_runs_when_nothing_imported_the_backends_early(sandb
     # after the kind was registered; the server's own interpreter never saw the hook.
     sandbox.pytester.makeconftest(
         """
-        from pytest_distproc.faults import FaultKind
+        from pytest_distproc.attempt.faults import FaultKind
 
         def _bitflip(fault, state):
             state["records"] = [{"value": r["value"] + 1000} for r in state["records"]]
@@ -200,7 +200,7 @@ def test_skills_from_an_entry_point_group(sandbox: Sandbox) -> None:
     (dist / "entry_points.txt").write_text("[pytest_distproc.skills]\ntripled = myskills_mod:tripled\n")
     sandbox.pytester.makepyfile(
         myskills_mod="""
-        from pytest_distproc import summary
+        from pytest_distproc.attempt import stats as summary
 
         def tripled(records, context):
             return summary.summarize([3 * r["value"] for r in records])

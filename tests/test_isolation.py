@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_distproc.coordinator import Coordinator, Run
+from pytest_distproc.run.coordinator import Coordinator
+from pytest_distproc.run.model import Run
 from pytest_distproc.scenario.loader import load_one
 from tests import skills
 

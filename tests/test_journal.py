@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_distproc.coordinator import Coordinator, sweep_stale_run_dirs
+from pytest_distproc.run.coordinator import Coordinator
+from pytest_distproc.run.rundir import sweep_stale_run_dirs
 from pytest_distproc.scenario.loader import load_one
 from pytest_distproc.tasklist import State
 from tests.conftest import MARK, marked_processes
@@ -28,7 +29,7 @@ faults: [{region: B, kind: delay, seconds: 0.4}, {region: C, kind: delay, second
 
 CRASHER = """
 import os, signal, sys
-from pytest_distproc.coordinator import Coordinator
+from pytest_distproc.run.coordinator import Coordinator
 from pytest_distproc.scenario.loader import load_one
 
 kill_at = int(sys.argv[2])
@@ -82,7 +83,7 @@ def test_resume_after_sigkill_gives_the_same_aggregate(tmp_path: Path, env: dict
     aggregate = resumed.tasks.sequence("aggregate-results")
     assert aggregate[0] is State.BLOCKED and aggregate[-1] is State.COMPLETE
     assert aggregate.count(State.COMPLETE) == 1
-    from pytest_distproc import expectations
+    from pytest_distproc.checks import expectations
 
     assert expectations.check_invariants(resumed) == []
     assert list(Path(env["TMPDIR"]).iterdir()) == []  # the killed coordinator's run dir was swept
@@ -106,7 +107,7 @@ def test_journal_of_another_scenario_is_refused(tmp_path: Path) -> None:
     journal = tmp_path / "j.sqlite"
     Coordinator(load_one(SCENARIO, tmp_path / "a.yaml"), journal=journal).run()
     other = load_one(SCENARIO.replace("seed: 9", "seed: 10"), tmp_path / "a.yaml")
-    from pytest_distproc.journal import JournalError
+    from pytest_distproc.run.journal import JournalError
 
     with pytest.raises(JournalError, match="belongs to another scenario or seed"):
         Coordinator(other, journal=journal, resume=True).run()
@@ -172,7 +173,7 @@ def test_a_changed_scenario_refuses_its_old_journal_without_touching_it(tmp_path
     with sqlite3.connect(journal) as db:
         before = db.execute("SELECT * FROM transitions").fetchall()
     changed = load_one(SCENARIO.replace("C: {records: 100}", "C: {records: 100}, D: {records: 5}"), tmp_path / "a.yaml")
-    from pytest_distproc.journal import JournalError
+    from pytest_distproc.run.journal import JournalError
 
     with pytest.raises(JournalError, match="belongs to another scenario or seed"):
         Coordinator(changed, journal=journal, resume=True).run()

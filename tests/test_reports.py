@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_distproc import htmltimeline
+from pytest_distproc.report import html as htmltimeline
 from tests.conftest import Sandbox
 
 RETRY = """\

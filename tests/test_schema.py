@@ -11,7 +11,7 @@ from typing import Any
 import jsonschema  # the real validator (in the 'test' extra)
 import pytest
 
-from pytest_distproc import faults
+from pytest_distproc.attempt import faults
 from pytest_distproc.scenario import loader
 from pytest_distproc.scenario.model import BACKENDS, CONTEXTS, ON_REGION_FAILURE, OUTCOMES
 from pytest_distproc.scenario.yamlsource import parse_documents_safely

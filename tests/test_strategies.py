@@ -10,8 +10,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_distproc import strategies as dps
-from pytest_distproc.explore import predict, run_plan, scenario_yaml
+from pytest_distproc.explore import strategies as dps
+from pytest_distproc.explore.search import predict, run_plan, scenario_yaml
 from pytest_distproc.scenario.loader import load_one
 from pytest_distproc.scenario.model import FaultSpec, RegionSpec, Scenario
 

@@ -16,9 +16,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_distproc import region
-from pytest_distproc.backends import Handle, forkserver, processes
-from pytest_distproc.skills import Skill
+from pytest_distproc.attempt import execute as region
+from pytest_distproc.attempt.skills import Skill
+from pytest_distproc.backends import forkserver, processes
+from pytest_distproc.backends.protocol import Handle
 
 STACK_WAIT = 0.3
 STACK_SETTLE = 0.05

@@ -36,7 +36,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from pytest_distproc import faults, region, skills
+from pytest_distproc.attempt import execute as region
+from pytest_distproc.attempt import faults, skills
 from pytest_distproc.backends import processes
 
 DISABLE_ENV = "DISTPROC_FORK_SERVER"  # "off": fork every attempt from the coordinator itself

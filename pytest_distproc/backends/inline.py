@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pytest_distproc import region
-from pytest_distproc.backends import Handle
-from pytest_distproc.skills import Skill
+from pytest_distproc.attempt import execute as region
+from pytest_distproc.attempt.skills import Skill
+from pytest_distproc.backends.protocol import Handle
 
 
 class _Death(Exception):

@@ -36,11 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_distproc import data
-from pytest_distproc.backends import Handle
+from pytest_distproc.attempt import data
+from pytest_distproc.attempt.skills import Skill
 from pytest_distproc.backends.fork import decode, exit_message, killpg, spawn
+from pytest_distproc.backends.protocol import Handle
 from pytest_distproc.errors import DistprocError
-from pytest_distproc.skills import Skill
 
 INSTALL_HINT = "pip install 'pytest-distproc[ray]'"
 STACK_WAIT = 0.3

@@ -15,8 +15,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pytest_distproc import data, expectations, skills
-from pytest_distproc import faults as fault_kinds
+from pytest_distproc.attempt import data, skills
+from pytest_distproc.attempt import faults as fault_kinds
+from pytest_distproc.checks import expectations
 from pytest_distproc.errors import Problem, ScenarioError
 from pytest_distproc.scenario import matrix
 from pytest_distproc.scenario.graph import parse_tasks
@@ -406,8 +407,8 @@ def _skill_context(c: _Checker, skill: str) -> str:
     """A SKILL.md's own ``context`` applies unless the scenario sets one."""
     if not skill.startswith("/"):
         return "fork"
+    from pytest_distproc.attempt.skilldir import SkillDir
     from pytest_distproc.errors import SkillError
-    from pytest_distproc.skilldir import SkillDir
 
     try:
         return SkillDir.load(skill).context

@@ -13,7 +13,7 @@ import signal
 import time
 from typing import Any
 
-from pytest_distproc import summary
+from pytest_distproc.attempt import stats as summary
 
 
 class CarefulCoordinator:

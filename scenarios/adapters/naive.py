@@ -12,7 +12,7 @@ import json
 import os
 from typing import Any
 
-from pytest_distproc import summary
+from pytest_distproc.attempt import stats as summary
 
 
 class NaiveCoordinator:

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from pytest_distproc import summary
+from pytest_distproc.attempt import stats as summary
+from pytest_distproc.attempt.faults import FaultKind
 from pytest_distproc.backends.fork import ForkBackend
-from pytest_distproc.faults import FaultKind
 
 TRANSITIONS = Path(__file__).parent / "transitions.log"
 

@@ -35,10 +35,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_distproc import data, region, skills, summary
-from pytest_distproc.coordinator import AttemptRecord, Run, fault_dict, planned_faults
+from pytest_distproc.attempt import data, skills
+from pytest_distproc.attempt import execute as region
+from pytest_distproc.attempt import stats as summary
+from pytest_distproc.attempt.faults import REGISTRY
 from pytest_distproc.errors import DistprocError, IllegalTransition
-from pytest_distproc.faults import REGISTRY
+from pytest_distproc.run.model import AttemptRecord, Run, fault_dict, planned_faults
 from pytest_distproc.scenario.model import AGGREGATE_TASK, Scenario
 from pytest_distproc.tasklist import State, TaskList
 

@@ -2,7 +2,7 @@
 
 A skill is ``fn(records, context) -> summary``: ``records`` is a list of ``{"value": float, ...}``
 dicts, ``context`` a plain dict (``region``, ``attempt``, ``seed``, ``workdir``), and the summary a
-mapping with count, sum, min, max, mean and variance (see :mod:`pytest_distproc.summary`).
+mapping with count, sum, min, max, mean and variance (see :mod:`pytest_distproc.attempt.stats`).
 
 Where skills come from, in the order a name is looked up: the registry (built-ins, the
 ``pytest_distproc_register_skills`` hook, the ``pytest_distproc.skills`` entry-point group),
@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_distproc import data, summary
+from pytest_distproc.attempt import data
+from pytest_distproc.attempt import stats as summary
 from pytest_distproc.errors import SkillError
 
 Skill = Callable[[list[dict[str, Any]], Mapping[str, Any]], Mapping[str, Any]]
@@ -78,7 +79,7 @@ def resolve(reference: str) -> Skill:
             raise SkillError(f"skill {reference!r}: module {module_name!r} has no callable {attr!r}")
         return fn  # type: ignore[no-any-return]
     if (Path(reference) / "SKILL.md").is_file():
-        from pytest_distproc.skilldir import SkillDir
+        from pytest_distproc.attempt.skilldir import SkillDir
 
         skill: Skill = SkillDir.load(Path(reference)).as_skill()
         return skill

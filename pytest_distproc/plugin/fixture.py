@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-from pytest_distproc import expectations
-from pytest_distproc.items import SEED_KEY
+from pytest_distproc.checks import expectations
+from pytest_distproc.plugin.items import SEED_KEY
 from pytest_distproc.scenario.loader import load_one
 from pytest_distproc.scenario.model import Scenario
 
 if TYPE_CHECKING:
-    from pytest_distproc.coordinator import Run
+    from pytest_distproc.run.model import Run
 
 
 class Distproc:
@@ -35,7 +35,7 @@ class Distproc:
 
     def run(self, scenario: Mapping[str, Any] | str | Scenario, *, backend: str | None = None) -> Run:
         """Run it over real processes (or ``backend``) and return the run: history, results, transcript."""
-        from pytest_distproc.coordinator import Coordinator
+        from pytest_distproc.run.coordinator import Coordinator
 
         loaded = scenario if isinstance(scenario, Scenario) else self.load(scenario)
         hook = self.config.hook

@@ -4,8 +4,8 @@ Use them in your own ``@given`` tests, for example to check that your coordinato
 plan of up to three faults::
 
     from hypothesis import given
-    from pytest_distproc import strategies as dps
-    from pytest_distproc.explore import run_plan
+    from pytest_distproc.explore import strategies as dps
+    from pytest_distproc.explore.search import run_plan
 
     @given(dps.scenarios(max_regions=3))
     def test_any_scenario_keeps_the_invariants(scenario):
@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 from hypothesis import strategies as st
 
-from pytest_distproc import data
+from pytest_distproc.attempt import data
 from pytest_distproc.scenario.model import FAULT_KINDS, FaultSpec, Scenario
 
 REGION_IDS = ("A", "B", "C", "D", "E", "F", "G", "H")
@@ -203,7 +203,7 @@ def scenario_dicts(
     """A whole scenario as plain YAML data (``yaml.safe_dump`` it to get a scenario file).
 
     Its faults are a coherent plan (see the module docs). No ``expect``: every run must keep the
-    invariants; :func:`pytest_distproc.explore.predict` says what its outcome should be.
+    invariants; :func:`pytest_distproc.explore.search.predict` says what its outcome should be.
     """
     body: dict[str, Any] = {
         "name": "generated",

@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_distproc import hookspecs, summary
-from pytest_distproc.fixture import distproc
-from pytest_distproc.items import PLAN_SECTION, SECTION, SEED_KEY, ScenarioFile
+from pytest_distproc.attempt import stats as summary
+from pytest_distproc.plugin import hookspecs
+from pytest_distproc.plugin.fixture import distproc
+from pytest_distproc.plugin.items import PLAN_SECTION, SECTION, SEED_KEY, ScenarioFile
 from pytest_distproc.scenario.model import BACKENDS
 
 if TYPE_CHECKING:
-    from pytest_distproc.backends import Backend
+    from pytest_distproc.backends.protocol import Backend
 
 SUFFIXES = (".yaml", ".yml")
 __all__ = ["distproc"]
@@ -160,4 +161,4 @@ class _Transcripts:
 
 
 # Report directory, terminal totals and golden transcripts live in their own modules.
-pytest_plugins = ["pytest_distproc.reportdir", "pytest_distproc.goldens"]
+pytest_plugins = ["pytest_distproc.plugin.reportdir", "pytest_distproc.checks.goldens"]

@@ -1,53 +1,16 @@
-"""Human-readable views of a run: the original skill's transcript and a text timeline."""
+"""Text views of a run for a failure report: a timeline and each task's transitions."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pytest_distproc import summary
 from pytest_distproc.scenario.model import AGGREGATE_TASK
 from pytest_distproc.tasklist import State
 
 if TYPE_CHECKING:
-    from pytest_distproc.coordinator import Run
+    from pytest_distproc.run.model import Run
 
 TIMELINE_WIDTH = 60
-
-
-def transcript(run: Run) -> str:
-    """The report of the original distributed-processor skill, plus worded failures when there are any."""
-    lines = ["Distributed Processing: COORDINATING"]
-    for number, task in enumerate(run.tasks, start=1):
-        states = run.tasks.sequence(task.id)
-        if states and states[0] is State.PENDING:
-            states = states[1:]
-        lines.append(f"[t{number}] {task.id}: {' -> '.join(s.value for s in states)}")
-        for record in run.attempts_of(task.id):
-            if not record.ok and record.event:
-                lines.append(f"    ! {record.event}")
-    lines.append("")
-    if run.total is None:
-        lines.append("=== NO AGGREGATED RESULTS ===")
-        if run.missing:
-            lines.append("Failed: " + ", ".join(_failed_region(run, r) for r in run.missing))
-        lines.append("Distributed Processing: FAILED")
-        return "\n".join(lines) + "\n"
-    lines.append("=== AGGREGATED RESULTS ===")
-    for spec in run.scenario.regions:
-        if spec.id in run.regions:
-            lines.append(summary.line(f"Region {spec.id}", run.regions[spec.id]))
-    if run.missing:
-        lines.append("Missing: " + ", ".join(_failed_region(run, r) for r in run.missing))
-    for stage, value in run.stages.items():
-        lines.append(summary.line(stage, value))
-    lines.append("")
-    lines.append(summary.line("Total", run.total))
-    return "\n".join(lines) + "\n"
-
-
-def _failed_region(run: Run, region_id: str) -> str:
-    attempts = [a for a in run.attempts if a.region == region_id]
-    return f"Region {region_id} (failed after {len(attempts)} attempt{'s' if len(attempts) != 1 else ''})"
 
 
 def timeline(run: Run) -> str:

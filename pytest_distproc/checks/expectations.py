@@ -12,12 +12,13 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from pytest_distproc import data, summary
+from pytest_distproc.attempt import data
+from pytest_distproc.attempt import stats as summary
 from pytest_distproc.scenario.model import AGGREGATE_TASK, Expect, region_task
 from pytest_distproc.tasklist import State
 
 if TYPE_CHECKING:
-    from pytest_distproc.coordinator import Run
+    from pytest_distproc.run.model import Run
 
 ORDER = re.compile(r"^([^\s:<]+):([A-Z_]+) < ([^\s:<]+):([A-Z_]+)$")
 SUMMARY_FIELD = {"records": "count", "sum": "sum", "mean": "mean", "min": "min", "max": "max", "variance": "variance"}

@@ -5,7 +5,7 @@ No network, no JavaScript: one lane per task, time running left to right, one ba
 an orange marker where a fault fired, a dashed arrow for each retry, a dotted line where the
 regions were released together, and the aggregation bar in its own lane after the regions.
 
-Everything here renders from the plain ``summary.json`` data of :mod:`pytest_distproc.reportdir`.
+Everything here renders from the plain ``summary.json`` data of :mod:`pytest_distproc.plugin.reportdir`.
 """
 
 from __future__ import annotations

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_distproc.backends import Backend
-    from pytest_distproc.coordinator import Run
-    from pytest_distproc.faults import FaultKind
+    from pytest_distproc.attempt.faults import FaultKind
+    from pytest_distproc.attempt.skills import Skill
+    from pytest_distproc.backends.protocol import Backend
+    from pytest_distproc.run.model import Run
     from pytest_distproc.scenario.model import Scenario
-    from pytest_distproc.skills import Skill
     from pytest_distproc.tasklist import Transition
 
 
@@ -39,7 +39,7 @@ def pytest_distproc_register_skills(config: pytest.Config) -> Mapping[str, Skill
 
 
 def pytest_distproc_fault_kinds(config: pytest.Config) -> list[FaultKind] | None:
-    """Return extra :class:`pytest_distproc.faults.FaultKind` objects, usable as ``kind: NAME`` in faults."""
+    """Return extra :class:`pytest_distproc.attempt.faults.FaultKind` objects, usable as ``kind: NAME`` in faults."""
 
 
 def pytest_distproc_expectation_kinds(config: pytest.Config) -> Mapping[str, Any] | None:
@@ -57,7 +57,7 @@ def pytest_distproc_aggregate(
 ) -> Mapping[str, Any] | None:
     """Merge the surviving regions' summaries into the total; the first non-None result wins.
 
-    Ours (trylast) is :func:`pytest_distproc.summary.merge`.
+    Ours (trylast) is :func:`pytest_distproc.attempt.stats.merge`.
     """
 
 

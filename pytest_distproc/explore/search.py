@@ -1,11 +1,11 @@
 """Explore fault plans (and interleavings) with Hypothesis; shrink a failure to a YAML reproducer.
 
 A fixed scenario tests one schedule. :func:`explore` runs a scenario under many fault plans drawn
-from :func:`pytest_distproc.strategies.fault_plans`, on the :class:`SimulatedBackend` (in-process,
+from :func:`pytest_distproc.explore.strategies.fault_plans`, on the :class:`SimulatedBackend` (in-process,
 simulated clock, message order and work times drawn from Hypothesis too), and checks after every
 run what must hold for *every* plan (:func:`check_run`):
 
-- the invariants of :func:`pytest_distproc.expectations.check_invariants` (faults fired, aggregation
+- the invariants of :func:`pytest_distproc.checks.expectations.check_invariants` (faults fired, aggregation
   only after every region finished, retries bounded by the policy, nothing lost or counted twice);
 - the outcome agrees with ``on_region_failure`` (COMPLETE iff every region completed, or, with
   ``partial``, iff at least one survived) and every region ended COMPLETE or FAILED;
@@ -33,11 +33,14 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from pytest_distproc import data, expectations, strategies
-from pytest_distproc.backends import Backend, Handle
+from pytest_distproc.attempt import data
 from pytest_distproc.backends.inline import FifoScheduler, ReplayScheduler, Scheduler, SimulatedBackend
-from pytest_distproc.coordinator import Coordinator, Run
+from pytest_distproc.backends.protocol import Backend, Handle
+from pytest_distproc.checks import expectations
 from pytest_distproc.errors import DistprocError
+from pytest_distproc.explore import strategies
+from pytest_distproc.run.coordinator import Coordinator
+from pytest_distproc.run.model import Run
 from pytest_distproc.scenario.model import AGGREGATE_TASK, FaultSpec, Scenario
 from pytest_distproc.tasklist import State
 

@@ -30,7 +30,7 @@ from pytest_distproc.scenario.model import AGGREGATE_TASK
 from pytest_distproc.tasklist import State
 
 if TYPE_CHECKING:
-    from pytest_distproc.coordinator import Run
+    from pytest_distproc.run.model import Run
 
 DASH = "\u2013"
 REPORT_PROPERTY = "distproc.report"
@@ -157,7 +157,7 @@ def write_scenario(directory: Path, run: Run, summary: dict[str, Any]) -> Path:
     _write(folder / "events.jsonl", "".join(json.dumps(line) + "\n" for line in event_lines(run)))
     _write(folder / "summary.json", json.dumps(summary, indent=2) + "\n")
     _write(folder / "transcript.txt", run.transcript)
-    from pytest_distproc import htmltimeline
+    from pytest_distproc.report import html as htmltimeline
 
     _write(folder / "timeline.html", htmltimeline.scenario_page(summary, history_lines(run)))
     return folder
@@ -205,7 +205,7 @@ def write_index(directory: Path, rows: list[dict[str, Any]], totals: Mapping[str
     _write(directory / "summary.md", markdown)
     plain = [{k: v for k, v in row.items() if k != "summary"} for row in rows]
     _write(directory / "index.json", json.dumps({"totals": dict(totals), "scenarios": plain}, indent=2) + "\n")
-    from pytest_distproc import htmltimeline
+    from pytest_distproc.report import html as htmltimeline
 
     _write(directory / "index.html", htmltimeline.index_page(rows, terminal_line(totals)))
     return markdown

@@ -17,9 +17,9 @@ import traceback
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
-from pytest_distproc import data
-from pytest_distproc.faults import REGISTRY
-from pytest_distproc.skills import Skill
+from pytest_distproc.attempt import data
+from pytest_distproc.attempt.faults import REGISTRY
+from pytest_distproc.attempt.skills import Skill
 
 ENV_ALLOWLIST = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "PYTHONHASHSEED")
 ISOLATION: dict[str, Any] = {}

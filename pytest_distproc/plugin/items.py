@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from _pytest._code.code import ExceptionInfo, TerminalRepr
 
-from pytest_distproc import expectations, faults, skills
+from pytest_distproc.attempt import faults, skills
+from pytest_distproc.checks import expectations
 from pytest_distproc.errors import DistprocError, ScenarioError
 from pytest_distproc.scenario.loader import LoadedDocument, load_file
 from pytest_distproc.scenario.model import Scenario
 
 if TYPE_CHECKING:  # the run-time modules load on the first run, not at pytest start-up
-    from pytest_distproc.coordinator import Run
+    from pytest_distproc.run.model import Run
 
 SECTION = "distproc transcript"
 PLAN_SECTION = "distproc fault plan"
@@ -30,7 +31,7 @@ class ScenarioFailed(Exception):
         super().__init__("\n".join(mismatches))
 
     def render(self) -> str:
-        from pytest_distproc.report import timeline, transitions_table
+        from pytest_distproc.report.text import timeline, transitions_table
 
         run = self.run
         count = len(self.mismatches)
@@ -70,13 +71,13 @@ class ScenarioItem(pytest.Item):
         scenario = self.document.scenario
         assert scenario is not None
         config = self.config
-        if scenario.explore is not None:  # search fault plans (pytest_distproc.explore) instead of one run
+        if scenario.explore is not None:  # search fault plans (pytest_distproc.explore.search) instead of one run
             self._explore(scenario)
             return
         option: str | None = config.getoption("distproc_coordinator")
         reference = option or scenario.coordinator
         if reference:
-            from pytest_distproc.adapter import run_adapter
+            from pytest_distproc.run.adapter import run_adapter
 
             base = config.invocation_params.dir if option else scenario.path.parent
             run = run_adapter(scenario, reference, seed=config.stash[SEED_KEY], base=base)
@@ -86,7 +87,7 @@ class ScenarioItem(pytest.Item):
         self._check(run)
 
     def _run_ours(self, scenario: Scenario) -> Run:
-        from pytest_distproc.coordinator import Coordinator
+        from pytest_distproc.run.coordinator import Coordinator
 
         config, hook = self.config, self.ihook
         journal_dir = config.getoption("distproc_journal")
@@ -124,7 +125,7 @@ class ScenarioItem(pytest.Item):
             raise ScenarioFailed(run, mismatches)
 
     def _explore(self, scenario: Scenario) -> None:
-        from pytest_distproc.explore import ExplorationFailed, explore
+        from pytest_distproc.explore.search import ExplorationFailed, explore
 
         result = explore(scenario, seed=self.config.stash[SEED_KEY])
         self.add_report_section("call", SECTION, f"explored {result.runs} runs of {scenario.name!r} in "

@@ -11,14 +11,17 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pytest_distproc import data, skills, summary
-from pytest_distproc.backends import Backend, Handle, make_backend, start_all
-from pytest_distproc.journal import Journal, Journaled, replayable
-from pytest_distproc.report import transcript
+from pytest_distproc.attempt import data, skills
+from pytest_distproc.attempt import stats as summary
+from pytest_distproc.backends import make_backend
+from pytest_distproc.backends.protocol import Backend, Handle, start_all
+from pytest_distproc.run.journal import Journal, Journaled, replayable
+from pytest_distproc.run.model import AttemptRecord, Run, fault_dict, planned_faults
+from pytest_distproc.run.rundir import RUN_DIR_PREFIX, run_root, sweep_stale_run_dirs
 from pytest_distproc.scenario.model import AGGREGATE_TASK, FaultSpec, RegionSpec, Scenario, TaskSpec, region_task
 from pytest_distproc.tasklist import State, TaskList, Transition
 
@@ -28,81 +31,6 @@ BackendFactory = Callable[[str, str], Backend]
 Aggregator = Callable[[Sequence[Mapping[str, Any]]], Mapping[str, Any]]
 
 
-@dataclass
-class AttemptRecord:
-    """What happened to one attempt of one region, in plain data."""
-
-    task: str
-    region: str
-    attempt: int
-    pid: int | None
-    started: float
-    ended: float | None = None
-    ok: bool = False
-    reason: str = ""
-    event: str = ""
-    faults: list[dict[str, Any]] = field(default_factory=list)
-    stack: str = ""
-    stderr: str = ""
-    timed_out: bool = False
-
-    @property
-    def duration(self) -> float:
-        return (self.ended if self.ended is not None else self.started) - self.started
-
-
-@dataclass
-class Run:
-    """The outcome of one scenario run: the history, the results, and the transcript."""
-
-    scenario: Scenario
-    seed: int
-    backend: str
-    tasks: TaskList
-    outcome: str = "FAILED"
-    regions: dict[str, dict[str, float]] = field(default_factory=dict)
-    total: dict[str, float] | None = None
-    missing: list[str] = field(default_factory=list)
-    attempts: list[AttemptRecord] = field(default_factory=list)
-    expected_counts: dict[str, int] = field(default_factory=dict)
-    planned_faults: list[dict[str, Any]] = field(default_factory=list)
-    violations: list[str] = field(default_factory=list)
-    lost: dict[str, int] = field(default_factory=dict)
-    """Attempts per task that died with a previous coordinator (resumed runs); not the region's retries."""
-    stages: dict[str, dict[str, float]] = field(default_factory=dict)
-    """Summaries of the tasks between the regions and ``aggregate-results`` (``tasks:``)."""
-    inherited: dict[str, int] = field(default_factory=dict)
-    """Attempts per task made by the coordinator this run resumed from; their faults fired out of our sight."""
-    """Protocol breaches a coordinator adapter committed (always mismatches)."""
-    started: float = 0.0
-    ended: float = 0.0
-
-    @property
-    def faults_fired(self) -> list[dict[str, Any]]:
-        return [f for a in self.attempts for f in a.faults]
-
-    @property
-    def transcript(self) -> str:
-        return transcript(self)
-
-    def attempts_of(self, task: str) -> list[AttemptRecord]:
-        return [a for a in self.attempts if a.task == task]
-
-
-def fault_dict(fault: FaultSpec, attempt: int, seed: int) -> dict[str, Any]:
-    """The plain-data form of one planned fault, as it travels to the processor."""
-    return {"region": fault.region, "kind": fault.kind, "attempt": attempt, "exit_code": fault.exit_code,
-            "signal": fault.signal, "seconds": fault.seconds, "fraction": fault.fraction,
-            "message": fault.message, "seed": seed}
-
-
-def planned_faults(scenario: Scenario, seed: int) -> list[dict[str, Any]]:
-    """Every fault the scenario plans, expanded per attempt (``attempts: all`` covers every allowed attempt)."""
-    attempts = range(1, scenario.policy.retries + 2)
-    return [fault_dict(f, a, seed) for f in scenario.faults for a in (f.attempts or attempts)]
-
-
-RUN_DIR_PREFIX = "distproc-"
 BARRIER_LIMIT = 30.0
 """Seconds the first wave may take to say hello before it is released without a proof of concurrency."""
 LOST = "was lost with the coordinator that ran it"
@@ -121,25 +49,6 @@ def plan_digest(scenario: Scenario) -> str:
         scenario.context,
     )
     return hashlib.sha256(repr(plan).encode()).hexdigest()[:16]
-
-
-def run_root() -> str:
-    """Where run dirs go: ``$TMPDIR`` when it is set, else memory-backed ``/dev/shm`` when writable
-    (a run dir and its attempts' dirs cost ~1 ms each on a disk-backed /tmp), else the system temp dir."""
-    if "TMPDIR" not in os.environ and os.access("/dev/shm", os.W_OK | os.X_OK):
-        return "/dev/shm"
-    return tempfile.gettempdir()
-
-
-def sweep_stale_run_dirs() -> list[str]:
-    """Remove run dirs whose coordinator died without cleaning up (a SIGKILL leaves them behind)."""
-    removed = []
-    for path in Path(run_root()).glob(f"{RUN_DIR_PREFIX}*-*"):
-        owner = path.name[len(RUN_DIR_PREFIX):].split("-", 1)[0]
-        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(str(path))
-    return removed
 
 
 class Coordinator:

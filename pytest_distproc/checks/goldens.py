@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_distproc.coordinator import Run
+    from pytest_distproc.run.model import Run
 
 UPDATE_FLAG = "--distproc-update-goldens"
 

@@ -1,0 +1,125 @@
+"""The result of a run, in plain data: the TaskList history, each attempt, the summaries, the transcript.
+
+Every source of a history (our coordinator, a user's coordinator through the adapter) fills a
+:class:`Run`; checkers, goldens and reports read nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_distproc.attempt import stats as summary
+from pytest_distproc.scenario.model import FaultSpec, Scenario
+from pytest_distproc.tasklist import State, TaskList
+
+
+@dataclass
+class AttemptRecord:
+    """What happened to one attempt of one region, in plain data."""
+
+    task: str
+    region: str
+    attempt: int
+    pid: int | None
+    started: float
+    ended: float | None = None
+    ok: bool = False
+    reason: str = ""
+    event: str = ""
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    stack: str = ""
+    stderr: str = ""
+    timed_out: bool = False
+
+    @property
+    def duration(self) -> float:
+        return (self.ended if self.ended is not None else self.started) - self.started
+
+
+@dataclass
+class Run:
+    """The outcome of one scenario run: the history, the results, and the transcript."""
+
+    scenario: Scenario
+    seed: int
+    backend: str
+    tasks: TaskList
+    outcome: str = "FAILED"
+    regions: dict[str, dict[str, float]] = field(default_factory=dict)
+    total: dict[str, float] | None = None
+    missing: list[str] = field(default_factory=list)
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    expected_counts: dict[str, int] = field(default_factory=dict)
+    planned_faults: list[dict[str, Any]] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+    """Protocol breaches a coordinator adapter committed (always mismatches)."""
+    lost: dict[str, int] = field(default_factory=dict)
+    """Attempts per task that died with a previous coordinator (resumed runs); not the region's retries."""
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Summaries of the tasks between the regions and ``aggregate-results`` (``tasks:``)."""
+    inherited: dict[str, int] = field(default_factory=dict)
+    """Attempts per task made by the coordinator this run resumed from; their faults fired out of our sight."""
+    started: float = 0.0
+    ended: float = 0.0
+
+    @property
+    def faults_fired(self) -> list[dict[str, Any]]:
+        return [f for a in self.attempts for f in a.faults]
+
+    @property
+    def transcript(self) -> str:
+        """The report of the original distributed-processor skill: what the workflow under test prints."""
+        return transcript(self)
+
+    def attempts_of(self, task: str) -> list[AttemptRecord]:
+        return [a for a in self.attempts if a.task == task]
+
+
+def fault_dict(fault: FaultSpec, attempt: int, seed: int) -> dict[str, Any]:
+    """The plain-data form of one planned fault, as it travels to the processor."""
+    return {"region": fault.region, "kind": fault.kind, "attempt": attempt, "exit_code": fault.exit_code,
+            "signal": fault.signal, "seconds": fault.seconds, "fraction": fault.fraction,
+            "message": fault.message, "seed": seed}
+
+
+def planned_faults(scenario: Scenario, seed: int) -> list[dict[str, Any]]:
+    """Every fault the scenario plans, expanded per attempt (``attempts: all`` covers every allowed attempt)."""
+    attempts = range(1, scenario.policy.retries + 2)
+    return [fault_dict(f, a, seed) for f in scenario.faults for a in (f.attempts or attempts)]
+
+
+def transcript(run: Run) -> str:
+    """The report of the original distributed-processor skill, plus worded failures when there are any."""
+    lines = ["Distributed Processing: COORDINATING"]
+    for number, task in enumerate(run.tasks, start=1):
+        states = run.tasks.sequence(task.id)
+        if states and states[0] is State.PENDING:
+            states = states[1:]
+        lines.append(f"[t{number}] {task.id}: {' -> '.join(s.value for s in states)}")
+        for record in run.attempts_of(task.id):
+            if not record.ok and record.event:
+                lines.append(f"    ! {record.event}")
+    lines.append("")
+    if run.total is None:
+        lines.append("=== NO AGGREGATED RESULTS ===")
+        if run.missing:
+            lines.append("Failed: " + ", ".join(_failed_region(run, r) for r in run.missing))
+        lines.append("Distributed Processing: FAILED")
+        return "\n".join(lines) + "\n"
+    lines.append("=== AGGREGATED RESULTS ===")
+    for spec in run.scenario.regions:
+        if spec.id in run.regions:
+            lines.append(summary.line(f"Region {spec.id}", run.regions[spec.id]))
+    if run.missing:
+        lines.append("Missing: " + ", ".join(_failed_region(run, r) for r in run.missing))
+    for stage, value in run.stages.items():
+        lines.append(summary.line(stage, value))
+    lines.append("")
+    lines.append(summary.line("Total", run.total))
+    return "\n".join(lines) + "\n"
+
+
+def _failed_region(run: Run, region_id: str) -> str:
+    attempts = [a for a in run.attempts if a.region == region_id]
+    return f"Region {region_id} (failed after {len(attempts)} attempt{'s' if len(attempts) != 1 else ''})"
