@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pytest_distproc.errors import SkillError
 
 FRONT_KEYS = ("name", "description", "context", "processor", "allowed-tools", "license", "metadata")
@@ -65,6 +63,8 @@ def _front_matter(text: str, manifest: Path) -> dict[str, Any]:
     end = text.find("\n---", 3)
     if end < 0:
         raise SkillError(f"{manifest}:1: front matter is not closed by a '---' line")
+    import yaml  # here, in the coordinator: the attempt's side of the fork never maps PyYAML
+
     try:
         front = yaml.safe_load(text[3:end])
     except yaml.YAMLError as exc:
