@@ -118,8 +118,6 @@ def test_what_the_fork_server_can_import_itself(
     reference: str, skill: skills.Skill | None, faults: list[dict[str, str]], portable: str | None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    if reference == "from-a-hook":
-        monkeypatch.setitem(skills.REGISTRY, reference, skill)  # type: ignore[arg-type]
     assert forkserver.portable(reference, skill or skills.region_stats, [{"faults": faults}]) == portable
 
 
@@ -129,5 +127,4 @@ def test_a_conftest_skill_is_forked_from_the_coordinator(monkeypatch: pytest.Mon
 
     in_conftest.__module__ = "tests.conftest"
     in_conftest.__qualname__ = "in_conftest"
-    monkeypatch.setitem(skills.REGISTRY, "conftest-skill", in_conftest)  # type: ignore[arg-type]
     assert forkserver.portable("conftest-skill", in_conftest, [{}]) is None  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from pytest_distproc.attempt import data
-from pytest_distproc.attempt.faults import REGISTRY
+from pytest_distproc.attempt.faults import installed
 from pytest_distproc.attempt.skills import Skill
 
 ENV_ALLOWLIST = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "PYTHONHASHSEED")
@@ -250,14 +250,15 @@ def execute(job: Mapping[str, Any], skill: Skill, emit: Any, actions: Mapping[st
     """
     state: dict[str, Any] = {"records": data.load(job["source"])}
     faults = list(job.get("faults", ()))
+    kinds = installed()
     for fault in faults:
-        if REGISTRY[fault["kind"]].phase == "before":
+        if kinds[fault["kind"]].phase == "before":
             emit({"type": "fault", "fault": fault})
-            (actions or {}).get(fault["kind"], REGISTRY[fault["kind"]].action)(fault, state)
+            (actions or {}).get(fault["kind"], kinds[fault["kind"]].action)(fault, state)
     context = {"region": job["region"], "attempt": job["attempt"], "seed": job["seed"], "workdir": job["workdir"]}
     state["result"] = skill(state["records"], context)
     for fault in faults:
-        if REGISTRY[fault["kind"]].phase == "after":
+        if kinds[fault["kind"]].phase == "after":
             emit({"type": "fault", "fault": fault})
-            (actions or {}).get(fault["kind"], REGISTRY[fault["kind"]].action)(fault, state)
+            (actions or {}).get(fault["kind"], kinds[fault["kind"]].action)(fault, state)
     return state["result"]

@@ -6,11 +6,12 @@ that every planned fault fired even when the fault kills the process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -78,7 +79,7 @@ def _oom(fault: Mapping[str, Any], state: dict[str, Any]) -> None:
         hoard.append(bytearray(32 * 1024 * 1024))
 
 
-REGISTRY: dict[str, FaultKind] = {
+BUILTIN: Mapping[str, FaultKind] = MappingProxyType({
     kind.name: kind
     for kind in (
         FaultKind("raise", "before", _raise, lethal=False),
@@ -90,12 +91,36 @@ REGISTRY: dict[str, FaultKind] = {
         FaultKind("drop", "before", _drop, lethal=False),
         FaultKind("oom", "before", _oom, lethal=False),
     )
-}
-BUILTIN: Mapping[str, FaultKind] = MappingProxyType(dict(REGISTRY))  # what a fresh interpreter knows
+})
+"""The kinds every interpreter knows (the fork server too); plugins add theirs per pytest config."""
+
+_installed: list[Mapping[str, FaultKind]] = [BUILTIN]
 
 
-def register(kind: FaultKind) -> None:
-    """Add a fault kind (from the ``pytest_distproc_fault_kinds`` hook); its name becomes a valid ``kind``."""
+def installed() -> Mapping[str, FaultKind]:
+    """The kinds of the run in progress in this process: what its attempts, forked from it, act on."""
+    return _installed[-1]
+
+
+@contextlib.contextmanager
+def installing(kinds: Mapping[str, FaultKind]) -> Iterator[None]:
+    """Make ``kinds`` the ones attempts act on for the span of one run.
+
+    Attempts learn a plugin's fault kind by inheriting the coordinator's memory through fork (a kind's
+    action is code, not plain data), so the run installs its config's kinds here and takes them back
+    after: nothing leaks into later runs, other folders or in-process pytest sessions.
+    """
+    _installed.append(kinds)
+    try:
+        yield
+    finally:
+        _installed.pop()
+
+
+def validate(kind: FaultKind) -> FaultKind:
+    """A kind a plugin returned, checked before any scenario may name it."""
+    if not isinstance(kind, FaultKind):
+        raise TypeError(f"a fault kind must be a pytest_distproc.attempt.faults.FaultKind, got {type(kind).__name__}")
     if kind.phase not in ("before", "after"):
         raise ValueError(f"fault kind {kind.name!r}: phase must be 'before' or 'after', got {kind.phase!r}")
-    REGISTRY[kind.name] = kind
+    return kind

@@ -11,9 +11,11 @@ Where skills come from, in the order a name is looked up: the registry (built-in
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from pytest_distproc.attempt import data
@@ -29,44 +31,42 @@ def region_stats(records: list[dict[str, Any]], context: Mapping[str, Any]) -> d
     return summary.summarize(data.values(records))
 
 
-REGISTRY: dict[str, Skill] = {"region-stats": region_stats}
+BUILTIN: Mapping[str, Skill] = MappingProxyType({"region-stats": region_stats})
+"""The skills every interpreter knows (the fork server too); plugins and conftests add theirs per pytest config."""
 
 
-def register(name: str, skill: Skill) -> None:
-    """Make ``skill`` available to scenarios as ``skill: name``."""
+def checked(name: str, skill: Skill) -> Skill:
+    """A skill a plugin registered, checked before any scenario may name it."""
     if not callable(skill):
         raise SkillError(f"skill {name!r} must be callable, got {type(skill).__name__}")
-    REGISTRY[name] = skill
+    return skill
 
 
-_ENTRY_POINTS_LOADED: list[bool] = []
-
-
-def load_entry_points() -> None:
-    """Register the skills that installed packages publish in the ``pytest_distproc.skills`` group (once:
-    scanning the installed distributions costs milliseconds, and collection calls this per file)."""
-    if _ENTRY_POINTS_LOADED:
-        return
-    _ENTRY_POINTS_LOADED.append(True)
+@functools.cache
+def entry_point_skills() -> Mapping[str, Skill]:
+    """The skills installed packages publish in the ``pytest_distproc.skills`` group (scanned once per
+    process: the installed distributions are the same for every config, and scanning costs milliseconds)."""
     from importlib.metadata import entry_points  # here: ~4 MiB the fork server need not map into every child
 
+    found: dict[str, Skill] = {}
     for entry in entry_points(group=ENTRY_POINT_GROUP):
-        if entry.name not in REGISTRY:
-            try:
-                register(entry.name, entry.load())
-            except Exception as exc:
-                raise SkillError(f"entry point {entry.name} = {entry.value} in group {ENTRY_POINT_GROUP} "
-                                 f"cannot be loaded: {type(exc).__name__}: {exc}") from None
+        if entry.name in BUILTIN:
+            continue
+        try:
+            found[entry.name] = checked(entry.name, entry.load())
+        except Exception as exc:
+            raise SkillError(f"entry point {entry.name} = {entry.value} in group {ENTRY_POINT_GROUP} "
+                             f"cannot be loaded: {type(exc).__name__}: {exc}") from None
+    return MappingProxyType(found)
 
 
-def known(reference: str) -> bool:
-    return reference in REGISTRY
+def resolve(reference: str, registered: Mapping[str, Skill] = BUILTIN) -> Skill:
+    """Turn a scenario's ``skill`` into a callable, importing user code here, never in the child.
 
-
-def resolve(reference: str) -> Skill:
-    """Turn a scenario's ``skill`` into a callable, importing user code here, never in the child."""
-    if reference in REGISTRY:
-        return REGISTRY[reference]
+    ``registered`` is the table of named skills of the scenario's config (built-ins, entry points, hooks).
+    """
+    if reference in registered:
+        return registered[reference]
     if ":" in reference and not Path(reference).is_dir():
         module_name, _, attr = reference.partition(":")
         try:
@@ -83,5 +83,5 @@ def resolve(reference: str) -> Skill:
 
         skill: Skill = SkillDir.load(Path(reference)).as_skill()
         return skill
-    raise SkillError(f"unknown skill {reference!r}; registered: {', '.join(sorted(REGISTRY))}; or use "
+    raise SkillError(f"unknown skill {reference!r}; registered: {', '.join(sorted(registered))}; or use "
                      "'package.module:function' or a directory holding a SKILL.md")

@@ -241,12 +241,13 @@ def portable(reference: str, skill: skills.Skill, jobs: list[dict[str, Any]]) ->
     coordinator's memory: a skill defined in a conftest, a closure, or a fault kind a plugin added."""
     if not all(_builtin_fault(str(f.get("kind"))) for job in jobs for f in job.get("faults", ())):
         return None
-    if skills.REGISTRY.get(reference) is skills.region_stats:
+    if skills.BUILTIN.get(reference) is skill:
         return reference
-    if reference not in skills.REGISTRY:
-        if ":" in reference or not os.path.isdir(reference):
-            return reference
+    if os.path.isdir(reference.partition("#")[0]):
         return os.path.abspath(reference)  # a SKILL.md directory, as the coordinator's cwd sees it
+    if ":" in reference:
+        return reference  # package.module:function: the server imports it as the coordinator did
+    # a name a plugin, a conftest or an entry point registered: the server knows it only by where it lives
     module, name = getattr(skill, "__module__", None), getattr(skill, "__qualname__", "")
     if not module or module == "__main__" or "<" in name or module.rpartition(".")[2] == "conftest":
         return None
@@ -255,7 +256,7 @@ def portable(reference: str, skill: skills.Skill, jobs: list[dict[str, Any]]) ->
 
 def _builtin_fault(kind: str) -> bool:
     """Whether the server, which never saw the plugins' hooks, runs ``kind`` as the coordinator would."""
-    return kind in faults.BUILTIN and faults.REGISTRY.get(kind) is faults.BUILTIN[kind]
+    return kind in faults.BUILTIN and faults.installed().get(kind) is faults.BUILTIN[kind]
 
 
 @atexit.register

@@ -9,11 +9,12 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pytest_distproc.attempt import data
 from pytest_distproc.attempt import stats as summary
+from pytest_distproc.scenario.extensions import Checker
 from pytest_distproc.scenario.model import AGGREGATE_TASK, Expect, region_task
 from pytest_distproc.tasklist import State
 
@@ -24,20 +25,13 @@ ORDER = re.compile(r"^([^\s:<]+):([A-Z_]+) < ([^\s:<]+):([A-Z_]+)$")
 SUMMARY_FIELD = {"records": "count", "sum": "sum", "mean": "mean", "min": "min", "max": "max", "variance": "variance"}
 
 
-Checker = Callable[["Run", Any], list[str]]
-REGISTRY: dict[str, Checker] = {}
-"""Expectation kinds added by plugins: ``expect: {name: value}`` runs ``REGISTRY[name](run, value)``."""
+def check(run: Run, kinds: Mapping[str, Checker] | None = None) -> list[str]:
+    """Every mismatch of ``run``: its scenario's ``expect`` (plugins' kinds looked up in ``kinds``) and
+    the invariants of every run."""
+    return check_expectations(run, run.scenario.expect, kinds) + check_invariants(run)
 
 
-def register(name: str, checker: Checker) -> None:
-    REGISTRY[name] = checker
-
-
-def check(run: Run) -> list[str]:
-    return check_expectations(run, run.scenario.expect) + check_invariants(run)
-
-
-def check_expectations(run: Run, expect: Expect) -> list[str]:
+def check_expectations(run: Run, expect: Expect, kinds: Mapping[str, Checker] | None = None) -> list[str]:
     problems: list[str] = []
     tasks = run.tasks
     wanted = expect.outcome or "COMPLETE"  # a run that fails where nobody said it may is a failure
@@ -59,8 +53,13 @@ def check_expectations(run: Run, expect: Expect) -> list[str]:
         problems.extend(check_concurrent(run, expect.concurrent))
     if expect.aggregate:
         problems.extend(check_aggregate(run, expect.aggregate))
-    for name, value in getattr(expect, "extra", {}).items():
-        problems.extend(f"{name}: {p}" for p in REGISTRY[name](run, value))
+    for name, value in expect.extra.items():
+        checker = (kinds or {}).get(name)
+        if checker is None:
+            problems.append(f"expect.{name}: no checker for this expectation kind here; register it with the "
+                            "pytest_distproc_expectation_kinds hook in a conftest that applies to this test")
+            continue
+        problems.extend(f"{name}: {p}" for p in checker(run, value))
     return problems
 
 

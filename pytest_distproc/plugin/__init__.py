@@ -11,7 +11,8 @@ import pytest
 from pytest_distproc.attempt import stats as summary
 from pytest_distproc.plugin import hookspecs
 from pytest_distproc.plugin.fixture import distproc
-from pytest_distproc.plugin.items import PLAN_SECTION, SECTION, SEED_KEY, ScenarioFile
+from pytest_distproc.plugin.items import PLAN_SECTION, SECTION, ScenarioFile
+from pytest_distproc.plugin.running import SEED_KEY
 from pytest_distproc.scenario.model import BACKENDS
 
 if TYPE_CHECKING:

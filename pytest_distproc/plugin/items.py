@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,9 +9,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from _pytest._code.code import ExceptionInfo, TerminalRepr
 
-from pytest_distproc.attempt import faults, skills
-from pytest_distproc.checks import expectations
 from pytest_distproc.errors import DistprocError, ScenarioError
+from pytest_distproc.plugin.running import SEED_KEY, extensions_for, mismatches_for, run_for
 from pytest_distproc.scenario.loader import LoadedDocument, load_file
 from pytest_distproc.scenario.model import Scenario
 
@@ -50,8 +48,7 @@ class ScenarioFailed(Exception):
 
 class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[ScenarioItem]:
-        register_extensions(self.config, self.ihook)
-        for document in load_file(self.path):
+        for document in load_file(self.path, extensions_for(self)):
             yield ScenarioItem.from_parent(self, name=document.name, document=document)
 
 
@@ -70,54 +67,20 @@ class ScenarioItem(pytest.Item):
             raise self.document.error
         scenario = self.document.scenario
         assert scenario is not None
-        config = self.config
         if scenario.explore is not None:  # search fault plans (pytest_distproc.explore.search) instead of one run
             self._explore(scenario)
             return
-        option: str | None = config.getoption("distproc_coordinator")
-        reference = option or scenario.coordinator
-        if reference:
-            from pytest_distproc.run.adapter import run_adapter
-
-            base = config.invocation_params.dir if option else scenario.path.parent
-            run = run_adapter(scenario, reference, seed=config.stash[SEED_KEY], base=base)
-        else:
-            run = self._run_ours(scenario)
+        run = run_for(self, scenario)
         self.run_result = run
         self._check(run)
 
-    def _run_ours(self, scenario: Scenario) -> Run:
-        from pytest_distproc.run.coordinator import Coordinator
-
-        config, hook = self.config, self.ihook
-        journal_dir = config.getoption("distproc_journal")
-        journal = Path(journal_dir) / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', self.nodeid)}.sqlite" if journal_dir else None
-        return Coordinator(
-            scenario,
-            seed=config.stash[SEED_KEY],
-            journal=journal,
-            resume=bool(config.getoption("distproc_resume")),
-            backend=config.getoption("distproc_backend"),
-            observers=(lambda t: hook.pytest_distproc_transition(config=config, scenario=scenario, transition=t),),
-            backend_factory=lambda name, run_dir: hook.pytest_distproc_make_backend(
-                config=config, scenario=scenario, name=name, run_dir=run_dir
-            ),
-            aggregate=lambda summaries: hook.pytest_distproc_aggregate(
-                config=config, scenario=scenario, summaries=summaries
-            ),
-        ).run()
-
     def _check(self, run: Run) -> None:
-        config, hook = self.config, self.ihook
         if run.planned_faults:
             plan = "".join(f"# fault plan: {f['kind']} in region {f['region']} on attempt {f['attempt']}\n"
                            for f in run.planned_faults)
             self.add_report_section("call", PLAN_SECTION, f"# seed {run.seed}\n{plan}")
         self.add_report_section("call", SECTION, run.transcript)
-        hook.pytest_distproc_run_finished(config=config, run=run)
-        mismatches = expectations.check(run)
-        for extra in hook.pytest_distproc_check(config=config, run=run):
-            mismatches.extend(extra or [])
+        mismatches = mismatches_for(self, run)
         self.user_properties.extend([("distproc.outcome", run.outcome), ("distproc.seed", run.seed),
                                      ("distproc.attempts", len(run.attempts)),
                                      ("distproc.faults", len(run.faults_fired))])
@@ -148,20 +111,3 @@ class ScenarioItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.document.line - 1, f"scenario: {self.name}"
-
-
-SEED_KEY = pytest.StashKey[int]()
-
-
-def register_extensions(config: pytest.Config, hook: Any) -> None:
-    """Ask plugins and conftests for skills, fault kinds and expectation kinds before loading scenarios."""
-    skills.load_entry_points()
-    for found in hook.pytest_distproc_register_skills(config=config):
-        for name, skill in (found or {}).items():
-            skills.register(name, skill)
-    for kinds in hook.pytest_distproc_fault_kinds(config=config):
-        for kind in kinds or ():
-            faults.register(kind)
-    for checkers in hook.pytest_distproc_expectation_kinds(config=config):
-        for name, checker in (checkers or {}).items():
-            expectations.register(name, checker)

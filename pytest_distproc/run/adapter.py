@@ -4,13 +4,15 @@ The protocol: a coordinator is any object with ``run(harness)``, or a factory re
 ``package.module:factory`` or ``path/to/file.py:factory`` (relative to the scenario). In ``run`` it:
 
 1. creates nothing: the tasks already exist (``harness.tasks``: ``process-region-<id>`` per region,
-   ``aggregate-results`` blocked by them) and are recorded with our ids;
+   then the scenario's ``tasks:`` graph ending in ``aggregate-results``; ``harness.graph`` lists the
+   tasks after the regions, blockers first, as plain dicts with ``id``, ``kind`` and ``blocked_by``);
 2. runs each region attempt however it likes (its own fork, pool, queue), calling
    ``harness.process(region, attempt)`` *inside the child*: that applies the scenario's faults for
    that attempt (a crash, a kill, a hang hits the user's child) and returns the region's summary;
 3. reports every state change from its own (coordinator) process with
    ``harness.record(task, "IN_PROGRESS" | "COMPLETE" | "FAILED" | "CANCELLED", pid=...)``;
-4. finishes with ``harness.result(regions={id: summary}, total=summary_or_None)``.
+4. finishes with ``harness.result(regions={id: summary}, total=summary_or_None)`` (and ``stages={task: summary}``
+   for the graph's tasks before ``aggregate-results``, when it has any).
 
 The harness numbers what it is told, in the order it is told (one source of order), checks every
 transition against the TaskList's rules, proves concurrency with the same hello/go barrier as our
@@ -35,14 +37,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pytest_distproc.attempt import data, skills
+from pytest_distproc.attempt import data, faults, skills
 from pytest_distproc.attempt import execute as region
 from pytest_distproc.attempt import stats as summary
-from pytest_distproc.attempt.faults import REGISTRY
+from pytest_distproc.attempt.faults import installed
 from pytest_distproc.errors import DistprocError, IllegalTransition
-from pytest_distproc.run.model import AttemptRecord, Run, fault_dict, planned_faults
+from pytest_distproc.run.coordinator import Observer
+from pytest_distproc.run.model import AttemptRecord, Run, create_tasks, fault_dict, planned_faults
+from pytest_distproc.scenario.extensions import Extensions
 from pytest_distproc.scenario.model import AGGREGATE_TASK, Scenario
-from pytest_distproc.tasklist import State, TaskList
+from pytest_distproc.tasklist import State, TaskList, Transition
 
 BARRIER_GRACE = 2.0
 """Seconds the first wave waits for its siblings' hello before it is released without proof."""
@@ -80,7 +84,8 @@ def load_coordinator(reference: str, base: Path) -> Callable[[], Any]:
 class Harness:
     """What a user's coordinator gets. Thread-safe; ``record`` and ``result`` only from its own process."""
 
-    def __init__(self, scenario: Scenario, seed: int) -> None:
+    def __init__(self, scenario: Scenario, seed: int, *, extensions: Extensions | None = None,
+                 observers: tuple[Observer, ...] = ()) -> None:
         self.scenario, self.seed, self.policy = scenario, seed, scenario.policy
         self.regions = [r.id for r in scenario.regions]
         self.task_of = {r.id: r.task for r in scenario.regions}
@@ -89,7 +94,9 @@ class Harness:
         self.lock = threading.Lock()
         self.violations: list[str] = []
         self.sources = {r.id: data.source_of(r, seed) for r in scenario.regions}
-        self.skill = skills.resolve(scenario.skill)
+        self.skill = skills.resolve(scenario.skill, (extensions or Extensions()).skills)
+        self.observers = observers
+        self.graph = [{"id": t.id, "kind": t.kind, "blocked_by": list(t.blocked_by)} for t in scenario.graph]
         self.run = Run(scenario, seed, "adapter", self.tasks)
         self.run.expected_counts = {rid: data.count(src) for rid, src in self.sources.items()}
         self.run.planned_faults = planned_faults(scenario, seed)
@@ -99,10 +106,9 @@ class Harness:
         self._children: dict[int, AttemptRecord] = {}
         self._arrived: set[str] = set()
         self._wave_open = True
-        for spec in scenario.regions:
-            self.tasks.create(spec.task, f"Process region {spec.id}")
-        self.tasks.create(AGGREGATE_TASK, "Aggregate results", [r.task for r in scenario.regions],
-                          proceed_on_failed_blockers=self.policy.on_region_failure == "partial")
+        create_tasks(self.tasks, scenario)
+        for entry in self.tasks.transitions:
+            self._notify(entry)
 
     # -- called in the user's child ----------------------------------------------------
     def process(self, region_id: str, attempt: int) -> dict[str, Any]:
@@ -115,7 +121,7 @@ class Harness:
         if in_coordinator:
             self._violation(f"region {region_id} attempt {attempt} ran inside the coordinator's own process "
                             "(no isolation); its lethal faults were not injected")
-            faults = [f for f in faults if not REGISTRY[f["kind"]].lethal]
+            faults = [f for f in faults if not installed()[f["kind"]].lethal]
         else:
             ceiling = region.address_space() + self.policy.memory_limit_mb * 1024 * 1024
             resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
@@ -145,18 +151,28 @@ class Harness:
             return
         with self.lock:
             try:
-                self.tasks.move(task, State(state), pid=pid, event=event)
+                entry = self.tasks.move(task, State(state), pid=pid, event=event)
             except (IllegalTransition, ValueError, KeyError) as exc:
                 self.violations.append(f"the coordinator reported an illegal transition: {exc}")
                 return
+            self._notify(entry)
             attempts = [a for a in self.run.attempts if a.task == task]
             if attempts and state in ("COMPLETE", "FAILED"):
                 latest = attempts[-1]
                 latest.ended, latest.ok, latest.event = time.monotonic(), state == "COMPLETE", event
 
-    def result(self, *, regions: Mapping[str, Mapping[str, Any]], total: Mapping[str, Any] | None) -> None:
-        """Report the final per-region summaries and the total (None when the run gave up)."""
+    def result(self, *, regions: Mapping[str, Mapping[str, Any]], total: Mapping[str, Any] | None,
+               stages: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        """Report the final per-region summaries, the total (None when the run gave up), and the summaries
+        of the graph's tasks before ``aggregate-results`` (``stages``), if the scenario has any."""
         self.reported = True
+        inner = {t["id"] for t in self.graph} - {AGGREGATE_TASK}
+        for task, value in dict(stages or {}).items():
+            problem = summary.validate(value, None) if task in inner else f"unknown task {task!r}"
+            if problem:
+                self._violation(f"harness.result(): stage {task}: {problem}")
+            else:
+                self.run.stages[str(task)] = dict(value)
         checked: dict[str, dict[str, Any]] = {}
         for region_id, value in dict(regions).items():
             if str(region_id) not in self.task_of:
@@ -174,6 +190,10 @@ class Harness:
         self.run.total = dict(total) if total is not None and not problem else None
 
     # -- the harness's own side --------------------------------------------------------
+    def _notify(self, entry: Transition) -> None:
+        for observer in self.observers:
+            observer(entry)
+
     def _violation(self, text: str) -> None:
         with self.lock:
             self.violations.append(text)
@@ -248,13 +268,20 @@ class Harness:
                 pass
 
 
-def run_adapter(scenario: Scenario, reference: str, *, seed: int, base: Path | None = None) -> Run:
+def run_adapter(scenario: Scenario, reference: str, *, seed: int, base: Path | None = None,
+                extensions: Extensions | None = None, observers: tuple[Observer, ...] = ()) -> Run:
     """Run the user's coordinator named by ``reference`` on ``scenario``; return the run our checkers read.
 
     A ``file.py`` reference resolves against ``base`` (default: the scenario's folder).
     """
     factory = load_coordinator(reference, base or scenario.path.parent)
-    harness = Harness(scenario, scenario.seed if scenario.seed is not None else seed)
+    extensions = extensions or Extensions()
+    with faults.installing(extensions.fault_kinds):  # the user's children act on this config's fault kinds
+        return _run(factory, Harness(scenario, scenario.run_seed(seed), extensions=extensions, observers=observers))
+
+
+def _run(factory: Callable[[], Any], harness: Harness) -> Run:
+    scenario = harness.scenario
     run = harness.run
     run.started = time.monotonic()
     attempts = scenario.policy.retries + 1

@@ -15,13 +15,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pytest_distproc.attempt import data, skills
+from pytest_distproc.attempt import data, faults, skills
 from pytest_distproc.attempt import stats as summary
 from pytest_distproc.backends import make_backend
 from pytest_distproc.backends.protocol import Backend, Handle, start_all
 from pytest_distproc.run.journal import Journal, Journaled, replayable
-from pytest_distproc.run.model import AttemptRecord, Run, fault_dict, planned_faults
+from pytest_distproc.run.model import AttemptRecord, Run, create_tasks, fault_dict, planned_faults
 from pytest_distproc.run.rundir import RUN_DIR_PREFIX, run_root, sweep_stale_run_dirs
+from pytest_distproc.scenario.extensions import Extensions
 from pytest_distproc.scenario.model import AGGREGATE_TASK, FaultSpec, RegionSpec, Scenario, TaskSpec, region_task
 from pytest_distproc.tasklist import State, TaskList, Transition
 
@@ -65,9 +66,11 @@ class Coordinator:
         aggregate: Aggregator | None = None,
         journal: str | Path | None = None,
         resume: bool = False,
+        extensions: Extensions | None = None,
     ) -> None:
         self.scenario = scenario
-        self.seed = scenario.seed if scenario.seed is not None else (seed or 0)
+        self.seed = scenario.run_seed(seed)
+        self.extensions = extensions or Extensions()
         name = "inline" if scenario.context == "inline" else (backend or scenario.backend)
         self.backend_name = name
         self.observers = observers
@@ -77,7 +80,7 @@ class Coordinator:
         self.journal_path, self.resume = journal, resume
 
     def run(self) -> Run:
-        skill = skills.resolve(self.scenario.skill)
+        skill = skills.resolve(self.scenario.skill, self.extensions.skills)
         sweep_stale_run_dirs()
         run_dir = tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-", dir=run_root())
         try:
@@ -86,7 +89,8 @@ class Coordinator:
             shutil.rmtree(run_dir, ignore_errors=True)
             raise
         try:
-            return self._loop(backend, skill).run()
+            with faults.installing(self.extensions.fault_kinds):
+                return self._loop(backend, skill).run()
         finally:
             backend.close()
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -126,12 +130,7 @@ class _Loop:
     def _run(self) -> Run:
         run, scenario = self.run_state, self.scenario
         run.started = self.backend.now()
-        for spec in scenario.regions:
-            self.tasks.create(spec.task, f"Process region {spec.id}")
-        partial = self.policy.on_region_failure == "partial"
-        for stage in scenario.graph:
-            subject = "Aggregate results" if stage.id == AGGREGATE_TASK else stage.description or stage.id
-            self.tasks.create(stage.id, subject, stage.blocked_by, proceed_on_failed_blockers=partial)
+        create_tasks(self.tasks, scenario)
         resumed = self._open_journal()
         self._notify_all(journal=resumed is None)  # a resumed journal holds these creations already
         if resumed is not None:

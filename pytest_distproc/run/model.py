@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_distproc.attempt import stats as summary
-from pytest_distproc.scenario.model import FaultSpec, Scenario
+from pytest_distproc.scenario.model import AGGREGATE_TASK, FaultSpec, Scenario
 from pytest_distproc.tasklist import State, TaskList
 
 
@@ -81,6 +81,17 @@ def fault_dict(fault: FaultSpec, attempt: int, seed: int) -> dict[str, Any]:
     return {"region": fault.region, "kind": fault.kind, "attempt": attempt, "exit_code": fault.exit_code,
             "signal": fault.signal, "seconds": fault.seconds, "fraction": fault.fraction,
             "message": fault.message, "seed": seed}
+
+
+def create_tasks(tasks: TaskList, scenario: Scenario) -> None:
+    """The tasks a run of ``scenario`` starts with, in this order: one per region, then the ``tasks:``
+    graph ending in ``aggregate-results``. The one place they are made, for every source of a history."""
+    for spec in scenario.regions:
+        tasks.create(spec.task, f"Process region {spec.id}")
+    partial = scenario.policy.on_region_failure == "partial"
+    for stage in scenario.graph:
+        subject = "Aggregate results" if stage.id == AGGREGATE_TASK else stage.description or stage.id
+        tasks.create(stage.id, subject, stage.blocked_by, proceed_on_failed_blockers=partial)
 
 
 def planned_faults(scenario: Scenario, seed: int) -> list[dict[str, Any]]:

@@ -15,11 +15,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pytest_distproc.attempt import data, skills
-from pytest_distproc.attempt import faults as fault_kinds
-from pytest_distproc.checks import expectations
+from pytest_distproc.attempt import data
 from pytest_distproc.errors import Problem, ScenarioError
 from pytest_distproc.scenario import matrix
+from pytest_distproc.scenario.extensions import Extensions
 from pytest_distproc.scenario.graph import parse_tasks
 from pytest_distproc.scenario.model import (
     AGGREGATE_TASK,
@@ -72,8 +71,11 @@ class LoadedDocument:
     error: ScenarioError | None = None
 
 
-def load_file(path: str | Path) -> list[LoadedDocument]:
-    """Load every document of a scenario file. Problems never raise: each document carries its own."""
+def load_file(path: str | Path, extensions: Extensions | None = None) -> list[LoadedDocument]:
+    """Load every document of a scenario file. Problems never raise: each document carries its own.
+
+    ``extensions``: the skills, fault kinds and expectation kinds the file may name (default: built-ins).
+    """
     path = Path(path)
     shown = str(path)
     try:
@@ -92,12 +94,13 @@ def load_file(path: str | Path) -> list[LoadedDocument]:
                         "save the file as UTF-8"),
             )
         ]
-    return load_text(text, path)
+    return load_text(text, path, extensions)
 
 
-def load_text(text: str, path: str | Path) -> list[LoadedDocument]:
+def load_text(text: str, path: str | Path, extensions: Extensions | None = None) -> list[LoadedDocument]:
     """Load scenario documents from YAML ``text`` as if read from ``path`` (data files resolve beside it)."""
     path = Path(path)
+    known = extensions or Extensions()
     documents = [d for d in parse_documents_safely(text, str(path)) if d.value is not None or d.problems]
     if not documents:
         problem = Problem(str(path), 1, "$", "no scenario in this file: it is empty or holds only comments; "
@@ -109,7 +112,7 @@ def load_text(text: str, path: str | Path) -> list[LoadedDocument]:
     for index, original in enumerate(documents):
         default_name = f"{path.stem}-{index + 1}" if many else path.stem
         for doc, suffix in matrix.expand(original, str(path)):
-            item = _load_document(doc, path, default_name)
+            item = _load_document(doc, path, default_name, known)
             if suffix:
                 item = _with_suffix(item, suffix)
             loaded.append(item)
@@ -124,9 +127,9 @@ def _with_suffix(item: LoadedDocument, suffix: str) -> LoadedDocument:
     return LoadedDocument(name, item.line, scenario=scenario, error=item.error)
 
 
-def load_one(text: str, path: str | Path = "<string>.yaml") -> Scenario:
+def load_one(text: str, path: str | Path = "<string>.yaml", extensions: Extensions | None = None) -> Scenario:
     """Load exactly one scenario or raise :class:`ScenarioError` (for the Python API and tests)."""
-    docs = load_text(text, path)
+    docs = load_text(text, path, extensions)
     if len(docs) != 1:
         raise ScenarioError([Problem(str(path), None, "$", f"expected one YAML document, found {len(docs)}")])
     if docs[0].error is not None:
@@ -164,8 +167,9 @@ def _by_line(problem: Problem) -> int:
 class _Checker:
     """Walks one document, turning values into model objects and collecting problems."""
 
-    def __init__(self, doc: Document, path: Path) -> None:
+    def __init__(self, doc: Document, path: Path, extensions: Extensions) -> None:
         self.doc, self.path, self.file = doc, path, str(path)
+        self.extensions = extensions
         self.problems: list[Problem] = list(doc.problems)
 
     def fail(self, at: str, message: str) -> None:
@@ -228,8 +232,8 @@ class _Checker:
         return number * {"ms": 0.001, "s": 1.0, "m": 60.0}[unit]
 
 
-def _load_document(doc: Document, path: Path, default_name: str) -> LoadedDocument:
-    c = _Checker(doc, path)
+def _load_document(doc: Document, path: Path, default_name: str, extensions: Extensions) -> LoadedDocument:
+    c = _Checker(doc, path, extensions)
     if doc.value is None:  # the YAML layer could not give us a document; it said why
         return LoadedDocument(default_name, doc.line, error=ScenarioError(c.problems))
     if not isinstance(doc.value, dict):
@@ -383,7 +387,7 @@ def _skill(c: _Checker, value: Any, path: Path) -> str:
     skill = c.typed(value, "$.skill", str, "region-stats, 'package.module:function' or a skill directory")
     if skill is None:
         return "region-stats"
-    if skills.known(skill):
+    if skill in c.extensions.skills:
         return skill
     if re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", skill):
         return skill
@@ -398,7 +402,7 @@ def _skill(c: _Checker, value: Any, path: Path) -> str:
             c.fail("$.skill", f"skill directory {folder_name!r} has no script {script!r}; "
                    f"scripts there: {', '.join(sorted(p.name for p in folder.iterdir() if p.is_file()))}")
         return f"{folder}{hash_sign}{script}"
-    c.fail("$.skill", f"unknown skill {skill!r}; use one of {', '.join(sorted(skills.REGISTRY))}, "
+    c.fail("$.skill", f"unknown skill {skill!r}; use one of {', '.join(sorted(c.extensions.skills))}, "
            "'package.module:function', or a directory (relative to the scenario) holding a SKILL.md")
     return "region-stats"
 
@@ -503,9 +507,9 @@ def _faults(c: _Checker, value: Any, declared: list[str]) -> list[FaultSpec]:
             c.fail(f"{at}.region", _unknown_region(region, declared))
         kind = None
         if "kind" in body:
-            kind = c.choice(body["kind"], f"{at}.kind", tuple(fault_kinds.REGISTRY), "fault kind")
+            kind = c.choice(body["kind"], f"{at}.kind", tuple(c.extensions.fault_kinds), "fault kind")
         else:
-            c.fail(at, f"missing required key 'kind' (one of {', '.join(fault_kinds.REGISTRY)})")
+            c.fail(at, f"missing required key 'kind' (one of {', '.join(c.extensions.fault_kinds)})")
         attempts: tuple[int, ...] | None = (1,)
         if "attempts" in body:
             raw = body["attempts"]
@@ -544,7 +548,7 @@ def _is_int(value: Any) -> bool:
 
 
 def _expect(c: _Checker, value: Any, declared: list[str], graph: list[str]) -> Expect:
-    body = c.mapping(value, "$.expect", (*EXPECT_KEYS, *expectations.REGISTRY))
+    body = c.mapping(value, "$.expect", (*EXPECT_KEYS, *c.extensions.expectation_kinds))
     tasks = [region_task(r) for r in declared] + (graph or [AGGREGATE_TASK])
 
     def task_keys(at: str) -> Iterator[tuple[str, Any, str]]:
@@ -579,7 +583,7 @@ def _expect(c: _Checker, value: Any, declared: list[str], graph: list[str]) -> E
     order = tuple(_orders(c, c.section(body, "order", []), tasks))
     concurrent = tuple(_globs(c, c.section(body, "concurrent", []), "$.expect.concurrent", tasks))
     aggregate = _aggregate(c, c.section(body, "aggregate", {}), declared)
-    extra = {key: body[key] for key in expectations.REGISTRY if key in body}
+    extra = {key: body[key] for key in c.extensions.expectation_kinds if key in body}
     transcript = None
     if body.get("transcript") is not None:  # a golden file, beside the scenario; it need not exist yet
         name = c.typed(body["transcript"], "$.expect.transcript", str, "a path like golden/NAME.txt, relative "
