@@ -29,7 +29,9 @@ import json
 import os
 import resource
 import select
+import shutil
 import signal
+import tempfile
 import threading
 import time
 import traceback
@@ -44,6 +46,7 @@ from pytest_distproc.attempt.faults import installed
 from pytest_distproc.errors import DistprocError, IllegalTransition
 from pytest_distproc.run.coordinator import Observer
 from pytest_distproc.run.model import AttemptRecord, Run, create_tasks, fault_dict, planned_faults
+from pytest_distproc.run.rundir import RUN_DIR_PREFIX, run_root
 from pytest_distproc.scenario.extensions import Extensions
 from pytest_distproc.scenario.model import AGGREGATE_TASK, Scenario
 from pytest_distproc.tasklist import State, TaskList, Transition
@@ -101,6 +104,7 @@ class Harness:
         self.run.expected_counts = {rid: data.count(src) for rid, src in self.sources.items()}
         self.run.planned_faults = planned_faults(scenario, seed)
         self.reported = False
+        self.run_dir = tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-", dir=run_root())
         self._hello_read, self._hello_write = os.pipe()
         self._go_read, self._go_write = os.pipe()
         self._children: dict[int, AttemptRecord] = {}
@@ -123,6 +127,8 @@ class Harness:
                             "(no isolation); its lethal faults were not injected")
             faults = [f for f in faults if not installed()[f["kind"]].lethal]
         else:
+            workdir = tempfile.mkdtemp(prefix=f"{self.task_of[region_id]}-{attempt}-", dir=self.run_dir)
+            os.chdir(workdir)  # the attempt's own folder, as on our backends: never the user's cwd
             ceiling = region.address_space() + self.policy.memory_limit_mb * 1024 * 1024
             resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
             self._send({"type": "hello", "region": region_id, "attempt": attempt, "pid": os.getpid()})
@@ -261,6 +267,7 @@ class Harness:
         return killed
 
     def close(self) -> None:
+        shutil.rmtree(self.run_dir, ignore_errors=True)
         for fd in (self._hello_read, self._hello_write, self._go_read, self._go_write):
             try:
                 os.close(fd)

@@ -1,4 +1,5 @@
-"""A user's own coordinator, written against the adapter protocol: plain os.fork, pipes, retries.
+"""A user's own coordinator, written against the adapter protocol: plain os.fork, pipes, retries, and
+the scenario's task graph (``harness.graph``) run as soon as each task's blockers are final.
 
 Run the shipped scenarios against it:
     pytest --distproc-scenarios --distproc-coordinator scenarios/adapters/careful.py:CarefulCoordinator
@@ -22,7 +23,33 @@ class CarefulCoordinator:
         attempts = {r: 0 for r in harness.regions}
         running: dict[int, tuple[str, int, float]] = {}  # read fd -> (region, pid, started)
         results: dict[str, dict[str, Any]] = {}
-        failed: set[str] = set()
+        values: dict[str, dict[str, Any]] = {}  # task -> its summary, once it completed
+        final: dict[str, bool] = {}  # task -> finished for good: True completed, False failed or cancelled
+
+        def advance() -> None:
+            """Run every task after the regions whose blockers are final, blockers first (harness.graph's order)."""
+            for stage in harness.graph:
+                task, blockers = stage["id"], stage["blocked_by"]
+                if task in final or not all(b in final for b in blockers):
+                    continue
+                lost = [b for b in blockers if not final[b]]
+                if lost and policy.on_region_failure == "fail":
+                    harness.record(task, "CANCELLED", event=f"cancelled: {', '.join(lost)} did not complete")
+                    final[task] = False
+                    continue
+                harness.record(task, "IN_PROGRESS", pid=os.getpid())
+                inputs = [values[b] for b in blockers if final[b]]
+                problems = [] if inputs else ["every input failed"]
+                if stage["kind"] == "validate":
+                    problems += [p for p in (summary.validate(i, None) for i in inputs) if p]
+                    problems += ["an input is empty"] if any(int(i["count"]) == 0 for i in inputs) else []
+                if problems:
+                    harness.record(task, "FAILED", event="; ".join(problems))
+                    final[task] = False
+                    continue
+                values[task] = summary.merge(inputs)
+                harness.record(task, "COMPLETE", pid=os.getpid())
+                final[task] = True
 
         def launch(region: str) -> None:
             attempts[region] += 1
@@ -65,23 +92,20 @@ class CarefulCoordinator:
                 who = f"{task} attempt {attempts[region]} (pid {pid})"
                 elapsed = f"after {time.monotonic() - started:.2f} s"
                 if why is None:
-                    results[region] = json.loads(payload)
+                    results[region] = values[task] = json.loads(payload)
                     harness.record(task, "COMPLETE", pid=pid, event=f"{who} completed {elapsed}")
+                    final[task] = True
                 else:
                     harness.record(task, "FAILED", pid=pid, event=f"{who} {why} {elapsed}")
                     if attempts[region] <= policy.retries:
                         time.sleep(policy.backoff)
                         launch(region)
                     else:
-                        failed.add(region)
-        if failed and policy.on_region_failure == "fail":
-            harness.record("aggregate-results", "CANCELLED")
-            harness.result(regions=results, total=None)
-            return
-        harness.record("aggregate-results", "IN_PROGRESS")
-        total = summary.merge(results.values())
-        harness.record("aggregate-results", "COMPLETE")
-        harness.result(regions=results, total=total)
+                        final[task] = False
+                advance()  # a stage runs as soon as its own regions are done, while others still run
+        advance()
+        stages = {s["id"]: values[s["id"]] for s in harness.graph[:-1] if s["id"] in values}
+        harness.result(regions=results, total=values.get("aggregate-results"), stages=stages)
 
 
 def describe(payload: bytes, status: int, timed_out: bool, expected: int) -> str | None:
