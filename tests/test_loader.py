@@ -893,7 +893,7 @@ def test_contract_example_from_design_loads(tmp_path: Path) -> None:
         "IN_PROGRESS",
         "COMPLETE",
     )
-    assert e.order == ("process-region-*:COMPLETE < aggregate-results:IN_PROGRESS",)
+    assert tuple(map(str, e.order)) == ("process-region-*:COMPLETE < aggregate-results:IN_PROGRESS",)
     assert e.concurrent == ("process-region-*",)
     assert e.attempts == {"process-region-b": 2}
     assert e.aggregate == {"total": {"records": 1002}, "regions": {"A": {"records": 1000}}}

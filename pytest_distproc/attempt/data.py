@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +40,30 @@ def count(source: Mapping[str, Any]) -> int:
         return int(source["generate"])
     if "inline" in source:
         return len(source["inline"])
-    return len(read_file(Path(source["file"])))
+    return len(file_values(Path(source["file"])))
 
 
 def values(records: list[dict[str, Any]]) -> list[float]:
     return [float(r["value"]) for r in records]
+
+
+def source_values(source: Mapping[str, Any]) -> Sequence[float]:
+    """The values of a region's records, for the oracle: a data file is read once per process, not per use."""
+    if "file" in source:
+        return file_values(Path(source["file"]))
+    return values(load(source))
+
+
+def file_values(path: Path) -> tuple[float, ...]:
+    """The values of a data file's records, read (and checked, row by row) once while the file is unchanged:
+    the loader, the coordinator's count and the oracle of one run share one read."""
+    stat = path.stat()
+    return _file_values(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _file_values(path: str, mtime_ns: int, size: int) -> tuple[float, ...]:
+    return tuple(float(r["value"]) for r in read_file(Path(path)))
 
 
 def read_file(path: Path) -> list[dict[str, Any]]:

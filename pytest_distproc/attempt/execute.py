@@ -83,7 +83,7 @@ def isolate(job: Mapping[str, Any], keep: tuple[int, ...] = ()) -> None:
 def _scrub_env(job: Mapping[str, Any], workdir: str) -> None:
     """Only the allow-listed variables of the coordinator's environment, and ours."""
     ours = {"TMPDIR": workdir, "HOME": workdir, "DISTPROC_REGION": job["region"],
-            "DISTPROC_TASK": job["task"], "DISTPROC_ATTEMPT": str(job["attempt"]), **job.get("env", {})}
+            "DISTPROC_TASK": job["task"], "DISTPROC_ATTEMPT": str(job["attempt"])}
     if job.get("env_scrubbed"):  # the fork server holds only the allow-listed variables already
         os.environ.update(ours)
         return

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_distproc.attempt import data
 from pytest_distproc.attempt import stats as summary
 from pytest_distproc.scenario.extensions import Checker
-from pytest_distproc.scenario.model import AGGREGATE_TASK, Expect, region_task
+from pytest_distproc.scenario.model import AGGREGATE_TASK, Expect, OrderRule, region_task
 from pytest_distproc.tasklist import State
 
 if TYPE_CHECKING:
@@ -63,11 +63,18 @@ def check_expectations(run: Run, expect: Expect, kinds: Mapping[str, Checker] | 
     return problems
 
 
-def check_order(run: Run, rule: str) -> list[str]:
-    """``A:S1 < B:S2``: A's last entry into S1 precedes B's first entry into S2, for every matching pair."""
-    match = ORDER.match(rule)
-    assert match is not None, rule
-    left_glob, left_state, right_glob, right_state = match.groups()
+def check_order(run: Run, rule: OrderRule | str) -> list[str]:
+    """``A:S1 < B:S2``: A's last entry into S1 precedes B's first entry into S2, for every matching pair.
+
+    ``rule`` is parsed already when it comes from a scenario; a string is for the Python API.
+    """
+    if isinstance(rule, str):
+        match = ORDER.match(rule)
+        if match is None:
+            raise ValueError(f"bad order rule {rule!r}: expected 'TASKGLOB:STATE < TASKGLOB:STATE'")
+        rule = OrderRule(*match.groups())
+    left_glob, left_state, right_glob, right_state = rule.left, rule.left_state, rule.right, rule.right_state
+    text = str(rule)
     ids = run.tasks.ids()
     problems = []
     for left in fnmatch.filter(ids, left_glob):
@@ -79,10 +86,10 @@ def check_order(run: Run, rule: str) -> list[str]:
             if not first_right:
                 continue  # the right side never happened: nothing to order (status/outcome say why)
             if not last_left:
-                problems.append(f"order {rule!r}: {right} entered {right_state} (#{first_right[0]}) "
+                problems.append(f"order {text!r}: {right} entered {right_state} (#{first_right[0]}) "
                                 f"but {left} never entered {left_state}")
             elif last_left[-1] > first_right[0]:
-                problems.append(f"order {rule!r}: {left} entered {left_state} at #{last_left[-1]}, after "
+                problems.append(f"order {text!r}: {left} entered {left_state} at #{last_left[-1]}, after "
                                 f"{right} entered {right_state} at #{first_right[0]}")
     return problems
 
@@ -205,7 +212,7 @@ def _against_oracle(run: Run) -> list[str]:
     values: list[float] = []
     for spec in run.scenario.regions:
         if spec.id in run.regions:
-            values.extend(data.values(data.load(data.source_of(spec, run.seed))))
+            values.extend(data.source_values(data.source_of(spec, run.seed)))
     reference = summary.summarize(values)
     assert run.total is not None
     wrong = [k for k in summary.FIELDS if not summary.close(float(run.total[k]), float(reference[k]), rel=1e-7)

@@ -84,7 +84,7 @@ def _shown(path: Path, config: pytest.Config) -> str:
 
 def check(config: pytest.Config, run: Run) -> list[str]:
     """Mismatches for ``run``'s golden transcript; with the update flag, rewrite it (and still fail)."""
-    golden: Path | None = getattr(run.scenario.expect, "transcript", None)
+    golden = run.scenario.expect.transcript
     if golden is None:
         return []
     golden = Path(golden)

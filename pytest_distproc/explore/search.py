@@ -71,7 +71,7 @@ class Prediction:
 def predict(scenario: Scenario, seed: int | None = None) -> Prediction:
     """Walk each region's attempts through the scenario's faults and policy, as a correct coordinator would."""
     policy = scenario.policy
-    run_seed = scenario.seed if scenario.seed is not None else (seed or 0)
+    run_seed = scenario.run_seed(seed)
     transitions: dict[str, tuple[str, ...]] = {}
     attempts: dict[str, int] = {}
     survivors, missing = [], []
@@ -344,14 +344,14 @@ def explore(
     scenario's seed, else ``seed``), so the same call explores the same plans: no flaky tests.
     ``coordinator`` may be a :class:`Coordinator` subclass (for instance one with a planted bug).
     """
-    options = getattr(scenario, "explore", None)
-    examples = examples or getattr(options, "examples", None) or DEFAULT_EXAMPLES
-    kinds = tuple(kinds or getattr(options, "faults", None) or strategies.DEFAULT_KINDS)
+    options = scenario.explore
+    examples = examples or (options.examples if options else None) or DEFAULT_EXAMPLES
+    kinds = tuple(kinds or (options.faults if options else None) or strategies.DEFAULT_KINDS)
     if max_faults is None:
-        max_faults = getattr(options, "max_faults", DEFAULT_MAX_FAULTS)
-    if options is not None and not getattr(options, "interleavings", True):
+        max_faults = options.max_faults if options else DEFAULT_MAX_FAULTS
+    if options is not None and not options.interleavings:
         interleavings = False
-    run_seed = scenario.seed if scenario.seed is not None else (seed or 0)
+    run_seed = scenario.run_seed(seed)
     hseed = explore_seed if explore_seed is not None else run_seed
     max_step = scenario.policy.timeout / 10
     runs = 0
@@ -401,7 +401,7 @@ def minimize(
     a kind listed earlier, and ``attempts: [1]`` over ``all``. Repeats until nothing changes.
     """
     ids = [r.id for r in scenario.regions]
-    run_seed = scenario.seed if scenario.seed is not None else (seed or 0)
+    run_seed = scenario.run_seed(seed)
     counts = {r.id: data.count(data.source_of(r, run_seed)) for r in scenario.regions}
     policy = scenario.policy
 

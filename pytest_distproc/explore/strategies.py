@@ -167,7 +167,7 @@ def fault_plans(
     if max_faults < 0:
         raise ValueError(f"fault_plans: max_faults must be >= 0, got {max_faults!r}")
     ids = [r.id for r in scenario.regions]
-    seed = scenario.seed if scenario.seed is not None else 0
+    seed = scenario.run_seed(None)
     counts = {r.id: data.count(data.source_of(r, seed)) for r in scenario.regions}
     closed = sorted({f.region for f in scenario.faults})
     policy = scenario.policy

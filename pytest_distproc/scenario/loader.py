@@ -29,6 +29,7 @@ from pytest_distproc.scenario.model import (
     Expect,
     Explore,
     FaultSpec,
+    OrderRule,
     Policy,
     RegionSpec,
     Scenario,
@@ -358,7 +359,7 @@ def _data_file(c: _Checker, value: Any, at: str, scenario_path: Path) -> Path | 
                "the scenario file")
         return None
     try:
-        data.read_file(resolved)  # a bad row is a load error of this scenario, located in both files
+        data.file_values(resolved)  # a bad row is a load error of this scenario, located in both files
     except (data.DataError, OSError, UnicodeDecodeError) as exc:
         c.fail(at, f"bad data in {name!r}: {exc}")
         return None
@@ -592,7 +593,7 @@ def _expect(c: _Checker, value: Any, declared: list[str], graph: list[str]) -> E
     return Expect(outcome, status, transitions, order, concurrent, attempts, aggregate, extra, transcript)
 
 
-def _orders(c: _Checker, value: Any, tasks: list[str]) -> Iterator[str]:
+def _orders(c: _Checker, value: Any, tasks: list[str]) -> Iterator[OrderRule]:
     if not isinstance(value, list):
         c.fail("$.expect.order", f"expected a list of 'TASKGLOB:STATE < TASKGLOB:STATE' rules like "
                f"[{ORDER_EXAMPLE}], got {_shown(value)}")
@@ -616,7 +617,7 @@ def _orders(c: _Checker, value: Any, tasks: list[str]) -> Iterator[str]:
                        f"{', '.join(tasks)}")
                 ok = False
         if ok:
-            yield f"{left_glob}:{left_state} < {right_glob}:{right_state}"
+            yield OrderRule(left_glob, left_state, right_glob, right_state)
 
 
 def _globs(c: _Checker, value: Any, at: str, tasks: list[str]) -> Iterator[str]:

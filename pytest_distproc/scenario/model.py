@@ -12,7 +12,6 @@ CONTEXTS = ("fork", "inline")
 BACKENDS = ("fork", "inline", "ray")
 ON_REGION_FAILURE = ("fail", "partial")
 OUTCOMES = ("COMPLETE", "FAILED")
-BUILTIN_SKILLS = ("region-stats",)
 AGGREGATE_TASK = "aggregate-results"
 
 
@@ -88,11 +87,25 @@ class FaultSpec:
 
 
 @dataclass(frozen=True)
+class OrderRule:
+    """``TASKGLOB:STATE < TASKGLOB:STATE``: for every matching pair, the left task's last entry into the left
+    state precedes the right task's first entry into the right state. Parsed once, by the loader."""
+
+    left: str
+    left_state: str
+    right: str
+    right_state: str
+
+    def __str__(self) -> str:
+        return f"{self.left}:{self.left_state} < {self.right}:{self.right_state}"
+
+
+@dataclass(frozen=True)
 class Expect:
     outcome: str | None = None
     status: Mapping[str, str] = field(default_factory=dict)
     transitions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    order: tuple[str, ...] = ()
+    order: tuple[OrderRule, ...] = ()
     concurrent: tuple[str, ...] = ()
     attempts: Mapping[str, int] = field(default_factory=dict)
     aggregate: Mapping[str, Any] = field(default_factory=dict)
