@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from pytest_distproc.attempt import stats as summary
+from pytest_distproc.attempt.messages import Result
 from pytest_distproc.attempt.skills import Skill
 from pytest_distproc.backends.inline import FifoScheduler, ReplayScheduler, SimulatedBackend
-from pytest_distproc.backends.protocol import Backend, Handle
+from pytest_distproc.backends.protocol import Backend
 from pytest_distproc.checks import expectations
 from pytest_distproc.explore.search import (
     Finding,
@@ -22,8 +23,7 @@ from pytest_distproc.explore.search import (
     run_plan,
     scenario_yaml,
 )
-from pytest_distproc.run.coordinator import Coordinator, _Loop
-from pytest_distproc.run.model import AttemptRecord
+from pytest_distproc.run.coordinator import Coordinator, _Attempt, _Loop
 from pytest_distproc.scenario.loader import load_one
 from pytest_distproc.scenario.model import FaultSpec, Scenario
 
@@ -47,8 +47,9 @@ def scenario(on_failure: str = "fail") -> Scenario:
 class _DoubleCountLoop(_Loop):
     """Counts a region twice when it completes on a retry after a corrupt result."""
 
-    def _finish(self, handle: Handle, record: AttemptRecord, exit_message: Mapping[str, Any]) -> None:
-        super()._finish(handle, record, exit_message)
+    def _finish(self, attempt: _Attempt, exit_message: Mapping[str, Any]) -> None:
+        super()._finish(attempt, exit_message)
+        record = attempt.record
         earlier = [a for a in self.run_state.attempts_of(record.task) if a is not record]
         if record.ok and any("corrupt" in a.reason for a in earlier):
             counted = self.run_state.regions[record.region]
@@ -179,10 +180,10 @@ def test_an_attempt_whose_exit_the_coordinator_never_waited_for_is_an_orphan() -
     class _Eager(_Loop):
         """Takes a result as the end of its attempt and stops watching the process."""
 
-        def _on_message(self, handle: Handle, message: Mapping[str, Any]) -> None:
-            super()._on_message(handle, message)
-            if message.get("type") == "result" and handle in self.running:
-                self._finish(handle, self.running[handle], {"type": "exit", "returncode": 0})
+        def attempt_result(self, attempt: _Attempt, message: Result) -> None:
+            super().attempt_result(attempt, message)
+            if attempt.handle in self.running:
+                self._finish(attempt, {"type": "exit", "returncode": 0})
 
     class Eager(Coordinator):
         def _loop(self, backend: Backend, skill: Skill) -> _Loop:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_distproc.attempt import execute as region
+from pytest_distproc.attempt.messages import ChildJob, Job, child_job
 from pytest_distproc.attempt.skills import Skill
 from pytest_distproc.backends import forkserver, processes
 from pytest_distproc.backends.protocol import Handle
@@ -53,10 +54,10 @@ class ForkBackend:
             self.selector = selectors.DefaultSelector()
             self.was_subreaper = _subreaper(True)
 
-    def start(self, job: dict[str, Any], skill: Skill, *, barrier: bool) -> Handle:
+    def start(self, job: Job, skill: Skill, *, barrier: bool) -> Handle:
         return self.start_many([job], skill, barrier=barrier)[0]
 
-    def start_many(self, jobs: list[dict[str, Any]], skill: Skill, *, barrier: bool) -> list[Handle]:
+    def start_many(self, jobs: list[Job], skill: Skill, *, barrier: bool) -> list[Handle]:
         """Fork every job in a tight loop, then register them: a page the parent writes between two
         forks costs a copy-on-write fault, so nothing but the forks happens between them. The forks
         come from the fork server when the skill can be imported there (see :mod:`.forkserver`)."""
@@ -72,7 +73,7 @@ class ForkBackend:
     def _workdir(self, job: Mapping[str, Any]) -> str:
         return os.path.join(self.run_dir, f"{job['task']}-a{job['attempt']}")
 
-    def _served(self, jobs: list[dict[str, Any]], skill: Skill, barrier: bool) -> list[Spawned] | None:
+    def _served(self, jobs: list[Job], skill: Skill, barrier: bool) -> list[Spawned] | None:
         """Fork ``jobs`` in the fork server; None when they must be forked here (see :func:`forkserver.portable`)."""
         reference = forkserver.portable(str(jobs[0].get("skill", "")), skill, jobs) if jobs else None
         server = forkserver.shared() if reference else None
@@ -82,10 +83,10 @@ class ForkBackend:
             server.prepare(reference)
         except (OSError, ValueError, forkserver.ForkServerError):
             return None  # e.g. the skill imports only in the coordinator's state: fork it here
-        opened: list[tuple[_Pipes, dict[str, Any]]] = []
+        opened: list[tuple[_Pipes, ChildJob]] = []
         try:
             for job in jobs:
-                opened.append((_Pipes.open(job["task"], barrier), {**job, "workdir": self._workdir(job)}))
+                opened.append((_Pipes.open(job["task"], barrier), child_job(job, workdir=self._workdir(job))))
             spawned = server.spawn_many([(job, barrier, pipes.child_ends) for pipes, job in opened])
         except (OSError, ValueError, forkserver.ForkServerError):
             server.close()  # its children die with it (their parent-death signal); ours are fresh
@@ -298,7 +299,7 @@ class ForkBackend:
 class Spawned:
     """A forked attempt as its parent sees it: the pipes and memfds to read, the pid to watch."""
 
-    job: dict[str, Any]
+    job: ChildJob
     pid: int
     workdir: str
     read_fd: int
@@ -343,12 +344,12 @@ class _Pipes:
             if fd >= 0:
                 os.close(fd)
 
-    def spawned(self, job: dict[str, Any], pid: int, served: int = 0) -> Spawned:
+    def spawned(self, job: ChildJob, pid: int, served: int = 0) -> Spawned:
         return Spawned(job, pid, job["workdir"], self.read_fd, self.go_write, self.stderr_fd, self.stack_fd, served)
 
 
 def spawn(
-    job: dict[str, Any], skill: Skill, workdir: str, *, barrier: bool, address_space: int | None = None
+    job: Job, skill: Skill, workdir: str, *, barrier: bool, address_space: int | None = None
 ) -> Spawned:
     """Fork one attempt's child (it runs :func:`region.run` and never returns); shared with the Ray launcher.
 
@@ -356,8 +357,8 @@ def spawn(
     parent keeps, so nothing is created on disk here (a mkdir on a disk-backed /tmp costs ~1 ms).
     """
     pipes = _Pipes.open(job["task"], barrier)
-    job = {**job, "workdir": workdir, "stderr_fd": pipes.stderr_fd, "stack_fd": pipes.stack_fd,
-           "address_space": address_space or region.address_space()}
+    job = child_job(job, workdir=workdir, stderr_fd=pipes.stderr_fd, stack_fd=pipes.stack_fd,
+                    address_space=address_space or region.address_space())
     if sys.version_info >= (3, 12) and threading.active_count() > 1:
         with warnings.catch_warnings():
             # Python 3.12+ warns when a threaded process forks. The child only computes, writes to a

@@ -38,6 +38,7 @@ from typing import Any
 
 from pytest_distproc.attempt import execute as region
 from pytest_distproc.attempt import faults, skills
+from pytest_distproc.attempt.messages import ChildJob, Job
 from pytest_distproc.backends import processes
 
 DISABLE_ENV = "DISTPROC_FORK_SERVER"  # "off": fork every attempt from the coordinator itself
@@ -105,7 +106,7 @@ class ForkServer:
             raise ForkServerError(str(reply.get("message", reply)))
         self.prepared = wanted
 
-    def spawn_many(self, requests: list[tuple[dict[str, Any], bool, list[int]]]) -> list[tuple[int, int]]:
+    def spawn_many(self, requests: list[tuple[ChildJob, bool, list[int]]]) -> list[tuple[int, int]]:
         """Fork one child per ``(job, barrier, fds)`` and return ``(id, pid)`` pairs. Requests go out in
         chunks, each read back before the next: the server forks a chunk back to back, and neither side
         can fill the other's socket buffer while it is itself blocked sending."""
@@ -236,7 +237,7 @@ def server_pids() -> set[int]:
     return {server.process.pid for server in _SHARED if server.owner == os.getpid()}
 
 
-def portable(reference: str, skill: skills.Skill, jobs: list[dict[str, Any]]) -> str | None:
+def portable(reference: str, skill: skills.Skill, jobs: list[Job]) -> str | None:
     """The skill reference the server can import on its own, or None when these jobs need the
     coordinator's memory: a skill defined in a conftest, a closure, or a fault kind a plugin added."""
     if not all(_builtin_fault(str(f.get("kind"))) for job in jobs for f in job.get("faults", ())):

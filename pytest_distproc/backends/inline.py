@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pytest_distproc.attempt import execute as region
+from pytest_distproc.attempt.messages import Job
 from pytest_distproc.attempt.skills import Skill
 from pytest_distproc.backends.protocol import Handle
 
@@ -65,7 +66,7 @@ class InlineBackend:
     def _delay(self, fault: Mapping[str, Any], state: dict[str, Any]) -> None:
         self.clock += float(fault.get("seconds", 0.0))
 
-    def start(self, job: dict[str, Any], skill: Skill, *, barrier: bool) -> Handle:
+    def start(self, job: Job, skill: Skill, *, barrier: bool) -> Handle:
         handle, messages, hung = self._execute(job, skill, {**SIMULATED, "delay": self._delay})
         if hung:
             self.clock += float(job.get("timeout", 0.0))
@@ -73,7 +74,7 @@ class InlineBackend:
         return handle
 
     def _execute(
-        self, job: dict[str, Any], skill: Skill, actions: Mapping[str, Any], *, own_dir: bool = True
+        self, job: Job, skill: Skill, actions: Mapping[str, Any], *, own_dir: bool = True
     ) -> tuple[Handle, list[dict[str, Any]], bool]:
         """Run one attempt to its end, now: its handle, every message it sends, and whether it hung.
 
@@ -192,7 +193,7 @@ class SimulatedBackend(InlineBackend):
         self.started: list[Handle] = []
         self.exited: set[Handle] = set()
 
-    def start(self, job: dict[str, Any], skill: Skill, *, barrier: bool) -> Handle:
+    def start(self, job: Job, skill: Skill, *, barrier: bool) -> Handle:
         handle, messages, hung = self._execute(job, skill, {**SIMULATED, "delay": _no_delay}, own_dir=False)
         if hung:  # a hang sends nothing more: only the coordinator's kill ends it
             messages.pop()

@@ -1,8 +1,8 @@
-"""The backend protocol: a backend runs one attempt of one region somewhere and report what happened as plain messages.
+"""The backend protocol: a backend runs one attempt of one region somewhere and reports what happened.
 
-Messages (dicts) a backend yields from :meth:`Backend.poll`, in the order the child sent them:
-``hello`` (the child is set up and waits for the go), ``fault`` (a fault is about to act),
-``result``, ``error`` and finally exactly one ``exit`` (``returncode``, ``signal``, ``stack``, ``stderr``).
+A backend takes the coordinator's :class:`~pytest_distproc.attempt.messages.Job` and yields, from
+:meth:`Backend.poll`, the messages of :mod:`pytest_distproc.attempt.messages` in the order the child
+sent them, ending with exactly one ``exit`` per attempt.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pytest_distproc.attempt.messages import Job
 from pytest_distproc.attempt.skills import Skill
 
 
@@ -36,7 +37,7 @@ class Backend(Protocol):
     name: str
     isolated: bool
 
-    def start(self, job: dict[str, Any], skill: Skill, *, barrier: bool) -> Handle: ...
+    def start(self, job: Job, skill: Skill, *, barrier: bool) -> Handle: ...
 
     def release(self, handle: Handle) -> None: ...
 
@@ -51,7 +52,7 @@ class Backend(Protocol):
         ...
 
 
-def start_all(backend: Backend, jobs: list[dict[str, Any]], skill: Skill, *, barrier: bool) -> list[Handle]:
+def start_all(backend: Backend, jobs: list[Job], skill: Skill, *, barrier: bool) -> list[Handle]:
     """Start every job, through the backend's ``start_many`` when it has one (it may fork them all
     before any bookkeeping), else one ``start`` at a time."""
     start_many = getattr(backend, "start_many", None)

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_distproc.attempt import data
+from pytest_distproc.attempt.messages import Job
 from pytest_distproc.attempt.skills import Skill
 from pytest_distproc.backends.fork import decode, exit_message, killpg, spawn
 from pytest_distproc.backends.protocol import Handle
@@ -87,7 +88,7 @@ class Launcher:
     async def ready(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "host": socket.gethostname()}
 
-    async def attempt(self, key: str, job: dict[str, Any], skill: Skill, barrier: bool) -> Any:
+    async def attempt(self, key: str, job: Job, skill: Skill, barrier: bool) -> Any:
         """Fork the child, then yield every message it sends, and finally its ``exit``."""
         root = tempfile.mkdtemp(prefix="distproc-ray-")
         workdir = os.path.join(root, f"{job['task']}-a{job['attempt']}")  # the child makes it (region.isolate)
@@ -334,7 +335,7 @@ class RayBackend:
     def now(self) -> float:
         return time.monotonic()
 
-    def start(self, job: dict[str, Any], skill: Skill, *, barrier: bool) -> Handle:
+    def start(self, job: Job, skill: Skill, *, barrier: bool) -> Handle:
         job = {**job, "source": _portable(job["source"])}
         key = uuid.uuid4().hex
         launcher = self.session.pick()

@@ -11,19 +11,20 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from pytest_distproc.attempt import data, faults, skills
 from pytest_distproc.attempt import stats as summary
+from pytest_distproc.attempt.messages import MESSAGE_KINDS, Error, Exit, FaultAnnounced, Garbage, Hello, Job, Result
 from pytest_distproc.backends import make_backend
 from pytest_distproc.backends.protocol import Backend, Handle, start_all
 from pytest_distproc.run.journal import Journal, Journaled, replayable
 from pytest_distproc.run.model import AttemptRecord, Run, create_tasks, fault_dict, planned_faults
 from pytest_distproc.run.rundir import RUN_DIR_PREFIX, run_root, sweep_stale_run_dirs
 from pytest_distproc.scenario.extensions import Extensions
-from pytest_distproc.scenario.model import AGGREGATE_TASK, FaultSpec, RegionSpec, Scenario, TaskSpec, region_task
+from pytest_distproc.scenario.model import AGGREGATE_TASK, RegionSpec, Scenario, TaskSpec, region_task
 from pytest_distproc.tasklist import State, TaskList, Transition
 
 Observer = Callable[[Transition], None]
@@ -100,21 +101,37 @@ class Coordinator:
         return _Loop(self, backend, skill)
 
 
+@dataclass(eq=False)
+class _Attempt:
+    """One attempt in flight: the backend's handle, the record the Run keeps, and what its messages said."""
+
+    handle: Handle
+    record: AttemptRecord
+    result: Any = None
+    has_result: bool = False
+    error: Mapping[str, Any] | None = None
+    killed: bool = False
+    """Killed for its timeout; its ``exit`` is still to come."""
+    in_wave: bool = False
+    """Held at the start barrier with the other first attempts; no deadline of its own while it waits."""
+    arrived: bool = False
+    """Said hello while held at the barrier."""
+    released_at: float | None = None
+
+
 class _Loop:
+    """The loop of one run. Its handling of what an attempt says is one ``attempt_<kind>`` method per message
+    kind (:data:`~pytest_distproc.attempt.messages.MESSAGE_KINDS`), as pytest-xdist's ``worker_<event>``."""
+
     def __init__(self, owner: Coordinator, backend: Backend, skill: skills.Skill) -> None:
         self.owner, self.backend, self.skill = owner, backend, skill
         self.scenario, self.policy = owner.scenario, owner.policy
         self.tasks = TaskList(clock=backend.now)
         self.run_state = Run(self.scenario, owner.seed, backend.name, self.tasks)
         self.sources = {r.id: data.source_of(r, owner.seed) for r in self.scenario.regions}
-        self.running: dict[Handle, AttemptRecord] = {}
-        self.results: dict[Handle, Any] = {}
-        self.errors: dict[Handle, Mapping[str, Any]] = {}
+        self.running: dict[Handle, _Attempt] = {}
         self.retry_at: dict[str, float] = {}
-        self.killed: set[Handle] = set()
-        self.wave: set[Handle] = set()
-        self.arrived: set[Handle] = set()
-        self.released_at: dict[Handle, float] = {}
+        self.wave: list[_Attempt] = []  # the first attempts, held at the start barrier until all said hello
         self.journal = Journal(owner.journal_path) if owner.journal_path else None
         self.values: dict[str, dict[str, Any]] = {}  # task id -> its summary (regions' and the graph's)
         self.lost: dict[str, int] = {}
@@ -141,12 +158,16 @@ class _Loop:
         # is only paid for when the scenario asks for that proof.
         barrier = self.backend.isolated and len(scenario.regions) > 1 and bool(scenario.expect.concurrent)
         first = [spec for spec in scenario.regions if self._may_start(spec)]
-        handles = self._launch(first, barrier=barrier)
+        launched = self._launch(first, barrier=barrier)
         if barrier:
-            self.wave.update(handles)
+            self.wave = launched
+            for attempt in launched:
+                attempt.in_wave = True
         while self.running or self.retry_at:
             for handle, message in self.backend.poll(self._wait_time()):
-                self._on_message(handle, message)
+                target = self.running.get(handle)
+                if target is not None:
+                    self._on_message(target, message)
             self._enforce_deadlines()
             self._start_due_retries()
             self._advance_graph()
@@ -190,8 +211,8 @@ class _Loop:
 
     def _wait_time(self) -> float:
         now = self.backend.now()
-        moments = [self._clock_start(h, rec) + self.policy.timeout for h, rec in self.running.items()
-                   if h not in self.killed and h not in self.wave]
+        moments = [self._clock_start(a) + self.policy.timeout for a in self.running.values()
+                   if not a.killed and not a.in_wave]
         if self.wave:
             moments.append(self.run_state.started + max(BARRIER_LIMIT, self.policy.timeout))
         moments += list(self.retry_at.values())
@@ -205,102 +226,111 @@ class _Loop:
         # a FAILED task had already used up its retries
         return not (known.state is State.FAILED and known.attempts - self.lost.get(spec.task, 0) > self.policy.retries)
 
-    def _launch(self, specs: list[RegionSpec], *, barrier: bool) -> list[Handle]:
+    def _launch(self, specs: list[RegionSpec], *, barrier: bool) -> list[_Attempt]:
         """Start one attempt of each region, all forks first and the bookkeeping after: every page the
         coordinator writes between two forks is copied once more while the children share it."""
         jobs = [self._job(spec) for spec in specs]
         started = self.backend.now()
         handles = start_all(self.backend, jobs, self.skill, barrier=barrier)
+        launched = []
         for spec, job, handle in zip(specs, jobs, handles, strict=True):
             self._move(spec.task, State.IN_PROGRESS, pid=handle.pid, event=f"attempt {job['attempt']} started")
-            record = AttemptRecord(spec.task, spec.id, job["attempt"], handle.pid, started)
-            self.running[handle] = record
-            self.run_state.attempts.append(record)
-        return handles
+            attempt = _Attempt(handle, AttemptRecord(spec.task, spec.id, job["attempt"], handle.pid, started))
+            self.running[handle] = attempt
+            self.run_state.attempts.append(attempt.record)
+            launched.append(attempt)
+        return launched
 
-    def _job(self, spec: RegionSpec) -> dict[str, Any]:
+    def _job(self, spec: RegionSpec) -> Job:
         attempt = self.tasks[spec.task].attempts + 1
-        return {
-            "task": spec.task,
-            "region": spec.id,
-            "attempt": attempt,
-            "skill": self.scenario.skill,
-            "seed": self.owner.seed,
-            "source": self.sources[spec.id],
-            "faults": [self._fault_dict(f, attempt) for f in self.scenario.faults
-                       if f.region == spec.id and f.fires_on(attempt)],
-            "memory_limit_mb": self.policy.memory_limit_mb,
-            "timeout": self.policy.timeout,
-        }
+        return Job(
+            task=spec.task,
+            region=spec.id,
+            attempt=attempt,
+            skill=self.scenario.skill,
+            seed=self.owner.seed,
+            source=self.sources[spec.id],
+            faults=[fault_dict(f, attempt, self.owner.seed) for f in self.scenario.faults
+                    if f.region == spec.id and f.fires_on(attempt)],
+            memory_limit_mb=self.policy.memory_limit_mb,
+            timeout=self.policy.timeout,
+        )
 
-    def _fault_dict(self, fault: FaultSpec, attempt: int) -> dict[str, Any]:
-        return fault_dict(fault, attempt, self.owner.seed)
-
-    def _on_message(self, handle: Handle, message: Mapping[str, Any]) -> None:
-        record = self.running.get(handle)
-        if record is None:
-            return
+    # -- what an attempt says: one method per message kind ------------------------------
+    def _on_message(self, attempt: _Attempt, message: Mapping[str, Any]) -> None:
         kind = message.get("type")
-        if kind == "hello":
-            if record.pid is None and isinstance(message.get("pid"), int):
-                record.pid = message["pid"]  # a remote backend (ray) learns the pid only from the hello
-            self.tasks.note("started", f"{record.task} attempt {record.attempt} (pid {record.pid}) is running",
-                            task=record.task, attempt=record.attempt, pid=record.pid,
-                            data={"isolation": dict(message.get("isolation") or {})})
-            if handle in self.wave:
-                self.arrived.add(handle)
-                self._maybe_release_wave()
-            else:
-                self.backend.release(handle)
-        elif kind == "fault":
-            fault = dict(message.get("fault", {}))
-            record.faults.append(fault)
-            self.tasks.note("fault", f"{record.task} attempt {record.attempt}: injected {fault.get('kind')}",
-                            task=record.task, attempt=record.attempt, pid=record.pid, data=fault)
-        elif kind == "result":
-            self.results[handle] = message.get("result")
-        elif kind == "error":
-            self.errors[handle] = message
-        elif kind == "garbage":
-            self.errors.setdefault(handle, {"kind": "garbage", "message": f"sent unreadable data: {message['text']!r}"})
-        elif kind == "exit":
-            self._finish(handle, record, message)
+        if kind in MESSAGE_KINDS:
+            getattr(self, f"attempt_{kind}")(attempt, message)
 
+    def attempt_hello(self, attempt: _Attempt, message: Hello) -> None:
+        record = attempt.record
+        if record.pid is None and isinstance(message.get("pid"), int):
+            record.pid = message["pid"]  # a remote backend (ray) learns the pid only from the hello
+        self.tasks.note("started", f"{record.task} attempt {record.attempt} (pid {record.pid}) is running",
+                        task=record.task, attempt=record.attempt, pid=record.pid,
+                        data={"isolation": dict(message.get("isolation") or {})})
+        if attempt.in_wave:
+            attempt.arrived = True
+            self._maybe_release_wave()
+        else:
+            self.backend.release(attempt.handle)
+
+    def attempt_fault(self, attempt: _Attempt, message: FaultAnnounced) -> None:
+        record, fault = attempt.record, dict(message.get("fault", {}))
+        record.faults.append(fault)
+        self.tasks.note("fault", f"{record.task} attempt {record.attempt}: injected {fault.get('kind')}",
+                        task=record.task, attempt=record.attempt, pid=record.pid, data=fault)
+
+    def attempt_result(self, attempt: _Attempt, message: Result) -> None:
+        attempt.result, attempt.has_result = message.get("result"), True
+
+    def attempt_error(self, attempt: _Attempt, message: Error) -> None:
+        attempt.error = message
+
+    def attempt_garbage(self, attempt: _Attempt, message: Garbage) -> None:
+        if attempt.error is None:
+            attempt.error = {"kind": "garbage", "message": f"sent unreadable data: {message.get('text')!r}"}
+
+    def attempt_exit(self, attempt: _Attempt, message: Exit) -> None:
+        self._finish(attempt, message)
+
+    # -- the start barrier, deadlines, retries ------------------------------------------
     def _maybe_release_wave(self, *, give_up: bool = False) -> None:
         """Release the first wave once every member said hello (or died); with ``give_up``, release
         whoever arrived, without a proof of concurrency."""
         if not self.wave:
             return
-        if not give_up and not (self.wave <= self.arrived | {h for h in self.wave if h not in self.running}):
+        live = [a for a in self.wave if a.handle in self.running]
+        if not give_up and not all(a.arrived for a in live):
             return
-        together = sorted(self.running[h].task for h in self.arrived if h in self.running)
+        together = sorted(a.record.task for a in live if a.arrived)
         if len(together) > 1 and not give_up:
             # Every one of them has said hello and is blocked reading its go pipe right now:
             # they are alive at the same moment. This is the proof behind `expect.concurrent`.
             self.tasks.note("together", "running together: " + ", ".join(together), data={"tasks": together})
         now = self.backend.now()
-        for handle in self.wave:
-            self.backend.release(handle)
-            self.released_at[handle] = now  # the attempt's timeout starts now, not at its fork
-        self.wave.clear()
+        for attempt in self.wave:
+            self.backend.release(attempt.handle)
+            attempt.in_wave, attempt.released_at = False, now  # its timeout starts now, not at its fork
+        self.wave = []
 
-    def _finish(self, handle: Handle, record: AttemptRecord, exit_message: Mapping[str, Any]) -> None:
-        del self.running[handle]
-        self.killed.discard(handle)
+    def _finish(self, attempt: _Attempt, exit_message: Mapping[str, Any]) -> None:
+        record = attempt.record
+        del self.running[attempt.handle]
         record.ended = self.backend.now()
         record.stack = str(exit_message.get("stack") or "")
         record.stderr = str(exit_message.get("stderr") or "")
         if exit_message.get("timed_out"):
             record.timed_out = True
-        if handle in self.wave:
+        if attempt.in_wave:
             self._maybe_release_wave()
-        reason = self._failure_reason(handle, record, exit_message)
+        reason = self._failure_reason(attempt, exit_message)
         elapsed = f"after {record.duration:.2f} s"
         who = f"{record.task} attempt {record.attempt} (pid {record.pid})"
         if reason is None:
             record.ok = True
             record.event = f"{who} completed {elapsed}"
-            self.run_state.regions[record.region] = dict(self.results[handle])
+            self.run_state.regions[record.region] = dict(attempt.result)
             self.values[record.task] = self.run_state.regions[record.region]
             if self.journal is not None:  # the result first: a COMPLETE in the journal always has its result
                 self.journal.result(record.region, self.run_state.regions[record.region], len(self.tasks.transitions))
@@ -312,8 +342,8 @@ class _Loop:
         if record.attempt - self.lost.get(record.task, 0) <= self.policy.retries:
             self.retry_at[record.task] = self.backend.now() + self.policy.backoff
 
-    def _failure_reason(self, handle: Handle, record: AttemptRecord, exit_message: Mapping[str, Any]) -> str | None:
-        error = self.errors.get(handle)
+    def _failure_reason(self, attempt: _Attempt, exit_message: Mapping[str, Any]) -> str | None:
+        record, error = attempt.record, attempt.error
         sig, code = exit_message.get("signal"), exit_message.get("returncode")
         if record.timed_out:
             return f"timed out (limit {self.policy.timeout:g} s) and was killed with SIGKILL"
@@ -327,28 +357,27 @@ class _Loop:
             return f"raised {error.get('error')}: {error.get('message')}"
         if code:
             return f"crashed with exit code {code}"
-        if handle not in self.results:
+        if not attempt.has_result:
             return "exited without sending a result"
         expected = self.run_state.expected_counts.get(record.region)
-        problem = summary.validate(self.results[handle], expected)
+        problem = summary.validate(attempt.result, expected)
         return f"returned {'an' if problem and problem[0] in 'aeiou' else 'a'} {problem}" if problem else None
 
-    def _clock_start(self, handle: Handle, record: AttemptRecord) -> float:
+    def _clock_start(self, attempt: _Attempt) -> float:
         """An attempt's timeout runs from its start, or from its release when it waited at the barrier
         (while it waits, it has no deadline of its own: the wave has one, ``BARRIER_LIMIT``)."""
-        if handle in self.wave:
+        if attempt.in_wave:
             return math.inf
-        return self.released_at.get(handle, record.started)
+        return attempt.released_at if attempt.released_at is not None else attempt.record.started
 
     def _enforce_deadlines(self) -> None:
         now = self.backend.now()
         if self.wave and now - self.run_state.started >= max(BARRIER_LIMIT, self.policy.timeout):
             self._maybe_release_wave(give_up=True)  # a member never said hello: no proof, but no hang
-        for handle, record in list(self.running.items()):
-            if handle not in self.killed and now - self._clock_start(handle, record) >= self.policy.timeout:
-                record.timed_out = True
-                self.killed.add(handle)
-                self.backend.kill(handle, dump_stack=True)
+        for attempt in list(self.running.values()):
+            if not attempt.killed and now - self._clock_start(attempt) >= self.policy.timeout:
+                attempt.record.timed_out = attempt.killed = True
+                self.backend.kill(attempt.handle, dump_stack=True)
 
     def _start_due_retries(self) -> None:
         now = self.backend.now()
@@ -387,7 +416,7 @@ class _Loop:
         """Finished for good: complete, cancelled, or failed with no retry still to come."""
         state = self.tasks[task].state
         if state is State.FAILED:
-            return task not in self.retry_at and all(r.task != task for r in self.running.values())
+            return task not in self.retry_at and all(a.record.task != task for a in self.running.values())
         return state in (State.COMPLETE, State.CANCELLED)
 
     def _evaluate(self, spec: TaskSpec) -> tuple[dict[str, Any] | None, str]:
