@@ -16,7 +16,7 @@ from pytest_distproc.checks import expectations
 from pytest_distproc.run.coordinator import Coordinator
 from pytest_distproc.run.model import Run
 from pytest_distproc.scenario.loader import load_one
-from tests.conftest import Sandbox
+from tests.helpers import Sandbox
 
 RECOVERED = ["PENDING", "IN_PROGRESS", "FAILED", "IN_PROGRESS", "COMPLETE"]
 
