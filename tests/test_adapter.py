@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tests.conftest import Sandbox
+from tests.helpers import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 

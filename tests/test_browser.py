@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Sandbox
-from tests.test_reports import RETRY, WRONG
+from tests.helpers import RETRY, WRONG, Sandbox
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

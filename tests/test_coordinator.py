@@ -11,7 +11,7 @@ import pytest
 from pytest_distproc.attempt import stats as summary
 from pytest_distproc.checks import expectations
 from pytest_distproc.run.coordinator import Coordinator
-from pytest_distproc.run.rundir import run_root
+from pytest_distproc.run.rundir import RUN_DIR_PREFIX, run_root
 from pytest_distproc.scenario.loader import load_one
 
 THREE = """
@@ -61,17 +61,23 @@ def test_same_seed_same_results_different_seed_different_data() -> None:
     assert first.regions != other.regions
 
 
+def own_run_dirs() -> set[Path]:
+    """Run dirs of coordinators in this process (``distproc-<coordinator pid>-<random>``): the shared run
+    root also holds those of other runs on this machine, which come and go as they please."""
+    return set(Path(run_root()).glob(f"{RUN_DIR_PREFIX}{os.getpid()}-*"))
+
+
 def test_run_leaves_no_temp_dir() -> None:
-    seen: list[str] = []
+    seen: list[Path] = []
 
     def observe(transition: object) -> None:
-        seen.extend(str(p) for p in Path(run_root()).glob(f"distproc-{os.getpid()}-*"))
+        seen.extend(own_run_dirs())
 
-    before = set(Path(run_root()).glob("distproc-*"))
+    before = own_run_dirs()
     scenario = load_one(THREE + "faults: [{region: A, kind: crash}]\npolicy: {retries: 1}\n", "/tmp/s.yaml")
     Coordinator(scenario, observers=(observe,)).run()
-    assert seen, f"the run dir was not under {run_root()}, where this test looks"
-    assert set(Path(run_root()).glob("distproc-*")) == before
+    assert set(seen) - before, f"the run dir was not under {run_root()}, where this test looks"
+    assert own_run_dirs() == before
 
 
 def test_run_dirs_follow_tmpdir_when_it_is_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from pytest_distproc import schemadoc
-from tests.conftest import Sandbox
+from tests.helpers import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"

@@ -16,7 +16,7 @@ from pytest_distproc.checks import expectations
 from pytest_distproc.run.coordinator import Coordinator
 from pytest_distproc.run.model import Run
 from pytest_distproc.scenario.loader import load_one
-from tests.conftest import Sandbox
+from tests.helpers import Sandbox
 
 RECOVERED = ["PENDING", "IN_PROGRESS", "FAILED", "IN_PROGRESS", "COMPLETE"]
 
@@ -167,11 +167,18 @@ def _wait_clean(sandbox: Sandbox, limit: float = 10) -> None:
     sandbox.assert_clean()
 
 
+def _default_sigint() -> None:
+    """In the child before exec: SIGINT back to its default disposition. A process started with SIGINT
+    ignored (``nohup ... &``, a non-interactive shell's background job) passes SIG_IGN on through exec,
+    Python then installs no KeyboardInterrupt handler, and the Ctrl-C below would do nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_no_orphan_survives_ctrl_c(sandbox: Sandbox) -> None:
     sandbox.scenario("hang", HANG)
     proc = sandbox.pytester.popen(
         [*sandbox.pytester._getpytestargs(), "--distproc-scenarios", "-p", "no:cacheprovider"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_default_sigint,
     )
     _wait_for_children(sandbox, 2)  # pytest itself and a region process carry the mark
     time.sleep(0.3)

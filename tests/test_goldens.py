@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from pytest_distproc.checks.goldens import normalise
-from tests.conftest import Sandbox
+from tests.helpers import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import Sandbox
+from tests.helpers import Sandbox
 
 CONFTEST = '''
 import json

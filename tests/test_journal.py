@@ -17,7 +17,7 @@ from pytest_distproc.run.coordinator import Coordinator
 from pytest_distproc.run.rundir import sweep_stale_run_dirs
 from pytest_distproc.scenario.loader import load_one
 from pytest_distproc.tasklist import State
-from tests.conftest import MARK, marked_processes
+from tests.helpers import MARK, marked_processes
 
 SCENARIO = """\
 name: durable

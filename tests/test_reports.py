@@ -10,27 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_distproc.report import html as htmltimeline
-from tests.conftest import Sandbox
-
-RETRY = """\
-name: retry-once
-seed: 3
-regions: {A: {records: 50}, B: {records: 50}, C: {inline: [{value: 1.5}, {value: 2}]}}
-policy: {timeout: 5s, retries: 1}
-faults: [{region: B, kind: raise, message: disk full, attempts: [1]}]
-expect:
-  transitions:
-    process-region-b: [PENDING, IN_PROGRESS, FAILED, IN_PROGRESS, COMPLETE]
-  attempts: {process-region-b: 2}
-"""
-
-WRONG = """\
-name: wrong-total
-seed: 3
-regions: {A: {records: 10}, B: {records: 10}}
-expect:
-  aggregate: {total: {records: 21}}
-"""
+from tests.helpers import RETRY, WRONG, Sandbox
 
 
 def _files(folder: Path) -> set[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Sandbox
+from tests.helpers import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 
