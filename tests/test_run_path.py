@@ -13,7 +13,7 @@ from pytest_distproc.attempt import faults
 from pytest_distproc.attempt.faults import FaultKind
 from pytest_distproc.scenario.extensions import Extensions
 from pytest_distproc.scenario.loader import load_text
-from tests.conftest import Sandbox
+from tests.helpers import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 
