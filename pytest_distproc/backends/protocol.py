@@ -8,7 +8,7 @@ Messages (dicts) a backend yields from :meth:`Backend.poll`, in the order the ch
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pytest_distproc.attempt.skills import Skill
@@ -21,7 +21,6 @@ class Handle:
     job: Mapping[str, Any]
     pid: int | None = None
     workdir: str = ""
-    private: dict[str, Any] = field(default_factory=dict)
 
     @property
     def task(self) -> str:
