@@ -28,6 +28,28 @@ TAIL = 2000
 PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER = 36, 37
 
 
+@dataclass(eq=False, kw_only=True)
+class ForkHandle(Handle):
+    """A fork backend's :class:`Handle`: the fds and state of one forked attempt (-1: a closed fd)."""
+
+    fd: int
+    """The read end of the result pipe (non-blocking), registered in the selector; -1 once closed."""
+    go: int
+    """The write end of the go pipe (the barrier's release); -1 without a barrier or once released."""
+    stderr: int
+    """The memfd the child's stderr goes to; -1 once discarded."""
+    stack: int
+    """The memfd of the child's faulthandler stack dump; -1 once discarded."""
+    served: int
+    """The fork server's id for the attempt; 0: forked by us, our own child (watched by ``pidfd``)."""
+    buffer: bytes = b""
+    """What was read from the pipe after its last newline: the start of a message still coming."""
+    pidfd: int = -1
+    """A pidfd of our own child, registered in the selector (its exit); -1 when served or once discarded."""
+    dumping: bool = False
+    """A stack dump asked for by a kill has begun to be written: its SIGKILL waits ``STACK_SETTLE`` at most."""
+
+
 class ForkBackend:
     """os.fork per attempt; one selector over the result pipes and a pidfd per child.
 
@@ -42,22 +64,22 @@ class ForkBackend:
 
     def __init__(self, run_dir: str) -> None:
         self.run_dir = run_dir
-        self.live: dict[int, Handle] = {}  # pid -> handle, until reaped
+        self.live: dict[int, ForkHandle] = {}  # pid -> handle, until reaped
         self.pending_kills: dict[int, float] = {}  # pid -> when its SIGKILL is due (after a stack dump)
         self.children_before = processes.children_of(os.getpid())
         self.attempt_groups: set[int] = set()
         self.address_space = region.address_space()  # once a run: reading /proc costs ~0.3 ms a fork
         self.started_ticks = _ticks_since_boot()
         self.server: forkserver.ForkServer | None = None  # set when an attempt was forked by it
-        self.served: dict[int, Handle] = {}  # the fork server's id -> live attempt it forked
+        self.served: dict[int, ForkHandle] = {}  # the fork server's id -> live attempt it forked
         with _sigint_deferred():  # a Ctrl-C here must not leave the selector open or us a subreaper
             self.selector = selectors.DefaultSelector()
             self.was_subreaper = _subreaper(True)
 
-    def start(self, job: Job, skill: Skill, *, barrier: bool) -> Handle:
+    def start(self, job: Job, skill: Skill, *, barrier: bool) -> ForkHandle:
         return self.start_many([job], skill, barrier=barrier)[0]
 
-    def start_many(self, jobs: list[Job], skill: Skill, *, barrier: bool) -> list[Handle]:
+    def start_many(self, jobs: list[Job], skill: Skill, *, barrier: bool) -> list[ForkHandle]:
         """Fork every job in a tight loop, then register them: a page the parent writes between two
         forks costs a copy-on-write fault, so nothing but the forks happens between them. The forks
         come from the fork server when the skill can be imported there (see :mod:`.forkserver`)."""
@@ -100,18 +122,16 @@ class ForkBackend:
             self.selector.register(server.fileno(), selectors.EVENT_READ, (None, "server"))
         return [pipes.spawned(job, pid, ident) for (pipes, job), (ident, pid) in zip(opened, spawned, strict=True)]
 
-    def _register(self, child: Spawned) -> Handle:
+    def _register(self, child: Spawned) -> ForkHandle:
         os.set_blocking(child.read_fd, False)
-        handle = Handle(child.job, child.pid, child.workdir, {
-            "fd": child.read_fd, "go": child.go_write, "buffer": b"",
-            "stderr": child.stderr_fd, "stack": child.stack_fd, "served": child.served,
-        })
+        handle = ForkHandle(child.job, child.pid, child.workdir, fd=child.read_fd, go=child.go_write,
+                            stderr=child.stderr_fd, stack=child.stack_fd, served=child.served)
         self.selector.register(child.read_fd, selectors.EVENT_READ, (handle, "pipe"))
         if child.served:
             self.served[child.served] = handle
         else:
-            handle.private["pidfd"] = os.pidfd_open(child.pid)
-            self.selector.register(handle.private["pidfd"], selectors.EVENT_READ, (handle, "exit"))
+            handle.pidfd = os.pidfd_open(child.pid)
+            self.selector.register(handle.pidfd, selectors.EVENT_READ, (handle, "exit"))
         self.live[child.pid] = handle
         self.attempt_groups.add(child.pid)
         return handle
@@ -120,14 +140,16 @@ class ForkBackend:
         return time.monotonic()
 
     def release(self, handle: Handle) -> None:
-        go = handle.private.get("go", -1)
+        if not isinstance(handle, ForkHandle):
+            return  # not one of ours: it has no go pipe
+        go = handle.go
         if go >= 0:
             try:
                 os.write(go, b"g")
             except OSError:
                 pass  # the child is already gone; its exit tells why
             os.close(go)
-            handle.private["go"] = -1
+            handle.go = -1
 
     def poll(self, timeout: float) -> list[tuple[Handle, dict[str, Any]]]:
         self._kill_due()
@@ -155,15 +177,15 @@ class ForkBackend:
             out.append((handle, self._finish(handle)))
         return out
 
-    def _served_exits(self) -> list[Handle]:
+    def _served_exits(self) -> list[ForkHandle]:
         """Live attempts of the fork server that it reported dead (all of them, when the server died)."""
         server = self.server
         if server is None:
             return []
         return [h for ident, h in self.served.items() if server.dead or ident in server.exits]
 
-    def _read(self, handle: Handle) -> list[dict[str, Any]]:
-        fd = handle.private["fd"]
+    def _read(self, handle: ForkHandle) -> list[dict[str, Any]]:
+        fd = handle.fd
         if fd < 0:
             return []
         chunks = []
@@ -177,9 +199,9 @@ class ForkBackend:
                 eof = True
                 break
             chunks.append(chunk)
-        buffer = handle.private["buffer"] + b"".join(chunks)
+        buffer = handle.buffer + b"".join(chunks)
         *lines, rest = buffer.split(b"\n")
-        handle.private["buffer"] = rest
+        handle.buffer = rest
         messages = [decode(line) for line in lines if line.strip()]
         if eof:
             if rest.strip():
@@ -187,46 +209,48 @@ class ForkBackend:
             self._close_pipe(handle)
         return messages
 
-    def _close_pipe(self, handle: Handle) -> None:
-        fd = handle.private.get("fd", -1)
+    def _close_pipe(self, handle: ForkHandle) -> None:
+        fd = handle.fd
         if fd >= 0:
             self.selector.unregister(fd)
             os.close(fd)
-            handle.private["fd"] = -1
+            handle.fd = -1
 
 
-    def _finish(self, handle: Handle) -> dict[str, Any]:
+    def _finish(self, handle: ForkHandle) -> dict[str, Any]:
         assert handle.pid is not None
         killpg(handle.pid)  # its group, before reaping it: until then its pid cannot be reused
         self.live.pop(handle.pid, None)
         self.pending_kills.pop(handle.pid, None)
         self.release(handle)
         self._close_pipe(handle)  # a grandchild may still hold its write end: we stop listening
-        served = handle.private["served"]
+        served = handle.served
         self.served.pop(served, None)
         if served and self.server is not None:
             ended = self.server.exits.get(served, {"signal": None, "returncode": None})
             self.server.reap(served)
             signum = ended["signal"]
             message = describe_exit(ended["returncode"], signal.Signals(signum).name if signum else None,
-                                    handle.private["stack"], handle.private["stderr"])
+                                    handle.stack, handle.stderr)
             if self.server.dead and not signum and ended["returncode"] is None:
                 message["stderr"] = (message["stderr"] + "\n(the fork server died: the attempt was ended)").strip()
         else:
             _, status = os.waitpid(handle.pid, 0)  # the pidfd said it exited: this does not block
-            message = exit_message(status, handle.private["stack"], handle.private["stderr"])
+            message = exit_message(status, handle.stack, handle.stderr)
         self._discard(handle)
         return message
 
-    def _discard(self, handle: Handle) -> None:
-        pidfd = handle.private.pop("pidfd", -1)
-        if pidfd >= 0:
-            self.selector.unregister(pidfd)
-            os.close(pidfd)
-        for key in ("stack", "stderr"):
-            fd = handle.private.pop(key, -1)
-            if fd >= 0:
-                os.close(fd)
+    def _discard(self, handle: ForkHandle) -> None:
+        if handle.pidfd >= 0:
+            self.selector.unregister(handle.pidfd)
+            os.close(handle.pidfd)
+            handle.pidfd = -1
+        if handle.stack >= 0:
+            os.close(handle.stack)
+            handle.stack = -1
+        if handle.stderr >= 0:
+            os.close(handle.stderr)
+            handle.stderr = -1
         shutil.rmtree(handle.workdir, ignore_errors=True)
 
     def kill(self, handle: Handle, *, dump_stack: bool) -> None:
@@ -250,9 +274,9 @@ class ForkBackend:
             if handle is None or now >= due:
                 killpg(pid)
                 del self.pending_kills[pid]
-            elif os.fstat(handle.private["stack"]).st_size and "dumping" not in handle.private:
+            elif os.fstat(handle.stack).st_size and not handle.dumping:
                 # faulthandler has begun writing: give it a moment to finish the whole dump
-                handle.private["dumping"] = True
+                handle.dumping = True
                 self.pending_kills[pid] = min(due, now + STACK_SETTLE)
 
 
@@ -261,9 +285,9 @@ class ForkBackend:
         for pid, handle in list(self.live.items()):
             killpg(pid)
             self.release(handle)
-            if handle.private["served"] and self.server is not None:
-                self.server.reap(handle.private["served"])
-                self.served.pop(handle.private["served"], None)
+            if handle.served and self.server is not None:
+                self.server.reap(handle.served)
+                self.served.pop(handle.served, None)
             else:
                 try:
                     os.waitpid(pid, 0)

@@ -8,7 +8,7 @@ sent them, ending with exactly one ``exit`` per attempt.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pytest_distproc.attempt.messages import Job
@@ -22,7 +22,6 @@ class Handle:
     job: Mapping[str, Any]
     pid: int | None = None
     workdir: str = ""
-    private: dict[str, Any] = field(default_factory=dict)
 
     @property
     def task(self) -> str:

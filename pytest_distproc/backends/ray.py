@@ -318,6 +318,20 @@ def _private_token() -> None:
             pass  # an older Ray without token authentication: nothing to refresh
 
 
+@dataclass(eq=False, kw_only=True)
+class RayHandle(Handle):
+    """A Ray backend's :class:`Handle`: how to reach one attempt through the launcher actor that runs it."""
+
+    key: str
+    """The attempt's id on its launcher (a uuid4 hex), named in every ``release`` and ``kill`` call."""
+    launcher: Any
+    """The launcher actor (a Ray ActorHandle) that forked the attempt's child."""
+    barrier: bool
+    """Still waiting for the barrier's go: True until :meth:`RayBackend.release` sent it."""
+    killed: float | None = None
+    """When a kill was sent (``time.monotonic()``); None: not yet. Past ``KILL_GRACE`` the attempt is given up."""
+
+
 class RayBackend:
     """Attempts as launcher-actor tasks on Ray nodes; messages arrive as streaming-generator items."""
 
@@ -328,34 +342,34 @@ class RayBackend:
         self.run_dir = run_dir
         self.session = connect(address)
         self.ray = self.session.ray
-        self.live: dict[Handle, Any] = {}  # handle -> its ObjectRefGenerator, until its exit arrived
+        self.live: dict[RayHandle, Any] = {}  # handle -> its ObjectRefGenerator, until its exit arrived
         self.synthetic: list[tuple[Handle, dict[str, Any]]] = []
         self.session.pick()  # start the launchers now, not inside the first attempt's timeout
 
     def now(self) -> float:
         return time.monotonic()
 
-    def start(self, job: Job, skill: Skill, *, barrier: bool) -> Handle:
+    def start(self, job: Job, skill: Skill, *, barrier: bool) -> RayHandle:
         job = {**job, "source": _portable(job["source"])}
         key = uuid.uuid4().hex
         launcher = self.session.pick()
         generator = launcher.attempt.options(
             num_returns="streaming", max_task_retries=0, retry_exceptions=False
         ).remote(key, job, skill, barrier)
-        handle = Handle(job, None, "", {"key": key, "launcher": launcher, "barrier": barrier, "killed": None})
+        handle = RayHandle(job, None, "", key=key, launcher=launcher, barrier=barrier)
         self.live[handle] = generator
         return handle
 
     def release(self, handle: Handle) -> None:
-        if handle.private.get("barrier") and handle in self.live:
-            handle.private["barrier"] = False
-            handle.private["launcher"].release.remote(handle.private["key"])
+        if isinstance(handle, RayHandle) and handle.barrier and handle in self.live:
+            handle.barrier = False
+            handle.launcher.release.remote(handle.key)
 
     def kill(self, handle: Handle, *, dump_stack: bool) -> None:
-        if handle not in self.live or handle.private.get("killed") is not None:
+        if not isinstance(handle, RayHandle) or handle not in self.live or handle.killed is not None:
             return
-        handle.private["killed"] = time.monotonic()
-        handle.private["launcher"].kill.remote(handle.private["key"], dump_stack)
+        handle.killed = time.monotonic()
+        handle.launcher.kill.remote(handle.key, dump_stack)
 
     def poll(self, timeout: float) -> list[tuple[Handle, dict[str, Any]]]:
         out, self.synthetic = self.synthetic, []
@@ -382,7 +396,7 @@ class RayBackend:
                 break
         return out
 
-    def _next(self, handle: Handle, generator: Any) -> list[tuple[Handle, dict[str, Any]]]:
+    def _next(self, handle: RayHandle, generator: Any) -> list[tuple[Handle, dict[str, Any]]]:
         try:
             ref = next(generator)
             message = self.ray.get(ref)
@@ -392,7 +406,7 @@ class RayBackend:
         except Exception as exc:  # the launcher or its node died, or Ray refused the task
             del self.live[handle]
             if isinstance(exc, self.ray.exceptions.RayActorError):  # the launcher is gone: use the others
-                self.session.drop(handle.private["launcher"])
+                self.session.drop(handle.launcher)
             error = {"type": "error", "kind": "exception", "error": type(exc).__name__,
                      "message": f"Ray lost the attempt: {str(exc).strip().splitlines()[0] if str(exc) else exc!r}"}
             return [(handle, error), (handle, _lost(handle, ""))]
@@ -406,10 +420,10 @@ class RayBackend:
         return [(handle, message)]
 
     def _give_up_on_unresponsive(self) -> list[tuple[Handle, dict[str, Any]]]:
-        out = []
+        out: list[tuple[Handle, dict[str, Any]]] = []
         now = time.monotonic()
         for handle in list(self.live):
-            killed = handle.private.get("killed")
+            killed = handle.killed
             if killed is not None and now - killed > KILL_GRACE:
                 del self.live[handle]
                 out.append((handle, _lost(handle, f"its launcher did not confirm the kill within {KILL_GRACE:g} s",
@@ -422,9 +436,9 @@ class RayBackend:
             return
         for handle in list(self.live):
             self.release(handle)
-            if handle.private.get("killed") is None:
-                handle.private["killed"] = time.monotonic()
-                handle.private["launcher"].kill.remote(handle.private["key"], False)
+            if handle.killed is None:
+                handle.killed = time.monotonic()
+                handle.launcher.kill.remote(handle.key, False)
         deadline = time.monotonic() + KILL_GRACE
         while self.live and time.monotonic() < deadline:
             handles = list(self.live)
