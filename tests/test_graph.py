@@ -104,13 +104,13 @@ def test_failed_region_cancels_its_continent_and_the_total(tmp_path: Path) -> No
 def test_the_html_timeline_draws_each_stage_after_its_own_blockers() -> None:
     import re
 
-    from pytest_distproc.plugin import reportdir
+    from pytest_distproc.report import data as report_data
     from pytest_distproc.report import html as htmltimeline
 
     (doc, _) = load_text((ROOT / "scenarios" / "task-graph.yaml").read_text(), ROOT / "scenarios" / "task-graph.yaml")
     assert doc.scenario is not None
     run = Coordinator(doc.scenario).run()
-    svg = htmltimeline.timeline_svg(reportdir.summarize_run(run, nodeid="x::y", verdict="passed"))
+    svg = htmltimeline.timeline_svg(report_data.summarize_run(run, nodeid="x::y", verdict="passed"))
     stages = re.findall(r'<g class="stage"><title>[^<]*</title><rect x="([\d.]+)"', svg)
     assert len(stages) == 2, svg
     aggregate = re.search(r'<g class="aggregate"><title>[^<]*</title><rect x="([\d.]+)"', svg)

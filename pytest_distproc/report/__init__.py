@@ -1,1 +1,2 @@
-"""Views of a finished run for people: the text timeline and the HTML timeline."""
+"""Views of a finished run: the text timeline for failures, plain data (``summary.json``), the report
+folder's files and index, and the HTML timeline."""
