@@ -8,8 +8,8 @@ regions of 100 records:
 
 - ``baseline``: as shipped.
 - ``ctypes``: ``ctypes`` imported and libc loaded in the coordinator before forking, so the child's
-  ``import ctypes`` in ``region._die_with_parent`` is a dict lookup (what moving that import and
-  the ``CDLL(None)`` to module level in region.py would do).
+  ``import ctypes`` in ``attempt.execute._die_with_parent`` is a dict lookup (what moving that import and
+  the ``CDLL(None)`` to module level in attempt/execute.py would do).
 - ``tmpfs``: the run dir on tmpfs (``/dev/shm``) instead of the default temp dir, so the
   per-attempt ``mkdtemp`` in the coordinator and the two files each child creates (stderr.txt,
   stack.txt) cost tmpfs prices.

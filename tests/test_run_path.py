@@ -139,3 +139,133 @@ def test_the_loader_knows_only_the_names_it_is_given() -> None:
 def test_a_plugin_kind_is_checked_when_registered(phase: str) -> None:
     with pytest.raises(ValueError, match="phase must be 'before' or 'after'"):
         Extensions().adding(fault_kinds=[FaultKind("odd", phase, lambda fault, state: None, lethal=False)])
+
+
+def test_exploration_uses_the_folders_skills_and_fault_kinds(sandbox: Sandbox) -> None:
+    sandbox.pytester.makeconftest(
+        """
+        from pytest_distproc.attempt import stats
+        from pytest_distproc.attempt.faults import FaultKind
+
+        def boom(fault, state):
+            raise RuntimeError("boom")
+
+        def pytest_distproc_fault_kinds(config):
+            return [FaultKind("boom", "before", boom, lethal=False)]
+
+        def pytest_distproc_register_skills(config):
+            return {"my-skill": lambda records, context: stats.summarize([r["value"] for r in records])}
+        """
+    )
+    sandbox.scenario("skill", "name: skill\nskill: my-skill\nregions: {A: {records: 3}, B: {records: 3}}\n"
+                              "explore: {examples: 5, faults: [raise]}\n")
+    sandbox.scenario("kind", "name: kind\nregions: {A: {records: 3}, B: {records: 3}}\npolicy: {retries: 1}\n"
+                             "faults: [{region: A, kind: boom, attempts: [1]}]\n"
+                             "explore: {examples: 5, faults: [raise]}\n")
+    result = sandbox.run("--distproc-scenarios")
+    result.assert_outcomes(passed=2)
+    sandbox.assert_clean()
+
+
+def test_a_raising_run_finished_hook_keeps_the_transcript_and_the_report(sandbox: Sandbox) -> None:
+    sandbox.pytester.makeconftest(
+        """
+        def pytest_distproc_run_finished(config, run):
+            raise RuntimeError("archiving failed")
+        """
+    )
+    sandbox.scenario("s", "name: s\nregions: {A: {records: 3}}\n")
+    report = sandbox.pytester.path / "rep"
+    result = sandbox.run("--distproc-scenarios", "--distproc-report", str(report), "-rA")
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "archiving failed" in out and "Distributed Processing: COORDINATING" in out
+    assert len([p for p in report.iterdir() if p.is_dir()]) == 1  # the scenario's own folder was written
+    sandbox.assert_clean()
+
+
+def test_a_user_coordinators_children_keep_their_working_directory(sandbox: Sandbox) -> None:
+    sandbox.pytester.makepyfile(
+        relative="""
+        import json, os
+
+        class Relative:
+            def run(self, harness):
+                results = {}
+                for region in harness.regions:
+                    harness.record(f"process-region-{region.lower()}", "IN_PROGRESS")
+                    pid = os.fork()
+                    if pid == 0:
+                        value = harness.process(region, 1)
+                        with open(f"out-{region}.json", "w") as handle:  # relative to the child's cwd
+                            json.dump(value, handle)
+                        os._exit(0)
+                    os.waitpid(pid, 0)
+                    with open(f"out-{region}.json") as handle:
+                        results[region] = json.load(handle)
+                    harness.record(f"process-region-{region.lower()}", "COMPLETE")
+                harness.record("aggregate-results", "IN_PROGRESS")
+                harness.record("aggregate-results", "COMPLETE")
+                from pytest_distproc.attempt import stats
+                harness.result(regions=results, total=stats.merge(results.values()))
+        """
+    )
+    sandbox.scenario("one", "name: one\ncoordinator: ../relative.py:Relative\nregions: {A: {records: 3}}\n")
+    result = sandbox.run("--distproc-scenarios")
+    result.assert_outcomes(passed=1)
+    assert (sandbox.pytester.path / "out-A.json").is_file()
+    sandbox.assert_clean()
+
+
+def test_the_fixtures_explicit_backend_wins_over_a_session_coordinator(sandbox: Sandbox) -> None:
+    shutil.copy(ROOT / "scenarios" / "adapters" / "careful.py", sandbox.pytester.path / "careful.py")
+    sandbox.pytester.makepyfile(
+        test_fixture="""
+        def test_it(distproc):
+            assert distproc.run({"name": "a", "regions": {"A": {"records": 3}}}, backend="inline").backend == "inline"
+            assert distproc.run({"name": "b", "regions": {"A": {"records": 3}}}).backend == "adapter"
+        """
+    )
+    result = sandbox.run("--distproc-coordinator", "careful.py:CarefulCoordinator")
+    result.assert_outcomes(passed=1)
+    sandbox.assert_clean()
+
+
+def test_a_rewritten_data_file_is_read_again_even_with_its_size_and_mtime_kept(tmp_path: Path) -> None:
+    import os
+
+    from pytest_distproc.attempt import data
+
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"value": 1}\n{"value": 2}\n')
+    stat = path.stat()
+    assert data.file_values(path) == (1.0, 2.0)
+    path.write_text('{"value": 7}\n{"value": 8}\n')  # same size
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # as cp -p or rsync -a leave it
+    assert data.file_values(path) == (7.0, 8.0)
+
+
+def test_runs_that_end_out_of_order_take_back_their_own_fault_kinds() -> None:
+    first = FaultKind("first", "before", lambda fault, state: None, lethal=False)
+    second = FaultKind("second", "before", lambda fault, state: None, lethal=False)
+    a = faults.installing({**faults.BUILTIN, "first": first})
+    b = faults.installing({**faults.BUILTIN, "second": second})
+    a.__enter__()
+    b.__enter__()
+    assert {"first", "second"} <= set(faults.installed())  # both runs are in progress
+    a.__exit__(None, None, None)
+    assert "second" in faults.installed() and "first" not in faults.installed()
+    b.__exit__(None, None, None)
+    assert faults.installed() is faults.BUILTIN
+
+
+def test_a_registered_skill_name_is_not_taken_for_a_folder_of_the_same_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_distproc.backends import forkserver
+    from tests import skills
+
+    (tmp_path / "probe").mkdir()
+    (tmp_path / "probe" / "SKILL.md").write_text("---\nname: probe\n---\n")
+    monkeypatch.chdir(tmp_path)
+    assert forkserver.portable("probe", skills.parent_probe, [{}]) == "tests.skills:parent_probe"

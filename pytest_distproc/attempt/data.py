@@ -57,12 +57,12 @@ def source_values(source: Mapping[str, Any]) -> Sequence[float]:
 def file_values(path: Path) -> tuple[float, ...]:
     """The values of a data file's records, read (and checked, row by row) once while the file is unchanged:
     the loader, the coordinator's count and the oracle of one run share one read."""
-    stat = path.stat()
-    return _file_values(str(path), stat.st_mtime_ns, stat.st_size)
+    stat = path.stat()  # ctime too: a copy that keeps mtime and size (cp -p, rsync -a) still changes it
+    return _file_values(str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
-@functools.lru_cache(maxsize=16)
-def _file_values(path: str, mtime_ns: int, size: int) -> tuple[float, ...]:
+@functools.lru_cache(maxsize=8)
+def _file_values(path: str, inode: int, size: int, mtime_ns: int, ctime_ns: int) -> tuple[float, ...]:
     return tuple(float(r["value"]) for r in read_file(Path(path)))
 
 

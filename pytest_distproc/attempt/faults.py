@@ -98,8 +98,13 @@ _installed: list[Mapping[str, FaultKind]] = [BUILTIN]
 
 
 def installed() -> Mapping[str, FaultKind]:
-    """The kinds of the run in progress in this process: what its attempts, forked from it, act on."""
-    return _installed[-1]
+    """The kinds of the runs in progress in this process (the latest first): what attempts forked from it act on."""
+    if len(_installed) == 1:
+        return _installed[0]
+    merged: dict[str, FaultKind] = {}
+    for table in _installed:
+        merged.update(table)
+    return merged
 
 
 @contextlib.contextmanager
@@ -110,11 +115,15 @@ def installing(kinds: Mapping[str, FaultKind]) -> Iterator[None]:
     action is code, not plain data), so the run installs its config's kinds here and takes them back
     after: nothing leaks into later runs, other folders or in-process pytest sessions.
     """
-    _installed.append(kinds)
+    entry = MappingProxyType(dict(kinds))  # its own object: runs that end out of order remove their own
+    _installed.append(entry)
     try:
         yield
     finally:
-        _installed.pop()
+        for index, table in enumerate(_installed):
+            if table is entry:
+                del _installed[index]
+                break
 
 
 def validate(kind: FaultKind) -> FaultKind:

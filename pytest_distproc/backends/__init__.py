@@ -5,7 +5,9 @@ See :mod:`.protocol` for the protocol and the messages; :func:`make_backend` bui
 
 from __future__ import annotations
 
-from pytest_distproc.backends.protocol import Backend
+from pytest_distproc.backends.protocol import Backend, Handle
+
+__all__ = ["Backend", "Handle", "make_backend"]
 
 
 def make_backend(name: str, run_dir: str, *, ray_address: str | None = None) -> Backend:

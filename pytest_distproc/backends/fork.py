@@ -375,7 +375,8 @@ class _Pipes:
 def spawn(
     job: Job, skill: Skill, workdir: str, *, barrier: bool, address_space: int | None = None
 ) -> Spawned:
-    """Fork one attempt's child (it runs :func:`region.run` and never returns); shared with the Ray launcher.
+    """Fork one attempt's child (it runs :func:`pytest_distproc.attempt.execute.run` and never returns);
+    shared with the Ray launcher.
 
     The child makes ``workdir`` itself (in parallel); its stderr and stack dump go to memfds the
     parent keeps, so nothing is created on disk here (a mkdir on a disk-backed /tmp costs ~1 ms).

@@ -244,8 +244,8 @@ def portable(reference: str, skill: skills.Skill, jobs: list[Job]) -> str | None
         return None
     if skills.BUILTIN.get(reference) is skill:
         return reference
-    if os.path.isdir(reference.partition("#")[0]):
-        return os.path.abspath(reference)  # a SKILL.md directory, as the coordinator's cwd sees it
+    if os.path.isabs(reference):
+        return reference  # a SKILL.md directory (``dir`` or ``dir#script``): the loader made it absolute
     if ":" in reference:
         return reference  # package.module:function: the server imports it as the coordinator did
     # a name a plugin, a conftest or an entry point registered: the server knows it only by where it lives
@@ -447,7 +447,7 @@ _PARENT: list[int] = []
 def _on_parent_death(signum: int, frame: Any) -> None:
     """SIGTERM from PR_SET_PDEATHSIG: the coordinator was killed. Our attempts get their own when we
     exit (their handler removes their temp dirs); what escaped their groups is ours to kill.
-    Attempts inherit this handler: in them it is :func:`region.on_sigterm`."""
+    Attempts inherit this handler: in them it is :func:`pytest_distproc.attempt.execute.on_sigterm`."""
     if os.getpid() != _PARENT[1]:
         region.on_sigterm(signum, frame)  # an attempt (before its set-up, it just exits)
         return
@@ -461,7 +461,7 @@ def _on_parent_death(signum: int, frame: Any) -> None:
 def main(argv: list[str]) -> None:
     _PARENT[:] = [os.getppid(), os.getpid()]
     signal.signal(signal.SIGTERM, _on_parent_death)
-    region.SERVER_SIGTERM = _on_parent_death  # our attempts keep it (see region._die_with_parent)
+    region.SERVER_SIGTERM = _on_parent_death  # our attempts keep it (see attempt.execute._die_with_parent)
     if region._PRCTL is not None:
         region._PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
         region._PRCTL(PR_SET_CHILD_SUBREAPER, 1)  # escapees come to us, and the sweep kills them

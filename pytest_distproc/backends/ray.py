@@ -4,7 +4,7 @@ Why an actor and not one plain Ray task per attempt: a plain task occupies a who
 (~100 MB, about a second to start on a small machine) for as long as its child runs, and the
 ``expect.concurrent`` barrier needs *every* region alive at once, so 256 regions would need 256 Ray
 workers. Instead each node gets one small async *launcher* actor (``num_cpus=0``) that forks one
-child per attempt exactly like the fork backend does (``region.run``: own process group, own temp
+child per attempt exactly like the fork backend does (``attempt.execute.run``: own process group, own temp
 dir, scrubbed env, ``PR_SET_PDEATHSIG``), and streams the child's plain-data messages back as the
 items of a streaming generator. The launcher enforces nothing on its own: timeouts, retries and
 faults stay the coordinator's. Ray's own retries are off (``max_restarts=0``, ``max_task_retries=0``,
@@ -91,7 +91,7 @@ class Launcher:
     async def attempt(self, key: str, job: Job, skill: Skill, barrier: bool) -> Any:
         """Fork the child, then yield every message it sends, and finally its ``exit``."""
         root = tempfile.mkdtemp(prefix="distproc-ray-")
-        workdir = os.path.join(root, f"{job['task']}-a{job['attempt']}")  # the child makes it (region.isolate)
+        workdir = os.path.join(root, f"{job['task']}-a{job['attempt']}")  # the child makes it (attempt.execute.isolate)
         spawned = spawn(job, skill, workdir, barrier=barrier)
         pid, read_fd, go_write = spawned.pid, spawned.read_fd, spawned.go_write
         stack_fd, stderr_fd = spawned.stack_fd, spawned.stderr_fd

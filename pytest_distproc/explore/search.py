@@ -21,6 +21,7 @@ coordinator and passes on a correct one: paste it under ``scenarios/`` and it is
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -41,6 +42,7 @@ from pytest_distproc.errors import DistprocError
 from pytest_distproc.explore import strategies
 from pytest_distproc.run.coordinator import Coordinator
 from pytest_distproc.run.model import Run
+from pytest_distproc.scenario.extensions import Extensions
 from pytest_distproc.scenario.model import AGGREGATE_TASK, FaultSpec, Scenario
 from pytest_distproc.tasklist import State
 
@@ -336,6 +338,7 @@ def explore(
     explore_seed: int | None = None,
     interleavings: bool = True,
     coordinator: CoordinatorFactory = Coordinator,
+    extensions: Extensions | None = None,
 ) -> Exploration:
     """Run ``scenario`` under Hypothesis-drawn fault plans on the simulated backend; shrink any failure.
 
@@ -344,6 +347,8 @@ def explore(
     scenario's seed, else ``seed``), so the same call explores the same plans: no flaky tests.
     ``coordinator`` may be a :class:`Coordinator` subclass (for instance one with a planted bug).
     """
+    if extensions is not None:  # the skills and fault kinds of the scenario's config, in every run of the search
+        coordinator = functools.partial(coordinator, extensions=extensions)
     options = scenario.explore
     examples = examples or (options.examples if options else None) or DEFAULT_EXAMPLES
     kinds = tuple(kinds or (options.faults if options else None) or strategies.DEFAULT_KINDS)

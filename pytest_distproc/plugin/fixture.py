@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-from pytest_distproc.plugin.running import extensions_for, mismatches_for, run_for
+from pytest_distproc.plugin.running import extensions_for, finished, mismatches_for, run_for
 from pytest_distproc.scenario.loader import load_one
 from pytest_distproc.scenario.model import Scenario
 
@@ -35,10 +35,14 @@ class Distproc:
         return load_one(text, self.node.path.parent / f"{name}.yaml", extensions_for(self.node))
 
     def run(self, scenario: Mapping[str, Any] | str | Scenario, *, backend: str | None = None) -> Run:
-        """Run it over real processes (or ``backend``) and return the run: history, results, transcript."""
+        """Run it over real processes (or ``backend``) and return the run: history, results, transcript.
+
+        An explicit ``backend`` runs our coordinator on it, even under ``--distproc-coordinator``."""
         loaded = scenario if isinstance(scenario, Scenario) else self.load(scenario)
         self.runs += 1
-        return run_for(self.node, loaded, backend=backend, journal_name=f"{self.node.nodeid}-{self.runs}")
+        run = run_for(self.node, loaded, backend=backend, journal_name=f"{self.node.nodeid}-{self.runs}")
+        finished(self.node, run)
+        return run
 
     def check(self, run: Run) -> list[str]:
         """The mismatches a scenario item would report: its ``expect``, the invariants of every run, and

@@ -1,8 +1,9 @@
 """Hooks of pytest-distproc, added with ``pytest_addhooks``. Implement any of them in a conftest.py
 or a plugin; the plugin's own implementations are ``trylast`` so yours win.
 
-Registration hooks (skills, fault kinds, expectation kinds) are called when a scenario file is
-collected, with the conftests that apply to that file, so their names are known to the loader.
+Registration hooks (skills, fault kinds, expectation kinds) are called once per folder, when the first
+scenario file there is collected or the ``distproc`` fixture is first used there, with the conftests
+that apply to that folder; their names are known to that folder's loader and runs, and nowhere else.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import pytest
 from _pytest._code.code import ExceptionInfo, TerminalRepr
 
 from pytest_distproc.errors import DistprocError, ScenarioError
-from pytest_distproc.plugin.running import SEED_KEY, extensions_for, mismatches_for, run_for
+from pytest_distproc.plugin.running import SEED_KEY, extensions_for, finished, mismatches_for, run_for
 from pytest_distproc.scenario.loader import LoadedDocument, load_file
 from pytest_distproc.scenario.model import Scenario
 
@@ -80,6 +80,7 @@ class ScenarioItem(pytest.Item):
                            for f in run.planned_faults)
             self.add_report_section("call", PLAN_SECTION, f"# seed {run.seed}\n{plan}")
         self.add_report_section("call", SECTION, run.transcript)
+        finished(self, run)  # after the item holds its run and transcript: a raising hook loses neither
         mismatches = mismatches_for(self, run)
         self.user_properties.extend([("distproc.outcome", run.outcome), ("distproc.seed", run.seed),
                                      ("distproc.attempts", len(run.attempts)),
@@ -90,7 +91,7 @@ class ScenarioItem(pytest.Item):
     def _explore(self, scenario: Scenario) -> None:
         from pytest_distproc.explore.search import ExplorationFailed, explore
 
-        result = explore(scenario, seed=self.config.stash[SEED_KEY])
+        result = explore(scenario, seed=self.config.stash[SEED_KEY], extensions=extensions_for(self))
         self.add_report_section("call", SECTION, f"explored {result.runs} runs of {scenario.name!r} in "
                                 f"{result.seconds:.2f} s ({result.runs_per_minute:.0f} runs/minute)\n")
         self.user_properties.append(("distproc.explored", result.runs))

@@ -51,7 +51,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(ReportPlugin(config), "distproc-report")
 
 
-# -- plain data from a run ---------------------------------------------------------------------
 class ReportPlugin:
     """Writes per-scenario files where a scenario runs; totals and the index where reports arrive."""
 

@@ -3,6 +3,7 @@ that apply to a node, the run itself, and the checks an item reports. One path, 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -69,12 +70,19 @@ def settings_for(node: Node, scenario: Scenario, *, backend: str | None = None,
 
 def run_for(node: Node, scenario: Scenario, *, backend: str | None = None,
             journal_name: str | None = None) -> Run:
-    """Run ``scenario`` as ``node`` does, then tell the ``pytest_distproc_run_finished`` hooks."""
+    """Run ``scenario`` as ``node`` does. An explicit ``backend`` (the fixture's argument) asks for our
+    coordinator on that backend: it wins over ``--distproc-coordinator``."""
     from pytest_distproc.run.runner import run_scenario
 
-    run = run_scenario(scenario, settings_for(node, scenario, backend=backend, journal_name=journal_name))
+    settings = settings_for(node, scenario, backend=backend, journal_name=journal_name)
+    if backend is not None:
+        settings = dataclasses.replace(settings, coordinator=None)
+    return run_scenario(scenario, settings)
+
+
+def finished(node: Node, run: Run) -> None:
+    """Tell the ``pytest_distproc_run_finished`` hooks, once the run is recorded where reports find it."""
     node.ihook.pytest_distproc_run_finished(config=node.config, run=run)
-    return run
 
 
 def mismatches_for(node: Node, run: Run) -> list[str]:

@@ -110,9 +110,13 @@ class Harness:
         self._children: dict[int, AttemptRecord] = {}
         self._arrived: set[str] = set()
         self._wave_open = True
-        create_tasks(self.tasks, scenario)
-        for entry in self.tasks.transitions:
-            self._notify(entry)
+        try:
+            create_tasks(self.tasks, scenario)
+            for entry in self.tasks.transitions:
+                self._notify(entry)
+        except BaseException:  # a transition hook raised: leave no pipe or run dir behind
+            self.close()
+            raise
 
     # -- called in the user's child ----------------------------------------------------
     def process(self, region_id: str, attempt: int) -> dict[str, Any]:
@@ -127,15 +131,16 @@ class Harness:
                             "(no isolation); its lethal faults were not injected")
             faults = [f for f in faults if not installed()[f["kind"]].lethal]
         else:
-            workdir = tempfile.mkdtemp(prefix=f"{self.task_of[region_id]}-{attempt}-", dir=self.run_dir)
-            os.chdir(workdir)  # the attempt's own folder, as on our backends: never the user's cwd
             ceiling = region.address_space() + self.policy.memory_limit_mb * 1024 * 1024
             resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
             self._send({"type": "hello", "region": region_id, "attempt": attempt, "pid": os.getpid()})
             if not os.read(self._go_read, 1):
                 os._exit(region.EXIT_NO_GO)
         job = {"task": self.task_of[region_id], "region": region_id, "attempt": attempt, "seed": self.seed,
-               "source": self.sources[region_id], "faults": faults, "workdir": os.getcwd()}
+               "source": self.sources[region_id], "faults": faults,
+               # the skill's own folder (a SKILL.md processor writes its records there), as on our backends;
+               # the user's child keeps its working directory
+               "workdir": tempfile.mkdtemp(prefix=f"{self.task_of[region_id]}-{attempt}-", dir=self.run_dir)}
         emit = self._send if not in_coordinator else (lambda m: self._on_message(dict(m, pid=os.getpid(),
                                                                                    region=region_id, attempt=attempt)))
         return dict(region.execute(job, self.skill, lambda m: emit({**m, "region": region_id, "attempt": attempt,

@@ -141,13 +141,13 @@ class Scenario:
     expect: Expect = field(default_factory=Expect)
     explore: Explore | None = None
     coordinator: str | None = None
+    """A user's coordinator (``module:factory`` or ``file.py:factory``) run through the adapter protocol."""
     tasks: tuple[TaskSpec, ...] = ()
     """Tasks after the regions, blockers first, ``aggregate-results`` last (empty: the default graph)."""
 
     def run_seed(self, session_seed: int | None) -> int:
         """The seed a run of this scenario uses: its own ``seed``, else the session's, else 0."""
         return self.seed if self.seed is not None else (session_seed or 0)
-    """A user's coordinator (``module:factory`` or ``file.py:factory``) run through the adapter protocol."""
 
     @property
     def task_ids(self) -> list[str]:
