@@ -261,7 +261,8 @@ def _builtin_fault(kind: str) -> bool:
 
 
 @atexit.register
-def _close_shared() -> None:
+def close_shared() -> None:
+    """Close this process's fork servers and wait for them to exit (the next :func:`shared` starts a new one)."""
     while _SHARED:
         server = _SHARED.pop()
         if server.owner == os.getpid():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,6 +127,19 @@ def pytest_distproc_make_backend(config: pytest.Config, scenario: Any, name: str
 @pytest.hookimpl(trylast=True)
 def pytest_distproc_aggregate(config: pytest.Config, scenario: Any, summaries: list[Any]) -> dict[str, float]:
     return summary.merge(summaries)
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
+    """Stop this process's fork server once the tests ran, not at interpreter exit: under coverage's
+    ``patch = subprocess`` it writes its data file as it leaves, and pytest-cov (a wrapper around this
+    one) combines the data files right after the loop. See docs/cookbook.md, "Coverage of your skill"."""
+    try:
+        return (yield)
+    finally:
+        from pytest_distproc.backends import forkserver
+
+        forkserver.close_shared()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
