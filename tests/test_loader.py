@@ -1229,3 +1229,14 @@ def test_retries_010_runs_ten_retries(tmp_path: Path) -> None:
     run = Coordinator(s).run()
     assert [a.ok for a in run.attempts if a.task == "process-region-a"] == [False] * 10 + [True]
     assert run.tasks.sequence("process-region-a")[-1].value == "COMPLETE"
+
+
+def test_dump_writes_what_the_loader_reads_back() -> None:
+    from pytest_distproc.scenario.yamlsource import dump, parse_documents
+
+    data = {"s": ["1e3", "0o10", "1:30", "yes", "<<", "010", "True", "~", "", "1_0", "2001-12-14"],
+            "v": [None, True, 1.5, 10, -0.0, 1e20], "1e3": "key"}
+    text = dump(data)
+    (doc,) = parse_documents(text, "d.yaml")
+    assert doc.problems == [] and doc.value == data
+    assert "'yes'" in text and "'1:30'" in text  # quoted for YAML 1.1 readers too

@@ -177,6 +177,26 @@ class Loader(_BaseLoader):
         return SEQ_TAG if kind is yaml.SequenceNode else MAP_TAG
 
 
+class Dumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, quoting what YAML 1.2 would not read back as the same value.
+
+    Its YAML 1.1 rules write the string ``"1e3"`` plain, which :class:`Loader` reads as 1000.0. Here a
+    string is written plain only when YAML 1.2 reads it back as a string and YAML 1.1 tools do too
+    (``'yes'`` and ``'1:30'`` stay quoted for them).
+    """
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is yaml.ScalarNode and implicit[0]:
+            tag = core_tag(value)
+            return tag if tag != STR_TAG else super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+        return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+
+
+def dump(data: Any) -> str:
+    """``data`` as YAML that :func:`parse_documents` reads back to the same values (keys keep their order)."""
+    return yaml.dump(data, Dumper=Dumper, sort_keys=False, allow_unicode=True)
+
+
 @dataclass
 class Document:
     """One YAML document: its value, the line it starts on, and where each ``$.path`` was written.
