@@ -185,10 +185,15 @@ def test_distproc_fixture_runs_dicts_and_yaml(sandbox: Sandbox) -> None:
         def test_bad(distproc):
             with pytest.raises(ScenarioError, match="regions"):
                 distproc.load({"regionz": {}})
+
+        def test_strings_stay_strings(distproc):  # YAML 1.2 reads a plain 1e3 as 1000.0
+            s = distproc.load({"regions": {"A": {"records": 1}}, "description": "1e3",
+                               "faults": [{"region": "A", "kind": "raise", "message": "0o10"}]})
+            assert (s.description, s.faults[0].message) == ("1e3", "0o10")
         """
     )
     result = sandbox.run("-p", "no:randomly")
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=4)
     sandbox.assert_clean()
 
 

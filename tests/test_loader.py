@@ -522,11 +522,11 @@ ONE_MISTAKE = [
         ["unknown region 'Z'", "regions of this scenario: A"],
         id="unknown_region_in_faults",
     ),
-    pytest.param(
-        "regions:\n  NO: {records: 1}\nfaults:\n  - {region: NO, kind: raise}\n",
+    pytest.param(  # YAML 1.2 reads only true/false as booleans (YAML 1.1 read NO as False too: see below)
+        "regions:\n  true: {records: 1}\nfaults:\n  - {region: true, kind: raise}\n",
         4,
         "$.faults[0].region",
-        ["unknown region False", "quote the region id", "NO"],
+        ["unknown region True", "quote the region id", "true"],
         id="region_read_as_boolean_gets_a_quoting_hint",
     ),
     pytest.param(
@@ -687,12 +687,14 @@ def test_object_constructing_tags_are_refused(tmp_path: Path, tagged: str) -> No
 @pytest.mark.parametrize(
     ("value", "words"),
     [
-        ("!!int abc", ["'abc' cannot be read as an integer", "invalid literal"]),
+        ("!!int abc", ["'abc' cannot be read as an integer", "not a YAML 1.2 integer"]),
+        ("!!int 1_0", ["'1_0' cannot be read as an integer", "not a YAML 1.2 integer"]),
+        ("!!bool yes", ["'yes' cannot be read as a boolean", "YAML 1.2 booleans are true and false"]),
         ("!!int ''", ["'' cannot be read as an integer"]),
         ("!!float x", ["'x' cannot be read as a number"]),
         ("!!bool maybe", ["'maybe' cannot be read as a boolean"]),
         ("1" * 5000, ["cannot be read as an integer", "4300 digits", "quote it"]),
-        ("-0x" + "f" * 5000, ["cannot be read as an integer", "too large"]),
+        ("0x" + "f" * 5000, ["cannot be read as an integer", "too large"]),
     ],
 )
 def test_a_scalar_its_tag_cannot_read_is_a_problem_not_a_crash(tmp_path: Path, value: str, words: list[str]) -> None:
@@ -712,7 +714,7 @@ def test_a_refused_value_used_through_aliases_is_one_problem(anchored: str) -> N
 def test_two_nans_stay_two_values(tmp_path: Path) -> None:
     from pytest_distproc.scenario.yamlsource import parse_documents
 
-    (doc,) = parse_documents("a: [!!float nan, !!float nan, .nan]\n", "s.yaml")
+    (doc,) = parse_documents("a: [!!float .nan, !!float .nan, .nan]\n", "s.yaml")
     first, second, third = doc.value["a"]
     assert first is not second and first != first and third != third
 
@@ -1144,3 +1146,97 @@ def test_corpus(filename: str) -> None:
     assert any(want["fragment"] in p.message for p in matching), "\n".join(map(str, matching))
     if "problems" in want:
         assert len(problems) == want["problems"], "\n".join(map(str, problems))
+
+
+# --- YAML 1.2: numbers, booleans and nulls as the editor and the JSON Schema read them ----------------
+
+
+@pytest.mark.parametrize(
+    ("written", "value"),
+    [("010", 10), ("0o10", 8), ("0x1F", 31), ("+7", 7), ("007", 7)],
+)
+def test_integers_read_as_yaml_1_2(tmp_path: Path, written: str, value: int) -> None:
+    s = scenario_of(tmp_path, OK + f"seed: {written}\npolicy: {{retries: {written}}}\n")
+    assert (s.seed, s.policy.retries) == (value, value)
+    assert type(s.seed) is int
+
+
+@pytest.mark.parametrize(("written", "seconds"), [("1e3", 1000.0), ("1E3", 1000.0), ("1.5e1", 15.0), (".5", 0.5)])
+def test_exponent_floats_read_as_yaml_1_2(tmp_path: Path, written: str, seconds: float) -> None:
+    s = scenario_of(tmp_path, OK + f"policy:\n  timeout: {written}\n  backoff: {written}\n")
+    assert (s.policy.timeout, s.policy.backoff) == (seconds, seconds)
+
+
+@pytest.mark.parametrize(("written", "value"), [("true", True), ("True", True), ("TRUE", True), ("False", False)])
+def test_booleans_in_three_casings(tmp_path: Path, written: str, value: bool) -> None:
+    s = scenario_of(tmp_path, OK + f"explore: {{examples: 2, interleavings: {written}}}\n")
+    assert s.explore is not None and s.explore.interleavings is value
+
+
+@pytest.mark.parametrize("written", ["~", "null", "Null", "NULL", ""])
+def test_nulls_in_every_spelling(tmp_path: Path, written: str) -> None:
+    s = scenario_of(tmp_path, OK + f"seed: {written}\ndescription: {written}\n")
+    assert (s.seed, s.description) == (None, "")
+
+
+@pytest.mark.parametrize(
+    ("key", "written", "words"),
+    [
+        ("timeout", "1:30", ["got '1:30' (string)", "'1:30' is a string in YAML 1.2", "base-60",
+                             "write 90s or 1.5m"]),
+        ("backoff", "1_0", ["'1_0' is a string in YAML 1.2", "no '_' separators", "write 10s"]),
+        ("retries", "1_0", ["expected an integer from 0 to 100, got '1_0' (string)", "write 10"]),
+        ("retries", "0b101", ["0b binary numbers were YAML 1.1 only", "write 5"]),
+        ("retries", "0:10", ["base-60", "write 10"]),
+        ("memory_limit_mb", "1_024", ["write 1024"]),
+    ],
+)
+def test_yaml_1_1_numbers_are_located_errors_saying_what_to_write(
+    tmp_path: Path, key: str, written: str, words: list[str]
+) -> None:
+    p = the_problem(tmp_path, OK + f"policy:\n  {key}: {written}\n")
+    check(p, tmp_path, 4, f"$.policy.{key}", *words)
+
+
+@pytest.mark.parametrize(("written", "meant"), [("yes", "true"), ("off", "false"), ("No", "false")])
+def test_yaml_1_1_booleans_are_strings_and_a_boolean_field_says_what_to_write(
+    tmp_path: Path, written: str, meant: str
+) -> None:
+    p = the_problem(tmp_path, OK + f"explore:\n  interleavings: {written}\n")
+    check(p, tmp_path, 4, "$.explore.interleavings", f"got {written!r} (string)", "YAML 1.1", f"write {meant}")
+
+
+def test_yaml_1_1_booleans_name_regions_in_faults(tmp_path: Path) -> None:
+    # YAML 1.1 read `region: NO` and `region: on` as False and True, which matched no region.
+    s = scenario_of(tmp_path, "regions:\n  NO: {records: 1}\n  on: {records: 1}\n"
+                    "faults:\n  - {region: NO, kind: raise}\n  - {region: on, kind: raise}\n")
+    assert [f.region for f in s.faults] == ["NO", "on"]
+
+
+def test_a_date_is_a_string(tmp_path: Path) -> None:
+    s = scenario_of(tmp_path, OK + "description: 2001-12-14\n")
+    assert s.description == "2001-12-14"
+
+
+def test_retries_010_runs_ten_retries(tmp_path: Path) -> None:
+    """The editor shows 10; YAML 1.1 made it 8, and the run failed with 9 attempts of 11 planned."""
+    from pytest_distproc.run.coordinator import Coordinator
+
+    text = ("regions: {A: {records: 5}}\npolicy: {retries: 010}\n"
+            "faults: [{region: A, kind: raise, attempts: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}]\n")
+    s = scenario_of(tmp_path, text)
+    assert s.policy.retries == 10
+    run = Coordinator(s).run()
+    assert [a.ok for a in run.attempts if a.task == "process-region-a"] == [False] * 10 + [True]
+    assert run.tasks.sequence("process-region-a")[-1].value == "COMPLETE"
+
+
+def test_dump_writes_what_the_loader_reads_back() -> None:
+    from pytest_distproc.scenario.yamlsource import dump, parse_documents
+
+    data = {"s": ["1e3", "0o10", "1:30", "yes", "<<", "010", "True", "~", "", "1_0", "2001-12-14"],
+            "v": [None, True, 1.5, 10, -0.0, 1e20], "1e3": "key"}
+    text = dump(data)
+    (doc,) = parse_documents(text, "d.yaml")
+    assert doc.problems == [] and doc.value == data
+    assert "'yes'" in text and "'1:30'" in text  # quoted for YAML 1.1 readers too

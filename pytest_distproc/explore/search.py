@@ -44,6 +44,7 @@ from pytest_distproc.run.coordinator import Coordinator
 from pytest_distproc.run.model import Run
 from pytest_distproc.scenario.extensions import Extensions
 from pytest_distproc.scenario.model import AGGREGATE_TASK, FaultSpec, Scenario
+from pytest_distproc.scenario.yamlsource import Dumper
 from pytest_distproc.tasklist import State
 
 CoordinatorFactory = Callable[..., Coordinator]
@@ -549,7 +550,7 @@ def _source(region: Any, scenario_path: Path) -> dict[str, Any]:
     return {"inline": [dict(r) for r in region.inline or ()]}
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(Dumper):  # quotes strings YAML 1.2 or 1.1 would read as something else
     """Block style at the top, flow style for leaves: ``{region: B, kind: raise, attempts: [1]}``."""
 
 

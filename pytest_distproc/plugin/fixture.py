@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import yaml
 
 from pytest_distproc.plugin.running import extensions_for, finished, mismatches_for, run_for
 from pytest_distproc.scenario.loader import load_one
 from pytest_distproc.scenario.model import Scenario
+from pytest_distproc.scenario.yamlsource import dump
 
 if TYPE_CHECKING:
     from pytest_distproc.run.model import Run
@@ -30,7 +30,7 @@ class Distproc:
 
     def load(self, scenario: Mapping[str, Any] | str) -> Scenario:
         """A scenario from a dict or a YAML string; a malformed one raises :class:`ScenarioError`."""
-        text = scenario if isinstance(scenario, str) else yaml.safe_dump(dict(scenario), sort_keys=False)
+        text = scenario if isinstance(scenario, str) else dump(dict(scenario))  # "1e3" stays a string
         name = self.node.name.replace("/", "_")
         return load_one(text, self.node.path.parent / f"{name}.yaml", extensions_for(self.node))
 

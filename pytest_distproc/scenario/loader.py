@@ -35,7 +35,7 @@ from pytest_distproc.scenario.model import (
     Scenario,
     region_task,
 )
-from pytest_distproc.scenario.yamlsource import Document, child_path, parse_documents_safely
+from pytest_distproc.scenario.yamlsource import Document, child_path, parse_documents_safely, yaml11_hint
 from pytest_distproc.tasklist import State
 
 T = TypeVar("T")
@@ -204,7 +204,8 @@ class _Checker:
         if ok and kind is float and not math.isfinite(value):
             ok = False
         if not ok or (check is not None and not check(value)):
-            self.fail(at, f"expected {what}, got {_shown(value)}")
+            hint = yaml11_hint(value, "boolean" if kind is bool else "number") if kind in (int, float, bool) else ""
+            self.fail(at, f"expected {what}, got {_shown(value)}{hint}")
             return None
         return value  # type: ignore[no-any-return]
 
@@ -227,7 +228,7 @@ class _Checker:
             match = DURATION.match(value) if isinstance(value, str) else None
         if match is None:
             self.fail(at, "expected a duration like 5s, 250ms, 1.5m or a number of seconds (zero or more), "
-                      f"got {_shown(value)}")
+                      f"got {_shown(value)}{yaml11_hint(value, 'duration')}")
             return None
         number, unit = float(match.group(1)), match.group(2) or "s"
         return number * {"ms": 0.001, "s": 1.0, "m": 60.0}[unit]
@@ -483,7 +484,7 @@ def _explore(c: _Checker, value: Any) -> Explore | None:
 def _unknown_region(value: Any, declared: list[str]) -> str:
     hint = _close(value, declared)
     if isinstance(value, bool):
-        hint = " (YAML reads yes/no/on/off/true/false as booleans: quote the region id)"
+        hint = " (YAML reads true/false as booleans: quote the region id)"
     regions = ", ".join(declared) or "(none)"
     shown = repr(value) if isinstance(value, str) else _shown(value)
     return f"unknown region {shown}{hint}; regions of this scenario: {regions}"

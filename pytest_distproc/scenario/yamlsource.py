@@ -2,10 +2,16 @@
 
 Uses the C-accelerated safe composer when PyYAML has it; we build values from the node graph
 ourselves so that duplicate keys, object-constructing tags and alias bombs are errors with a line.
+
+Plain scalars are read as YAML 1.2's core schema reads them (what editors and the JSON Schema see),
+not as PyYAML's YAML 1.1 rules do: ``010`` is 10, ``0o10`` is 8, ``1e3`` is 1000.0, only
+true/false (any of three casings) are booleans, and ``1:30``, ``1_0``, ``yes`` or ``2001-12-14`` are
+strings. :func:`yaml11_hint` tells a user who wrote one of those where a number or boolean belongs.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,22 +29,125 @@ STR_TAG = "tag:yaml.org,2002:str"
 MAP_TAG = "tag:yaml.org,2002:map"
 SEQ_TAG = "tag:yaml.org,2002:seq"
 TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
-_SafeConstructor = yaml.constructor.SafeConstructor
-# Plain scalar tag -> how PyYAML's safe constructor turns the text into a value (str is the text itself).
-_SCALARS: dict[str, Any] = {
-    "tag:yaml.org,2002:int": _SafeConstructor.construct_yaml_int,
-    "tag:yaml.org,2002:float": _SafeConstructor.construct_yaml_float,
-    "tag:yaml.org,2002:bool": _SafeConstructor.construct_yaml_bool,
-    "tag:yaml.org,2002:null": _SafeConstructor.construct_yaml_null,
-}
-PLAIN_TAGS = {STR_TAG, *_SCALARS}
+MERGE_TAG = "tag:yaml.org,2002:merge"
 FLOAT_TAG = "tag:yaml.org,2002:float"
 INT_TAG = "tag:yaml.org,2002:int"
-_KINDS = {INT_TAG: "an integer", FLOAT_TAG: "a number", "tag:yaml.org,2002:bool": "a boolean"}
+BOOL_TAG = "tag:yaml.org,2002:bool"
+NULL_TAG = "tag:yaml.org,2002:null"
+
+# YAML 1.2.2, 10.3.2 "Tag Resolution" (the core schema), one alternative per tag.
+_CORE = re.compile(
+    r"(?P<null>~|null|Null|NULL|)"
+    r"|(?P<bool>true|True|TRUE|false|False|FALSE)"
+    r"|(?P<int>[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)"
+    r"|(?P<float>[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))"
+)
+_CORE_TAGS = {"null": NULL_TAG, "bool": BOOL_TAG, "int": INT_TAG, "float": FLOAT_TAG}
+_CORE_FIRST = frozenset("~nNtTfF-+.0123456789")  # a plain scalar starting otherwise is a string
+
+
+def core_tag(text: str) -> str:
+    """The tag YAML 1.2's core schema gives a plain scalar (``<<`` stays a merge key, refused later)."""
+    if text and text[0] not in _CORE_FIRST:
+        return MERGE_TAG if text == "<<" else STR_TAG
+    match = _CORE.fullmatch(text)
+    return _CORE_TAGS[match.lastgroup] if match and match.lastgroup else STR_TAG
+
+
+def _core_match(text: str, group: str) -> bool:
+    match = _CORE.fullmatch(text)
+    return match is not None and match.lastgroup == group
+
+
+def _construct_int(_loader: Any, node: yaml.ScalarNode) -> int:
+    text = node.value
+    if not _core_match(text, "int"):  # "!!int 1_0", "!!int 0b1", "!!int 1:30": YAML 1.1 forms
+        raise ValueError("not a YAML 1.2 integer: digits, 0o octal or 0x hex")
+    if text.startswith(("0o", "0x")):
+        return int(text[2:], 8 if text[1] == "o" else 16)
+    return int(text, 10)
+
+
+def _construct_float(_loader: Any, node: yaml.ScalarNode) -> float:
+    text = node.value
+    match = _CORE.fullmatch(text)
+    if match is None or match.lastgroup not in ("int", "float") or text.startswith(("0o", "0x")):
+        raise ValueError("not a YAML 1.2 number: like 1.5, 1e3, .inf or .nan")
+    lowered = text.lower()
+    if lowered.endswith(".inf"):
+        return -math.inf if text[0] == "-" else math.inf
+    if lowered == ".nan":
+        return float("nan")  # a new object each time, as float() gives
+    return float(text)
+
+
+def _construct_bool(_loader: Any, node: yaml.ScalarNode) -> bool:
+    if not _core_match(node.value, "bool"):
+        raise ValueError("YAML 1.2 booleans are true and false")
+    return node.value[0] in "tT"
+
+
+def _construct_null(_loader: Any, node: yaml.ScalarNode) -> None:
+    if not _core_match(node.value, "null"):
+        raise ValueError("YAML 1.2 nulls are null, ~ or nothing")
+    return None
+
+
+_SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
+_BINARY = re.compile(r"[-+]?0b[01_]+")
+_YAML11_BOOLS = {word: word.lower() in ("yes", "on", "y") for word in (
+    "yes", "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF", "y", "Y", "n", "N")}
+
+
+def yaml11_hint(value: object, want: str) -> str:
+    """``"; <why it is a string> : write <this>"`` for a string YAML 1.1 read as a ``want`` value, else ``""``.
+
+    ``want`` is ``"number"``, ``"duration"`` (a number of seconds or ``5s``) or ``"boolean"``. YAML 1.2
+    (and so the editor and the JSON Schema) reads ``1:30``, ``1_0``, ``0b11`` and ``yes`` as strings.
+    """
+    if not isinstance(value, str):
+        return ""
+    text = value.strip()
+    if want == "boolean":
+        if text not in _YAML11_BOOLS:
+            return ""
+        return (f"; {text!r} is a string in YAML 1.2 (yes/no/on/off were booleans in YAML 1.1 only): "
+                f"write {str(_YAML11_BOOLS[text]).lower()}")
+    digits = text.replace("_", "")
+    sign = -1 if digits.startswith("-") else 1
+    written: str | None = None
+    if _SEXAGESIMAL.fullmatch(text):
+        number = 0.0
+        for part in digits.lstrip("+-").split(":"):
+            number = number * 60 + float(part)
+        written, why = f"{sign * number:g}", "base-60 numbers like 1:30 were YAML 1.1 only"
+    elif _BINARY.fullmatch(text):
+        written, why = str(sign * int(digits.lstrip("+-")[2:], 2)), "0b binary numbers were YAML 1.1 only"
+    elif "_" in text and core_tag(digits) in (INT_TAG, FLOAT_TAG):
+        written, why = digits, "numbers have no '_' separators"
+    if written is None:
+        return ""
+    if want == "duration" and core_tag(written) in (INT_TAG, FLOAT_TAG) and not written.startswith("0"):
+        seconds = float(written)
+        minutes = f" or {seconds / 60:g}m" if seconds >= 60 and (seconds * 10) % 60 == 0 else ""
+        written = f"{written}s{minutes}"
+    return f"; {text!r} is a string in YAML 1.2 ({why}): write {written}"
+
+
+# Scalar tag -> how its text becomes a value (str is the text itself).
+_SCALARS: dict[str, Any] = {
+    INT_TAG: _construct_int,
+    FLOAT_TAG: _construct_float,
+    BOOL_TAG: _construct_bool,
+    NULL_TAG: _construct_null,
+}
+PLAIN_TAGS = {STR_TAG, *_SCALARS}
+_KINDS = {INT_TAG: "an integer", FLOAT_TAG: "a number", BOOL_TAG: "a boolean", NULL_TAG: "null"}
 _MAX_INT_BITS = 14_000  # ~4200 decimal digits: Python will not print more, and 0x... has no digit limit
 _CACHE_LIMIT = 50_000
 _CACHED_TEXT = 64  # longer scalars (descriptions, block text) are rare and would only hold memory
-_RESOLVED: dict[tuple[str, Any], str] = {}  # (text, implicit flags) -> tag, shared by every Loader
+_RESOLVED: dict[str, str] = {}  # plain scalar text -> tag, shared by every Loader
 
 
 MAX_DEPTH = 64
@@ -47,22 +156,45 @@ _TOP_PATH = re.compile(r"^\$(\.[^.\[]+|\[\d+\])?")
 
 
 class Loader(_BaseLoader):
-    """The safe loader with its implicit-tag lookup memoised.
+    """The safe composer with YAML 1.2 core-schema tag resolution, memoised.
 
     Scenario files repeat the same few scalars (state names, keys, small numbers): resolving each
-    one through PyYAML's regular expressions was a sixth of the time to collect 1,000 files.
+    one through regular expressions was a sixth of the time to collect 1,000 files.
     """
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        if kind is yaml.ScalarNode and len(value) <= _CACHED_TEXT:
-            key = (value, implicit)
-            tag = _RESOLVED.get(key)
+        if kind is yaml.ScalarNode:
+            if not implicit[0]:  # quoted, block or "!"-tagged: a string
+                return STR_TAG
+            if len(value) > _CACHED_TEXT:
+                return core_tag(value)
+            tag = _RESOLVED.get(value)
             if tag is None:
                 if len(_RESOLVED) > _CACHE_LIMIT:
                     _RESOLVED.clear()
-                tag = _RESOLVED[key] = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+                tag = _RESOLVED[value] = core_tag(value)
             return tag
+        return SEQ_TAG if kind is yaml.SequenceNode else MAP_TAG
+
+
+class Dumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, quoting what YAML 1.2 would not read back as the same value.
+
+    Its YAML 1.1 rules write the string ``"1e3"`` plain, which :class:`Loader` reads as 1000.0. Here a
+    string is written plain only when YAML 1.2 reads it back as a string and YAML 1.1 tools do too
+    (``'yes'`` and ``'1:30'`` stay quoted for them).
+    """
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is yaml.ScalarNode and implicit[0]:
+            tag = core_tag(value)
+            return tag if tag != STR_TAG else super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
         return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+
+
+def dump(data: Any) -> str:
+    """``data`` as YAML that :func:`parse_documents` reads back to the same values (keys keep their order)."""
+    return yaml.dump(data, Dumper=Dumper, sort_keys=False, allow_unicode=True)
 
 
 @dataclass
@@ -221,7 +353,7 @@ class _Builder:
 
     def _scalar(self, node: yaml.Node, path: str) -> Any:
         tag, text = node.tag, node.value
-        if tag == TIMESTAMP_TAG:
+        if tag == TIMESTAMP_TAG or tag == MERGE_TAG:  # "!!timestamp 2001-12-14"; "<<" as a value
             return str(text)
         construct = _SCALARS.get(tag)
         if construct is None:
@@ -278,7 +410,7 @@ class _Builder:
         for key_node, value_node in node.value:
             key_line = key_node.start_mark.line + 1
             key_tag = key_node.tag
-            if key_tag == "tag:yaml.org,2002:merge":
+            if key_tag == MERGE_TAG:
                 self.doc.dropped.add(path)
                 self.problem(key_line, path, "merge keys (<<) are not supported; write the keys out")
                 continue
@@ -288,7 +420,7 @@ class _Builder:
                 self.problem(key_line, path, "mapping keys must be plain scalars (strings or numbers), "
                              f"not a {shape} or a tagged value; write the key as plain text")
                 continue
-            # The key as written: region ids like NO, on, 01 or 1.0 stay themselves, not False/True/1/1.0.
+            # The key as written: region ids like true, 01 or 1.0 stay themselves, not True/1/1.0.
             key = str(key_node.value)
             sub = f"{path}.{key}"
             if key in seen:
