@@ -181,9 +181,9 @@ def _rounded(key: str, have: float, wanted: float, tolerance: Tolerance) -> str:
     decimals = summary.PRINTED_DECIMALS.get(key)
     if decimals is None or tolerance.given or wanted != round(have, decimals):
         return ""
-    half = 0.5 * 10.0**-decimals
-    return (f". {wanted:g} is {have!r} rounded to {decimals} decimals, as the transcript prints {key}: write "
-            f"{have!r}, or compare at that precision with tolerance: {{abs: {half:g}}}")
+    unit = 10.0**-decimals  # one unit of the last printed digit: half of it could fall short by a rounding bit
+    return (f". {wanted!r} is {have!r} rounded to {decimals} decimals, as the transcript prints {key}: write "
+            f"{have!r}, or compare at that precision with tolerance: {{abs: {unit:g}}}")
 
 
 def _fmt(values: Mapping[str, float]) -> str:
