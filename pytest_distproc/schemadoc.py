@@ -201,6 +201,8 @@ def _pattern(pattern: str) -> str:
 
 
 def _literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return _code(str(value).lower())  # as YAML and JSON write it
     return "`null`" if value is None else _code(str(value))
 
 

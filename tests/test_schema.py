@@ -133,6 +133,17 @@ expect:
     ("summary-key", BASE + "expect: {aggregate: {total: {count: 15}}}\n", False),
     ("transcript-list", BASE + "expect: {transcript: [a.txt]}\n", False),
     ("transcript-empty", BASE + "expect: {transcript: ''}\n", False),
+    ("tolerance", BASE + "expect: {aggregate: {total: {sum: 1.5}, tolerance: 0.01}}\n", True),
+    ("tolerance-mapping", BASE + "expect: {aggregate: {tolerance: {rel: 0.01, abs: 0.5}}}\n", True),
+    ("tolerance-over-one", BASE + "expect: {aggregate: {tolerance: 2}}\n", False),
+    ("tolerance-key", BASE + "expect: {aggregate: {tolerance: {relative: 0.01}}}\n", False),
+    ("tolerance-abs-negative", BASE + "expect: {aggregate: {tolerance: {abs: -1}}}\n", False),
+    ("tolerance-empty", BASE + "expect: {aggregate: {tolerance: {}}}\n", False),
+    ("tolerance-word", BASE + "expect: {aggregate: {tolerance: 1%}}\n", False),
+    ("backoff", BASE + "policy: {retries: 1, backoff: 200ms}\nexpect: {backoff: true}\n", True),
+    ("backoff-duration", BASE + "policy: {retries: 1}\nexpect: {backoff: 50ms}\n", True),
+    ("backoff-false", BASE + "policy: {retries: 1}\nexpect: {backoff: false}\n", False),
+    ("backoff-zero", BASE + "policy: {retries: 1}\nexpect: {backoff: 0s}\n", False),
     ("matrix-empty", BASE + "matrix: {}\n", False),
     ("not-a-mapping", "- regions\n", False),
 ]
@@ -145,6 +156,8 @@ LOADER_ONLY: list[tuple[str, str]] = [
     ("order-glob-matches-nothing", BASE + "expect: {order: ['x-*:COMPLETE < aggregate-results:IN_PROGRESS']}\n"),
     ("missing-data-file", "regions: {A: {file: nowhere.jsonl}}\n"),
     ("unknown-skill", BASE + "skill: no-such-skill\n"),
+    ("backoff-true-without-policy-backoff", BASE + "policy: {retries: 1}\nexpect: {backoff: true}\n"),
+    ("backoff-without-retries", BASE + "expect: {backoff: 50ms}\n"),
 ]
 
 

@@ -99,12 +99,14 @@ def _short(value: Any) -> str:
     return text if len(text) <= 24 else text[:21] + "..."
 
 
+PRINTED_DECIMALS = {"sum": 2, "mean": 4, "min": 4, "max": 4}
+"""The decimals :func:`line` rounds each field to (variance is not printed)."""
+
+
 def line(label: str, summary: Mapping[str, Any]) -> str:
     """``Region A: 1000 records, sum=..., mean=..., min=..., max=...`` as in the original skill's report."""
     count = int(summary["count"])
     if count == 0:
         return f"{label}: 0 records"
-    return (
-        f"{label}: {count} records, sum={summary['sum']:.2f}, mean={summary['mean']:.4f}, "
-        f"min={summary['min']:.4f}, max={summary['max']:.4f}"
-    )
+    shown = ", ".join(f"{k}={float(summary[k]):.{d}f}" for k, d in PRINTED_DECIMALS.items())
+    return f"{label}: {count} records, {shown}"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_distproc.attempt import data
 from pytest_distproc.attempt import stats as summary
 from pytest_distproc.scenario.extensions import Checker
-from pytest_distproc.scenario.model import AGGREGATE_TASK, Expect, OrderRule, region_task
+from pytest_distproc.scenario.model import AGGREGATE_TASK, Expect, OrderRule, Tolerance, region_task
 from pytest_distproc.tasklist import State
 
 if TYPE_CHECKING:
@@ -53,6 +53,8 @@ def check_expectations(run: Run, expect: Expect, kinds: Mapping[str, Checker] | 
         problems.extend(check_concurrent(run, expect.concurrent))
     if expect.aggregate:
         problems.extend(check_aggregate(run, expect.aggregate))
+    if expect.backoff is not None:
+        problems.extend(check_backoff(run, expect.backoff))
     for name, value in expect.extra.items():
         checker = (kinds or {}).get(name)
         if checker is None:
@@ -111,26 +113,77 @@ def check_concurrent(run: Run, globs: tuple[str, ...]) -> list[str]:
     return [f"concurrent: {', '.join(wanted)} were never all running at the same time; {why}"]
 
 
+BACKOFF_SLACK = 1e-6
+"""Seconds a measured gap may fall short of the backoff: float rounding of ``now + backoff``, nothing more."""
+
+
+def check_backoff(run: Run, least: float | bool) -> list[str]:
+    """``expect.backoff``: every retry started at least ``least`` seconds (True: the policy's ``backoff``) after
+    the failure before it, both times read from the history; and at least one retry happened."""
+    from pytest_distproc.run.model import retry_gaps
+
+    seconds = run.scenario.policy.backoff if least is True else float(least)
+    source = "policy.backoff" if least is True else "expect.backoff"
+    gaps = retry_gaps(run)
+    if not gaps:
+        return [f"backoff: no attempt was retried in this run, so no wait between a failure and a retry could be "
+                f"measured (expected at least {seconds:g} s, {source})"]
+    return [f"backoff: {gap.task} started attempt {gap.attempt} (#{gap.started_seq}) {gap.seconds:.3f} s after "
+            f"attempt {gap.attempt - 1} FAILED (#{gap.failed_seq}); expected at least {seconds:g} s ({source})"
+            for gap in gaps if gap.seconds + BACKOFF_SLACK < seconds]
+
+
 def check_aggregate(run: Run, expected: Mapping[str, Any]) -> list[str]:
+    """``expect.aggregate``: ``records`` compare exactly, the other fields under ``expected["tolerance"]``
+    (a :class:`Tolerance`; default relative 1e-9, absolute 1e-12)."""
     problems = []
+    tolerance = expected.get("tolerance") or Tolerance()
     if "total" in expected:
-        problems.extend(_compare("total", expected["total"], run.total))
+        problems.extend(_compare("total", expected["total"], run.total, tolerance))
     for region_id, want in expected.get("regions", {}).items():
-        problems.extend(_compare(f"region {region_id}", want, run.regions.get(region_id)))
+        problems.extend(_compare(f"region {region_id}", want, run.regions.get(region_id), tolerance))
     if "missing" in expected and sorted(expected["missing"]) != sorted(run.missing):
         problems.append(f"missing regions: expected {sorted(expected['missing'])}, got {sorted(run.missing)}")
     return problems
 
 
-def _compare(label: str, want: Mapping[str, float], got: Mapping[str, float] | None) -> list[str]:
+def _compare(label: str, want: Mapping[str, float], got: Mapping[str, float] | None,
+             tolerance: Tolerance) -> list[str]:
     if got is None:
         return [f"aggregate {label}: expected {_fmt(want)}, but there is no result"]
     problems = []
     for key, value in want.items():
         actual = got[SUMMARY_FIELD[key]]
-        if not (summary.close(float(actual), float(value)) or abs(float(actual) - float(value)) <= 0.005):
-            problems.append(f"aggregate {label}: expected {key}={value}, got {actual}")
+        if key == "records":
+            if int(actual) != int(value):
+                problems.append(f"aggregate {label}: expected records={value}, got {int(actual)} "
+                                "(counts compare exactly)")
+            continue
+        have, wanted = float(actual), float(value)
+        if math.isnan(have):
+            problems.append(f"aggregate {label}: expected {key}={value}, got {key}=nan (no records to take it "
+                            "over)")
+        elif not tolerance.allows(have, wanted):
+            problems.append(f"aggregate {label}: expected {key}={value}, got {key}={have!r} ({_off(have, wanted)}; "
+                            f"allowed: {tolerance.describe()}{_rounded(key, have, wanted, tolerance)})")
     return problems
+
+
+def _off(have: float, wanted: float) -> str:
+    difference = abs(have - wanted)
+    if wanted == 0:
+        return f"off by {difference:.3g}"
+    return f"off by {difference:.3g} = {difference / abs(wanted):.3g} relative"
+
+
+def _rounded(key: str, have: float, wanted: float, tolerance: Tolerance) -> str:
+    """A hint when the expected value is the actual one as the transcript prints it (rounded)."""
+    decimals = summary.PRINTED_DECIMALS.get(key)
+    if decimals is None or tolerance.given or wanted != round(have, decimals):
+        return ""
+    unit = 10.0**-decimals  # one unit of the last printed digit: half of it could fall short by a rounding bit
+    return (f". {wanted!r} is {have!r} rounded to {decimals} decimals, as the transcript prints {key}: write "
+            f"{have!r}, or compare at that precision with tolerance: {{abs: {unit:g}}}")
 
 
 def _fmt(values: Mapping[str, float]) -> str:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from pytest_distproc.backends.protocol import Backend
 
 SUFFIXES = (".yaml", ".yml")
+FILE_PATTERNS = ("*.yaml", "*.yml")
 __all__ = ["distproc"]
 
 
@@ -76,6 +77,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("distproc_scenarios", "paths searched by --distproc-scenarios when none are given",
                   type="args", default=["scenarios"])
+    parser.addini("distproc_files", "glob patterns of the files --distproc-scenarios reads as scenarios (the file "
+                  "name, or with a '/' the end of its path); a file named on the command line is read whatever "
+                  "its name", type="args", default=list(FILE_PATTERNS))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -89,6 +93,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_Transcripts(config), "distproc-transcripts")
     if config.getoption("distproc_resume") and not config.getoption("distproc_journal"):
         raise pytest.UsageError("--distproc-resume needs --distproc-journal DIR: the journals to resume from")
+    if config.getoption("distproc_scenarios") and not config.getini("distproc_files"):
+        raise pytest.UsageError("--distproc-scenarios: the distproc_files ini option is empty, so no file would be "
+                                "a scenario; set glob patterns, e.g. distproc_files = *.yaml *.yml")
     if config.getoption("distproc_scenarios") and config.args_source is not pytest.Config.ArgsSource.ARGS:
         roots = [str(config.rootpath / p) for p in config.getini("distproc_scenarios")]
         missing = [r for r in roots if not Path(r).exists()]
@@ -111,9 +118,24 @@ class _XdistSeed:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFile | None:
-    if file_path.suffix in SUFFIXES and parent.config.getoption("distproc_scenarios"):
+    """A scenario file: its name matches ``distproc_files``, or it is a YAML file named on the command line."""
+    config = parent.config
+    if not config.getoption("distproc_scenarios"):
+        return None
+    named = file_path.suffix in SUFFIXES and parent.session.isinitpath(file_path)
+    if named or any(file_path.match(pattern) for pattern in config.getini("distproc_files")):
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, pytest.CollectReport,
+                                                                         pytest.CollectReport]:
+    """A skipped scenario file (not a scenario) is reported at the file, not at our code that skipped it."""
+    report = yield
+    if isinstance(collector, ScenarioFile) and report.skipped and isinstance(report.longrepr, tuple):
+        report.longrepr = (str(collector.path), 1, report.longrepr[2])
+    return report
 
 
 @pytest.hookimpl(trylast=True)

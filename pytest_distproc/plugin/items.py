@@ -11,7 +11,7 @@ from _pytest._code.code import ExceptionInfo, TerminalRepr
 
 from pytest_distproc.errors import DistprocError, ScenarioError
 from pytest_distproc.plugin.running import SEED_KEY, extensions_for, finished, mismatches_for, run_for
-from pytest_distproc.scenario.loader import LoadedDocument, load_file
+from pytest_distproc.scenario.loader import LoadedDocument, load_file, not_a_scenario
 from pytest_distproc.scenario.model import Scenario
 
 if TYPE_CHECKING:  # the run-time modules load on the first run, not at pytest start-up
@@ -48,7 +48,11 @@ class ScenarioFailed(Exception):
 
 class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[ScenarioItem]:
-        for document in load_file(self.path, extensions_for(self)):
+        documents = load_file(self.path, extensions_for(self))
+        reason = not_a_scenario(documents)
+        if reason is not None:  # a docker-compose.yaml beside the scenarios: skipped, with the reason (-rs)
+            pytest.skip(reason)
+        for document in documents:
             yield ScenarioItem.from_parent(self, name=document.name, document=document)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from pytest_distproc.attempt import stats as summary
 from pytest_distproc.scenario.model import AGGREGATE_TASK, FaultSpec, Scenario
-from pytest_distproc.tasklist import State, TaskList
+from pytest_distproc.tasklist import State, TaskList, Transition
 
 
 @dataclass
@@ -100,15 +100,49 @@ def planned_faults(scenario: Scenario, seed: int) -> list[dict[str, Any]]:
     return [fault_dict(f, a, seed) for f in scenario.faults for a in (f.attempts or attempts)]
 
 
+@dataclass(frozen=True)
+class RetryGap:
+    """The wait between a failed attempt and the task's next one, from the history's own times."""
+
+    task: str
+    attempt: int
+    """The attempt that started after the wait (2 for the first retry)."""
+    failed_seq: int
+    started_seq: int
+    seconds: float
+
+
+def retry_gaps(run: Run) -> list[RetryGap]:
+    """Every ``FAILED -> IN_PROGRESS`` of ``run``'s history with the time between the two entries.
+
+    Both times come from the one clock of the loop that recorded them. A failure recorded by a coordinator
+    this run resumed from is left out: its time is another process's clock, and the wait was a restart.
+    """
+    gaps = []
+    failed: dict[str, Transition] = {}
+    for entry in run.tasks.transitions:
+        if entry.to_state is State.FAILED:
+            failed[entry.task] = entry
+        elif entry.to_state is State.IN_PROGRESS and entry.task in failed:
+            before = failed.pop(entry.task)
+            if before.attempt > run.inherited.get(entry.task, 0):
+                gaps.append(RetryGap(entry.task, entry.attempt, before.seq, entry.seq, entry.time - before.time))
+    return gaps
+
+
 def transcript(run: Run) -> str:
-    """The report of the original distributed-processor skill, plus worded failures when there are any."""
+    """The report of the original distributed-processor skill, plus worded failures when there are any,
+    and, when the policy has a backoff, the wait before each retry."""
     lines = ["Distributed Processing: COORDINATING"]
+    waits = {(g.task, g.attempt): g.seconds for g in retry_gaps(run)} if run.scenario.policy.backoff > 0 else {}
     for number, task in enumerate(run.tasks, start=1):
         states = run.tasks.sequence(task.id)
         if states and states[0] is State.PENDING:
             states = states[1:]
         lines.append(f"[t{number}] {task.id}: {' -> '.join(s.value for s in states)}")
         for record in run.attempts_of(task.id):
+            if (task.id, record.attempt) in waits:
+                lines.append(f"    ~ waited {waits[task.id, record.attempt]:.2f} s before attempt {record.attempt}")
             if not record.ok and record.event:
                 lines.append(f"    ! {record.event}")
     lines.append("")

@@ -33,6 +33,7 @@ from pytest_distproc.scenario.model import (
     Policy,
     RegionSpec,
     Scenario,
+    Tolerance,
     region_task,
 )
 from pytest_distproc.scenario.yamlsource import Document, child_path, parse_documents_safely, yaml11_hint
@@ -49,7 +50,10 @@ TOP_KEYS = (
 POLICY_KEYS = ("timeout", "retries", "backoff", "on_region_failure", "memory_limit_mb")
 EXPLORE_KEYS = ("examples", "faults", "max_faults", "interleavings")
 FAULT_KEYS = ("region", "kind", "attempts", "exit_code", "signal", "seconds", "fraction", "message")
-EXPECT_KEYS = ("outcome", "status", "transitions", "order", "concurrent", "attempts", "aggregate", "transcript")
+EXPECT_KEYS = ("outcome", "status", "transitions", "order", "concurrent", "attempts", "aggregate", "transcript",
+               "backoff")
+AGGREGATE_KEYS = ("total", "regions", "missing", "tolerance")
+TOLERANCE_KEYS = ("rel", "abs")
 SUMMARY_KEYS = ("records", "sum", "mean", "min", "max", "variance")
 SOURCE_KEYS = ("records", "file", "inline")
 DATA_SUFFIXES = (".jsonl", ".ndjson", ".csv")
@@ -70,6 +74,9 @@ class LoadedDocument:
     line: int
     scenario: Scenario | None = None
     error: ScenarioError | None = None
+    foreign: str = ""
+    """Why this document is not a scenario at all (no key of the format at its top level); see
+    :func:`not_a_scenario`. Such a document still carries its error."""
 
 
 def load_file(path: str | Path, extensions: Extensions | None = None) -> list[LoadedDocument]:
@@ -112,14 +119,75 @@ def load_text(text: str, path: str | Path, extensions: Extensions | None = None)
     many = len(documents) > 1
     for index, original in enumerate(documents):
         default_name = f"{path.stem}-{index + 1}" if many else path.stem
+        foreign = _foreign(original.value) if original.value is not None else ""
         for doc, suffix in matrix.expand(original, str(path)):
             item = _load_document(doc, path, default_name, known)
             if suffix:
                 item = _with_suffix(item, suffix)
+            if foreign and item.error is not None:
+                item = replace(item, foreign=foreign)
             loaded.append(item)
             sources.append(doc)
     _reject_duplicate_names(loaded, sources, str(path))
     return loaded
+
+
+SCENARIO_KEYS = (*(k for k in TOP_KEYS if k not in ("name", "description")), "matrix")
+"""The keys that make a document a scenario: ``name`` and ``description`` alone do not (a conda
+``environment.yml`` or a Helm ``Chart.yaml`` has them too)."""
+
+
+def not_a_scenario(documents: list[LoadedDocument]) -> str | None:
+    """Why a whole file is not a scenario file (None: it is one, or meant to be one).
+
+    Each document is judged on its own top level (:func:`_foreign`); a file is not a scenario file when none
+    of its documents is a scenario. In a file where one document is a scenario, the others are judged as
+    scenarios too: a stray document there is a mistake, and its errors say why.
+    """
+    if not documents or not all(d.foreign for d in documents):
+        return None
+    first = documents[0]
+    if len(documents) == 1:
+        head = f"no key of the scenario format at its top level ({first.foreign})"
+    else:
+        head = (f"none of its {len(documents)} documents has a key of the scenario format at its top level "
+                f"(line {first.line}: {first.foreign})")
+    return (f"not a scenario: {head}; a scenario has regions, and its keys are among {', '.join(SCENARIO_KEYS)}; "
+            "the distproc_files ini option chooses which files are scenarios")
+
+
+def _foreign(value: Any) -> str:
+    """Why one document is not a scenario at all, or "" when it is, or means to be, one: its top level (or,
+    for a list, one of its mappings) has a key of :data:`SCENARIO_KEYS` or one typo away from one."""
+    if isinstance(value, dict):
+        keys = [k for k in value if isinstance(k, str)]
+        if any(_near(k, SCENARIO_KEYS) for k in keys):
+            return ""
+        shown = ", ".join(keys[:6]) + (", ..." if len(keys) > 6 else "")
+        return f"its keys are {shown}" if keys else "it is an empty mapping"
+    if isinstance(value, list):
+        if any(isinstance(item, dict) and not _foreign(item) for item in value):
+            return ""  # a list of scenarios: a mistake the loader explains
+        return "its top level is a list"
+    return f"its top level is {_shown(value)}"
+
+
+def _near(key: str, choices: tuple[str, ...]) -> bool:
+    """``key`` is one of ``choices`` or one typo from one (a letter added, dropped, changed or two swapped)."""
+    return any(_one_typo(key.lower(), choice) for choice in choices)
+
+
+def _one_typo(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
 
 
 def _with_suffix(item: LoadedDocument, suffix: str) -> LoadedDocument:
@@ -158,7 +226,7 @@ def _reject_duplicate_names(loaded: list[LoadedDocument], documents: list[Docume
         )
         earlier = doc.error.problems if doc.error is not None else []
         error = ScenarioError(sorted([*earlier, problem], key=_by_line))
-        loaded[index] = LoadedDocument(f"{doc.name}-line{doc.line}", doc.line, error=error)
+        loaded[index] = LoadedDocument(f"{doc.name}-line{doc.line}", doc.line, error=error, foreign=doc.foreign)
 
 
 def _by_line(problem: Problem) -> int:
@@ -264,7 +332,7 @@ def _load_document(doc: Document, path: Path, default_name: str, extensions: Ext
     policy = _policy(c, c.section(top, "policy", {}))
     faults = _faults(c, c.section(top, "faults", []), declared)
     graph = parse_tasks(top.get("tasks"), declared, c.fail, c.doc.line_of) if "tasks" in top else ()
-    expect = _expect(c, c.section(top, "expect", {}), declared, [t.id for t in graph])
+    expect = _expect(c, c.section(top, "expect", {}), declared, [t.id for t in graph], policy)
     explore = _explore(c, top.get("explore"))
     if c.problems:
         return LoadedDocument(name, doc.line, error=ScenarioError(sorted(c.problems, key=_by_line)))
@@ -549,7 +617,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _expect(c: _Checker, value: Any, declared: list[str], graph: list[str]) -> Expect:
+def _expect(c: _Checker, value: Any, declared: list[str], graph: list[str], policy: Policy | None = None) -> Expect:
     body = c.mapping(value, "$.expect", (*EXPECT_KEYS, *c.extensions.expectation_kinds))
     tasks = [region_task(r) for r in declared] + (graph or [AGGREGATE_TASK])
 
@@ -591,7 +659,33 @@ def _expect(c: _Checker, value: Any, declared: list[str], graph: list[str]) -> E
         name = c.typed(body["transcript"], "$.expect.transcript", str, "a path like golden/NAME.txt, relative "
                        "to the scenario file", lambda t: bool(t.strip()))
         transcript = c.path.parent / name if name else None
-    return Expect(outcome, status, transitions, order, concurrent, attempts, aggregate, extra, transcript)
+    backoff = _expect_backoff(c, body["backoff"], policy or Policy()) if body.get("backoff") is not None else None
+    return Expect(outcome, status, transitions, order, concurrent, attempts, aggregate, extra, transcript, backoff)
+
+
+def _expect_backoff(c: _Checker, value: Any, policy: Policy) -> float | bool | None:
+    """``backoff: true`` (at least the policy's backoff) or a duration (at least that long)."""
+    at = "$.expect.backoff"
+    if policy.retries == 0 and value is not False:
+        c.fail(at, "policy.retries is 0: no attempt is ever retried, so there is no gap to check; set "
+               "policy.retries, or leave expect.backoff out")
+        return None
+    if value is True:
+        if policy.backoff <= 0:
+            c.fail(at, "'backoff: true' checks the gap policy.backoff asks for, but policy.backoff is 0s; set "
+                   "policy.backoff (e.g. 200ms), or write the least gap itself, e.g. backoff: 200ms")
+            return None
+        return True
+    if value is False:
+        c.fail(at, "expected true (every retry waited at least policy.backoff) or a duration (at least that "
+               "long), like 200ms, got false; to check nothing, leave expect.backoff out")
+        return None
+    least = c.duration(value, at)
+    if least is not None and least <= 0:
+        c.fail(at, f"expected a duration above zero, like 200ms (every gap is at least 0s), got {_shown(value)}; "
+               "or true for the policy's backoff")
+        return None
+    return least
 
 
 def _orders(c: _Checker, value: Any, tasks: list[str]) -> Iterator[OrderRule]:
@@ -634,8 +728,10 @@ def _globs(c: _Checker, value: Any, at: str, tasks: list[str]) -> Iterator[str]:
 
 
 def _aggregate(c: _Checker, value: Any, declared: list[str]) -> dict[str, Any]:
-    body = c.mapping(value, "$.expect.aggregate", ("total", "regions", "missing"))
+    body = c.mapping(value, "$.expect.aggregate", AGGREGATE_KEYS)
     result: dict[str, Any] = {}
+    if body.get("tolerance") is not None:
+        result["tolerance"] = _tolerance(c, body["tolerance"], "$.expect.aggregate.tolerance")
     if "total" in body:
         result["total"] = _summary(c, body["total"], "$.expect.aggregate.total")
     if "regions" in body:
@@ -658,6 +754,37 @@ def _aggregate(c: _Checker, value: Any, declared: list[str]) -> dict[str, Any]:
         else:
             result["missing"] = [str(m) for m in missing]
     return result
+
+
+def _tolerance(c: _Checker, value: Any, at: str) -> Tolerance:
+    """``tolerance: 0.01`` (relative), ``{rel: 0.01}``, ``{abs: 0.5}`` or both; unwritten parts keep the default."""
+    default = Tolerance()
+    rel_what = "a relative tolerance from 0 to 1, like 0.01 for 1%"
+    if not isinstance(value, dict):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            if not 0 <= value <= 1:
+                c.fail(at, f"expected {rel_what} (a number alone is relative), got {_shown(value)}; for an "
+                       "absolute tolerance write {abs: 0.5}")
+                return default
+            return Tolerance(float(value), default.absolute, given=True)
+        c.fail(at, f"expected {rel_what}, or a mapping like {{rel: 0.01}}, {{abs: 0.5}} or both, got "
+               f"{_shown(value)}")
+        return default
+    body = c.mapping(value, at, TOLERANCE_KEYS)
+    if not any(k in body for k in TOLERANCE_KEYS):
+        if not body:
+            c.fail(at, "expected rel, abs or both, like {rel: 0.01} or {abs: 0.5}, got an empty mapping")
+        return default
+    rel = default.relative
+    if "rel" in body:
+        given_rel = c.typed(body["rel"], f"{at}.rel", float, rel_what, lambda r: 0 <= r <= 1)
+        rel = default.relative if given_rel is None else given_rel
+    absolute = default.absolute
+    if "abs" in body:
+        given_abs = c.typed(body["abs"], f"{at}.abs", float, "an absolute tolerance of zero or more, like 0.5",
+                            lambda a: a >= 0)
+        absolute = default.absolute if given_abs is None else given_abs
+    return Tolerance(rel, absolute, given=True)
 
 
 def _summary(c: _Checker, value: Any, at: str) -> dict[str, float]:

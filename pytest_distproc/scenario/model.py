@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +102,32 @@ class OrderRule:
 
 
 @dataclass(frozen=True)
+class Tolerance:
+    """How ``expect.aggregate`` compares sum, mean, min, max and variance (``records`` compare exactly).
+
+    A value holds when ``|got - expected| <= max(relative * max(|got|, |expected|), absolute)``, Python's
+    ``math.isclose``. The default, relative 1e-9 with an absolute 1e-12 for values at zero, allows the few
+    units in the last place by which a merged total differs from one summed another way, and nothing a lost,
+    doubled or changed record could hide in. ``expect: {aggregate: {tolerance: ...}}`` replaces either part.
+    """
+
+    relative: float = 1e-9
+    absolute: float = 1e-12
+    given: bool = False
+    """True when the scenario wrote ``tolerance:`` (the message then names it instead of the default)."""
+
+    def allows(self, got: float, expected: float) -> bool:
+        return math.isclose(got, expected, rel_tol=self.relative, abs_tol=self.absolute)
+
+    def describe(self) -> str:
+        """The rule in words, for a mismatch: ``relative 1e-09 or absolute 1e-12, the default; ...``."""
+        rule = f"relative {self.relative:g} or absolute {self.absolute:g}"
+        if self.given:
+            return f"{rule}, from expect.aggregate.tolerance"
+        return f"{rule}, the default; expect.aggregate.tolerance changes it"
+
+
+@dataclass(frozen=True)
 class Expect:
     outcome: str | None = None
     status: Mapping[str, str] = field(default_factory=dict)
@@ -113,6 +140,9 @@ class Expect:
     """Values of expectation kinds that plugins registered (``pytest_distproc_expectation_kinds``)."""
     transcript: Path | None = None
     """Golden transcript file (``expect: {transcript: golden/NAME.txt}``), resolved beside the scenario."""
+    backoff: float | bool | None = None
+    """``expect.backoff``: every retry waited at least this many seconds after its failure (True: the
+    policy's ``backoff``), measured on the history's times."""
 
 
 @dataclass(frozen=True)
