@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,13 +13,15 @@ from _pytest._code.code import ExceptionInfo, TerminalRepr
 from pytest_distproc.errors import DistprocError, ScenarioError
 from pytest_distproc.plugin.running import SEED_KEY, extensions_for, mismatches_for, run_for
 from pytest_distproc.scenario.loader import LoadedDocument, load_file
-from pytest_distproc.scenario.model import Scenario
+from pytest_distproc.scenario.model import MarkSpec, Scenario
 
 if TYPE_CHECKING:  # the run-time modules load on the first run, not at pytest start-up
     from pytest_distproc.run.model import Run
 
 SECTION = "distproc transcript"
 PLAN_SECTION = "distproc fault plan"
+MARK = "distproc"
+"""The mark on every scenario item (``-m distproc``, ``-m "not distproc"``); the plugin registers it."""
 
 
 class ScenarioFailed(Exception):
@@ -49,7 +52,26 @@ class ScenarioFailed(Exception):
 class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[ScenarioItem]:
         for document in load_file(self.path, extensions_for(self)):
-            yield ScenarioItem.from_parent(self, name=document.name, document=document)
+            item = ScenarioItem.from_parent(self, name=document.name, document=document)
+            if document.scenario is not None:
+                item.label(document.scenario)
+            yield item
+
+    def mark(self, index: int, spec: MarkSpec) -> pytest.MarkDecorator:
+        """``pytest.mark.NAME(...)`` for ``marks[index]``, as pytest makes it for a test function: an unknown
+        name warns (located at the YAML line), and is a collection error of this file under --strict-markers."""
+        at = f"$.marks[{index}]"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                decorator: pytest.MarkDecorator = getattr(pytest.mark, spec.name)
+            except pytest.fail.Exception as exc:
+                raise self.CollectError(f"{self.path}:{spec.line or 1}: {at}: {exc.msg}; register it in the ini "
+                                        f"option markers (markers = {spec.name}: what it means), as for any "
+                                        "test") from None
+        for warning in caught:
+            warnings.warn_explicit(f"{at}: {warning.message}", warning.category, str(self.path), spec.line or 1)
+        return decorator.with_args(*spec.args, **spec.kwargs)
 
 
 class ScenarioItem(pytest.Item):
@@ -61,6 +83,24 @@ class ScenarioItem(pytest.Item):
     @property
     def scenario(self) -> Scenario | None:
         return self.document.scenario
+
+    def label(self, scenario: Scenario) -> None:
+        """The scenario's ``marks:`` (``-m``), and keywords for ``-k``: every fault kind it injects (``crash``;
+        with ``explore:``, the kinds plans may use, and ``explore``), every region's task
+        (``process-region-b``) and the backend it runs on (``backend-fork``)."""
+        backend = self.config.getoption("distproc_backend") or scenario.backend
+        words = {f"backend-{backend}", *(region.task for region in scenario.regions),
+                 *(fault.kind for fault in scenario.faults)}
+        if scenario.explore is not None:
+            words |= {"explore", *scenario.explore.faults}
+        self.extra_keyword_matches.update(words)
+        for word in words:
+            self.keywords[word] = True
+        self.add_marker(MARK)
+        parent = self.parent
+        assert isinstance(parent, ScenarioFile)
+        for index, spec in enumerate(scenario.marks):
+            self.add_marker(parent.mark(index, spec))
 
     def runtest(self) -> None:
         if self.document.error is not None:
