@@ -162,5 +162,9 @@ class _Transcripts:
             terminalreporter.write_line("")
 
 
-# Report directory, terminal totals and golden transcripts live in their own modules.
-pytest_plugins = ["pytest_distproc.plugin.reportdir", "pytest_distproc.checks.goldens"]
+# Report directory, terminal totals, golden transcripts, and junitxml/pytest-html/allure live in their own modules.
+pytest_plugins = [
+    "pytest_distproc.plugin.reportdir",
+    "pytest_distproc.checks.goldens",
+    "pytest_distproc.plugin.outputs",
+]

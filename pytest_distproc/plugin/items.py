@@ -79,6 +79,8 @@ class ScenarioItem(pytest.Item):
         super().__init__(**kwargs)
         self.document = document
         self.run_result: Run | None = None
+        self.run_properties: list[tuple[str, object]] = []
+        """``distproc.*`` facts of the last run, for the call report (plugin/outputs.py publishes them)."""
 
     @property
     def scenario(self) -> Scenario | None:
@@ -103,6 +105,7 @@ class ScenarioItem(pytest.Item):
             self.add_marker(parent.mark(index, spec))
 
     def runtest(self) -> None:
+        self.run_properties = []
         if self.document.error is not None:
             raise self.document.error
         scenario = self.document.scenario
@@ -121,9 +124,9 @@ class ScenarioItem(pytest.Item):
             self.add_report_section("call", PLAN_SECTION, f"# seed {run.seed}\n{plan}")
         self.add_report_section("call", SECTION, run.transcript)
         mismatches = mismatches_for(self, run)
-        self.user_properties.extend([("distproc.outcome", run.outcome), ("distproc.seed", run.seed),
-                                     ("distproc.attempts", len(run.attempts)),
-                                     ("distproc.faults", len(run.faults_fired))])
+        self.run_properties.extend([("distproc.outcome", run.outcome), ("distproc.seed", run.seed),
+                                    ("distproc.attempts", len(run.attempts)),
+                                    ("distproc.faults", len(run.faults_fired))])
         if mismatches:
             raise ScenarioFailed(run, mismatches)
 
@@ -133,7 +136,7 @@ class ScenarioItem(pytest.Item):
         result = explore(scenario, seed=self.config.stash[SEED_KEY])
         self.add_report_section("call", SECTION, f"explored {result.runs} runs of {scenario.name!r} in "
                                 f"{result.seconds:.2f} s ({result.runs_per_minute:.0f} runs/minute)\n")
-        self.user_properties.append(("distproc.explored", result.runs))
+        self.run_properties.append(("distproc.explored", result.runs))
         if result.finding is not None:
             raise ExplorationFailed(result.finding)
 
