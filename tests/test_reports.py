@@ -80,6 +80,7 @@ def test_terminal_line_without_report_dir_and_without_xdist(sandbox: Sandbox) ->
 
 
 def test_junitxml_carries_outcome_attempts_and_faults(sandbox: Sandbox) -> None:
+    sandbox.pytester.makeini("[pytest]\ndistproc_scenarios = scenarios\ndistproc_junit_properties = true\n")
     sandbox.scenario("retry", RETRY)
     xml = sandbox.pytester.path / "junit.xml"
     result = sandbox.run("--distproc-scenarios", "-n", "2", f"--junitxml={xml}")

@@ -146,6 +146,37 @@ expect:
     ("backoff-zero", BASE + "policy: {retries: 1}\nexpect: {backoff: 0s}\n", False),
     ("matrix-empty", BASE + "matrix: {}\n", False),
     ("not-a-mapping", "- regions\n", False),
+    ("marks", BASE + """\
+marks:
+  - slow
+  - xfail
+  - {xfail: {reason: known race, strict: true, run: false}}
+  - {xfail: {condition: "sys.platform == 'win32'", reason: r}}
+  - {skip: not today}
+  - {skip: {reason: not today}}
+  - {skipif: "sys.version_info < (3, 10)"}
+  - {skipif: {condition: "sys.platform == 'darwin'", reason: r}}
+  - {skipif: {condition: false, reason: never}}
+  - {timeout: [5]}
+  - {custom: {level: 3}}
+  - {flaky: 2}
+""", True),
+    ("marks-null", BASE + "marks:\n", True),
+    ("marks-not-a-list", BASE + "marks: slow\n", False),
+    ("mark-two-names", BASE + "marks: [{slow: null, fast: null}]\n", False),
+    ("mark-bad-name", BASE + "marks: ['has space']\n", False),
+    ("mark-underscore", BASE + "marks: [_private]\n", False),
+    ("mark-number", BASE + "marks: [3]\n", False),
+    ("mark-parametrize", BASE + "marks: [{parametrize: [x, [1, 2]]}]\n", False),
+    ("mark-usefixtures", BASE + "marks: [{usefixtures: tmp_path}]\n", False),
+    ("xfail-string", BASE + "marks: [{xfail: known bug}]\n", False),
+    ("xfail-raises", BASE + "marks: [{xfail: {reason: r, raises: OSError}}]\n", False),
+    ("xfail-strict-string", BASE + "marks: [{xfail: {strict: 'yes please'}}]\n", False),
+    ("xfail-bool-no-reason", BASE + "marks: [{xfail: {condition: true}}]\n", False),
+    ("skip-list", BASE + "marks: [{skip: [a]}]\n", False),
+    ("skipif-no-condition", BASE + "marks: [{skipif: {reason: r}}]\n", False),
+    ("skipif-bool-no-reason", BASE + "marks: [{skipif: {condition: true}}]\n", False),
+    ("skipif-number", BASE + "marks: [{skipif: 3}]\n", False),
 ]
 
 # Beyond JSON Schema: references between parts of one document, and the file system. The schema
@@ -158,6 +189,7 @@ LOADER_ONLY: list[tuple[str, str]] = [
     ("unknown-skill", BASE + "skill: no-such-skill\n"),
     ("backoff-true-without-policy-backoff", BASE + "policy: {retries: 1}\nexpect: {backoff: true}\n"),
     ("backoff-without-retries", BASE + "expect: {backoff: 50ms}\n"),
+    ("skipif-condition-syntax", BASE + "marks: [{skipif: {condition: 'sys.platform ==', reason: r}}]\n"),
 ]
 
 

@@ -12,7 +12,7 @@ import pytest
 from pytest_distproc.attempt import stats as summary
 from pytest_distproc.plugin import hookspecs
 from pytest_distproc.plugin.fixture import distproc
-from pytest_distproc.plugin.items import PLAN_SECTION, SECTION, ScenarioFile
+from pytest_distproc.plugin.items import MARK, PLAN_SECTION, SECTION, ScenarioFile
 from pytest_distproc.plugin.running import SEED_KEY
 from pytest_distproc.scenario.model import BACKENDS
 
@@ -90,6 +90,7 @@ def pytest_configure(config: pytest.Config) -> None:
     elif seed is None:
         seed = random.Random().randrange(2**31)
     config.stash[SEED_KEY] = int(seed)
+    config.addinivalue_line("markers", f"{MARK}: a YAML scenario collected by pytest-distproc (on every scenario item)")
     config.pluginmanager.register(_Transcripts(config), "distproc-transcripts")
     if config.getoption("distproc_resume") and not config.getoption("distproc_journal"):
         raise pytest.UsageError("--distproc-resume needs --distproc-journal DIR: the journals to resume from")
@@ -197,5 +198,9 @@ class _Transcripts:
             terminalreporter.write_line("")
 
 
-# Report directory, terminal totals and golden transcripts live in their own modules.
-pytest_plugins = ["pytest_distproc.plugin.reportdir", "pytest_distproc.checks.goldens"]
+# Report directory, terminal totals, golden transcripts, and junitxml/pytest-html/allure live in their own modules.
+pytest_plugins = [
+    "pytest_distproc.plugin.reportdir",
+    "pytest_distproc.checks.goldens",
+    "pytest_distproc.plugin.outputs",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,13 +13,15 @@ from _pytest._code.code import ExceptionInfo, TerminalRepr
 from pytest_distproc.errors import DistprocError, ScenarioError
 from pytest_distproc.plugin.running import SEED_KEY, extensions_for, finished, mismatches_for, run_for
 from pytest_distproc.scenario.loader import LoadedDocument, load_file, not_a_scenario
-from pytest_distproc.scenario.model import Scenario
+from pytest_distproc.scenario.model import MarkSpec, Scenario
 
 if TYPE_CHECKING:  # the run-time modules load on the first run, not at pytest start-up
     from pytest_distproc.run.model import Run
 
 SECTION = "distproc transcript"
 PLAN_SECTION = "distproc fault plan"
+MARK = "distproc"
+"""The mark on every scenario item (``-m distproc``, ``-m "not distproc"``); the plugin registers it."""
 
 
 class ScenarioFailed(Exception):
@@ -53,7 +56,27 @@ class ScenarioFile(pytest.File):
         if reason is not None:  # a docker-compose.yaml beside the scenarios: skipped, with the reason (-rs)
             pytest.skip(reason)
         for document in documents:
-            yield ScenarioItem.from_parent(self, name=document.name, document=document)
+            item = ScenarioItem.from_parent(self, name=document.name, document=document)
+            if document.scenario is not None:
+                item.label(document.scenario)
+            yield item
+
+    def mark(self, index: int, spec: MarkSpec) -> pytest.MarkDecorator:
+        """``pytest.mark.NAME(...)`` for ``marks[index]``, as pytest makes it for a test function: an unknown
+        name warns (located at the YAML line), and is a collection error of this file under --strict-markers."""
+        at = f"$.marks[{index}]"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                decorator: pytest.MarkDecorator = getattr(pytest.mark, spec.name)
+            except pytest.fail.Exception as exc:
+                raise self.CollectError(f"{self.path}:{spec.line or 1}: {at}: {exc.msg}; register it in the ini "
+                                        f"option markers (markers = {spec.name}: what it means), as for any "
+                                        "test") from None
+        for warning in caught:
+            warnings.warn_explicit(f"{at}: {warning.message}", warning.category, str(self.path), spec.line or 1)
+        return decorator.with_args(*spec.args, **spec.kwargs)
+
 
 
 class ScenarioItem(pytest.Item):
@@ -61,12 +84,33 @@ class ScenarioItem(pytest.Item):
         super().__init__(**kwargs)
         self.document = document
         self.run_result: Run | None = None
+        self.run_properties: list[tuple[str, object]] = []
+        """``distproc.*`` facts of the last run, for the call report (plugin/outputs.py publishes them)."""
 
     @property
     def scenario(self) -> Scenario | None:
         return self.document.scenario
 
+    def label(self, scenario: Scenario) -> None:
+        """The scenario's ``marks:`` (``-m``), and keywords for ``-k``: every fault kind it injects (``crash``;
+        with ``explore:``, the kinds plans may use, and ``explore``), every region's task
+        (``process-region-b``) and the backend it runs on (``backend-fork``)."""
+        backend = self.config.getoption("distproc_backend") or scenario.backend
+        words = {f"backend-{backend}", *(region.task for region in scenario.regions),
+                 *(fault.kind for fault in scenario.faults)}
+        if scenario.explore is not None:
+            words |= {"explore", *scenario.explore.faults}
+        self.extra_keyword_matches.update(words)
+        for word in words:
+            self.keywords[word] = True
+        self.add_marker(MARK)
+        parent = self.parent
+        assert isinstance(parent, ScenarioFile)
+        for index, spec in enumerate(scenario.marks):
+            self.add_marker(parent.mark(index, spec))
+
     def runtest(self) -> None:
+        self.run_properties = []
         if self.document.error is not None:
             raise self.document.error
         scenario = self.document.scenario
@@ -86,9 +130,9 @@ class ScenarioItem(pytest.Item):
         self.add_report_section("call", SECTION, run.transcript)
         finished(self, run)  # after the item holds its run and transcript: a raising hook loses neither
         mismatches = mismatches_for(self, run)
-        self.user_properties.extend([("distproc.outcome", run.outcome), ("distproc.seed", run.seed),
-                                     ("distproc.attempts", len(run.attempts)),
-                                     ("distproc.faults", len(run.faults_fired))])
+        self.run_properties.extend([("distproc.outcome", run.outcome), ("distproc.seed", run.seed),
+                                    ("distproc.attempts", len(run.attempts)),
+                                    ("distproc.faults", len(run.faults_fired))])
         if mismatches:
             raise ScenarioFailed(run, mismatches)
 
@@ -98,7 +142,7 @@ class ScenarioItem(pytest.Item):
         result = explore(scenario, seed=self.config.stash[SEED_KEY], extensions=extensions_for(self))
         self.add_report_section("call", SECTION, f"explored {result.runs} runs of {scenario.name!r} in "
                                 f"{result.seconds:.2f} s ({result.runs_per_minute:.0f} runs/minute)\n")
-        self.user_properties.append(("distproc.explored", result.runs))
+        self.run_properties.append(("distproc.explored", result.runs))
         if result.finding is not None:
             raise ExplorationFailed(result.finding)
 

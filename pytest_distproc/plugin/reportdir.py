@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_distproc.plugin.outputs import REPORT_PROPERTY, publish
 from pytest_distproc.report.data import summarize_run
 from pytest_distproc.report.index import index_row, terminal_line, write_index, write_scenario
 from pytest_distproc.tasklist import State
@@ -33,7 +34,6 @@ from pytest_distproc.tasklist import State
 if TYPE_CHECKING:
     from pytest_distproc.run.model import Run
 
-REPORT_PROPERTY = "distproc.report"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -83,10 +83,7 @@ class ReportPlugin:
             summary = summarize_run(run, nodeid=item.nodeid, verdict=report.outcome, mismatches=mismatches)
             folder = write_scenario(self.directory, run, summary)
             extra.append((REPORT_PROPERTY, folder.name))
-        # On the item, so the teardown report (which junitxml reads) carries them too; on this report
-        # so that the controller sees them with the call phase.
-        item.user_properties.extend(extra)
-        report.user_properties = [*report.user_properties, *extra]
+        publish(item, report, extra)  # on this report; in junitxml only if asked (plugin/outputs.py)
 
     # where the reports arrive (the controller under xdist) --------------------------------------
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

@@ -29,6 +29,7 @@ from pytest_distproc.scenario.model import (
     Expect,
     Explore,
     FaultSpec,
+    MarkSpec,
     OrderRule,
     Policy,
     RegionSpec,
@@ -46,6 +47,7 @@ TOP_KEYS = (
     "explore",
     "coordinator",
     "tasks",
+    "marks",
 )
 POLICY_KEYS = ("timeout", "retries", "backoff", "on_region_failure", "memory_limit_mb")
 EXPLORE_KEYS = ("examples", "faults", "max_faults", "interleavings")
@@ -334,13 +336,14 @@ def _load_document(doc: Document, path: Path, default_name: str, extensions: Ext
     graph = parse_tasks(top.get("tasks"), declared, c.fail, c.doc.line_of) if "tasks" in top else ()
     expect = _expect(c, c.section(top, "expect", {}), declared, [t.id for t in graph], policy)
     explore = _explore(c, top.get("explore"))
+    marks = _marks(c, c.section(top, "marks", []))
     if c.problems:
         return LoadedDocument(name, doc.line, error=ScenarioError(sorted(c.problems, key=_by_line)))
     scenario = Scenario(
         name=name, path=path, line=doc.line, regions=tuple(regions), description=description, seed=seed,
         skill=skill, context=context, backend=backend, policy=policy, faults=tuple(faults), expect=expect,
         explore=explore,
-        coordinator=coordinator, tasks=graph,
+        coordinator=coordinator, tasks=graph, marks=marks,
     )
     return LoadedDocument(name, doc.line, scenario=scenario)
 
@@ -547,6 +550,106 @@ def _explore(c: _Checker, value: Any) -> Explore | None:
         flag = c.typed(body["interleavings"], "$.explore.interleavings", bool, "true or false")
         interleavings = defaults.interleavings if flag is None else flag
     return Explore(examples, kinds, max_faults, interleavings)
+
+
+MARK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+MARK_EXAMPLE = "[slow, {xfail: {reason: ..., strict: true}}, {skip: reason}, {skipif: {condition: ..., reason: ...}}]"
+MARK_KEYS = {"skip": ("reason",), "skipif": ("condition", "reason"), "xfail": ("condition", "reason", "run", "strict")}
+NOT_FOR_SCENARIOS = {
+    "parametrize": "a scenario has no function to parametrize: use matrix: for one item per combination",
+    "usefixtures": "fixtures do not run for scenario items: use a conftest hook, or the distproc fixture in a test",
+}
+
+
+def _marks(c: _Checker, value: Any) -> tuple[MarkSpec, ...]:
+    """``marks:`` as pytest spells them: ``NAME`` or ``{NAME: arguments}`` (a mapping: keyword arguments,
+    a list: positional ones, a scalar: one positional); ``skip``, ``skipif`` and ``xfail`` are checked here."""
+    if not isinstance(value, list):
+        c.fail("$.marks", f"expected a list of pytest marks like {MARK_EXAMPLE}, got {_shown(value)}")
+        return ()
+    marks = []
+    for index, item in enumerate(value):
+        at = f"$.marks[{index}]"
+        if isinstance(item, dict) and len(item) == 1:
+            name, arguments = next(iter(item.items()))
+        elif isinstance(item, str):
+            name, arguments = item, None
+        else:
+            c.fail(at, f"a mark is a name like slow, or a mapping of one name to its arguments like "
+                   f"{{xfail: {{reason: ..., strict: true}}}}; got {_shown(item)}")
+            continue
+        where = child_path(at, name) if isinstance(item, dict) else at
+        if not isinstance(name, str) or not MARK_NAME.match(name):
+            c.fail(at, f"mark name {_shown(name)} must be a Python name (a letter, then letters, digits or "
+                   "'_'), as in pytest.mark.NAME")
+            continue
+        if name in NOT_FOR_SCENARIOS:
+            c.fail(at, f"mark {name!r} does not apply to a scenario: {NOT_FOR_SCENARIOS[name]}")
+            continue
+        before = len(c.problems)
+        args: tuple[Any, ...] = ()
+        kwargs: dict[str, Any] = {}
+        if isinstance(arguments, dict):
+            kwargs = {str(k): v for k, v in arguments.items()}
+        elif isinstance(arguments, list):
+            args = tuple(arguments)
+        elif arguments is not None:
+            args = (arguments,)
+        if name in MARK_KEYS:
+            args, kwargs = _builtin_mark(c, name, arguments, where)
+        if len(c.problems) == before:
+            marks.append(MarkSpec(name, args, kwargs, c.doc.line_of(at)))
+    return tuple(marks)
+
+
+def _builtin_mark(c: _Checker, name: str, arguments: Any, at: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """``skip``, ``skipif`` and ``xfail``: the arguments pytest takes, with pytest's checks made at load time."""
+    if arguments is None and name != "skipif":
+        return (), {}
+    if isinstance(arguments, str) and name in ("skip", "skipif"):
+        arguments = {"reason" if name == "skip" else "condition": arguments}
+    if not isinstance(arguments, dict):
+        shapes = {"skip": "{skip: REASON} or {skip: {reason: REASON}}",
+                  "skipif": "{skipif: {condition: \"sys.platform == 'darwin'\", reason: REASON}}",
+                  "xfail": "xfail, or {xfail: {reason: REASON, strict: true}} (a string there would be a "
+                           "condition in pytest's spelling: give it as condition:)"}[name]
+        c.fail(at, f"expected {shapes}; got {_shown(arguments)}")
+        return (), {}
+    body = c.mapping(arguments, at, MARK_KEYS[name])
+    kwargs: dict[str, Any] = {}
+    for key, value in body.items():
+        if key not in MARK_KEYS[name]:
+            continue
+        where = child_path(at, key)
+        if key == "reason":
+            reason = c.typed(value, where, str, "a string saying why")
+            if reason is not None:
+                kwargs[key] = reason
+        elif key in ("run", "strict"):
+            flag = c.typed(value, where, bool, "true or false")
+            if flag is not None:
+                kwargs[key] = flag
+        elif isinstance(value, bool):
+            kwargs[key] = value
+        elif isinstance(value, str):
+            try:
+                compile(value, f"<{name} condition>", "eval")
+            except (SyntaxError, ValueError) as exc:
+                detail = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+                c.fail(where, f"condition {value!r} is not a Python expression ({detail}); pytest evaluates "
+                       "it with os, sys, platform and config in scope, e.g. \"sys.platform == 'darwin'\"")
+                continue
+            kwargs[key] = value
+        else:
+            c.fail(where, f"expected a condition: a Python expression in a string (evaluated by pytest, with os, "
+                   f"sys, platform and config in scope) or true/false; got {_shown(value)}")
+    if name == "skipif" and "condition" not in body:
+        c.fail(at, "missing required key 'condition': a Python expression in a string, e.g. "
+               "{skipif: {condition: \"sys.platform == 'darwin'\", reason: ...}}")
+    if isinstance(kwargs.get("condition"), bool) and "reason" not in body:
+        c.fail(at, f"a true/false condition needs a 'reason' (pytest requires one for {name} with a boolean)")
+    condition = kwargs.pop("condition", None)
+    return (() if condition is None else (condition,)), kwargs
 
 
 def _unknown_region(value: Any, declared: list[str]) -> str:

@@ -156,6 +156,18 @@ class Explore:
 
 
 @dataclass(frozen=True)
+class MarkSpec:
+    """A pytest mark from ``marks:``, as pytest spells it: ``slow`` is ``pytest.mark.slow``,
+    ``{xfail: {reason: r, strict: true}}`` is ``pytest.mark.xfail(reason="r", strict=True)``,
+    ``{NAME: [a, b]}`` passes positional arguments. The plugin applies it with ``item.add_marker``."""
+
+    name: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    line: int | None = None
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     path: Path
@@ -174,6 +186,8 @@ class Scenario:
     """A user's coordinator (``module:factory`` or ``file.py:factory``) run through the adapter protocol."""
     tasks: tuple[TaskSpec, ...] = ()
     """Tasks after the regions, blockers first, ``aggregate-results`` last (empty: the default graph)."""
+    marks: tuple[MarkSpec, ...] = ()
+    """pytest marks from ``marks:`` (``-m slow``, ``xfail``, ``skip``, ``skipif``), in the order written."""
 
     def run_seed(self, session_seed: int | None) -> int:
         """The seed a run of this scenario uses: its own ``seed``, else the session's, else 0."""
