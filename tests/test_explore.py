@@ -14,6 +14,7 @@ from pytest_distproc.attempt.skills import Skill
 from pytest_distproc.backends.inline import FifoScheduler, ReplayScheduler, SimulatedBackend
 from pytest_distproc.backends.protocol import Backend
 from pytest_distproc.checks import expectations
+from pytest_distproc.errors import ScenarioError
 from pytest_distproc.explore.search import (
     Finding,
     explore,
@@ -275,3 +276,28 @@ def test_an_explore_item_that_finds_a_problem_prints_a_pasteable_scenario(sandbo
     reproducer = load_one(yaml_text, sandbox.pytester.path / "scenarios" / "found.yaml")
     assert reproducer.backend == "fork" and reproducer.skill == "flaky_skill:skill"
     sandbox.assert_clean()
+
+
+def test_faults_beside_explore_stay_in_every_plan_and_expect_is_refused(tmp_path: Path) -> None:
+    text = """\
+seed: 1
+regions: {A: {records: 3}, B: {records: 3}}
+policy: {timeout: 1s, retries: 1}
+faults: [{region: A, kind: raise, attempts: [1]}]
+explore: {examples: 10, faults: [raise, crash], max_faults: 2}
+"""
+    scenario = load_one(text, tmp_path / "s.yaml")
+    seen: list[tuple[FaultSpec, ...]] = []
+
+    class Recording(Coordinator):
+        def __init__(self, scenario: Scenario, **options: Any) -> None:
+            seen.append(scenario.faults)
+            super().__init__(scenario, **options)
+
+    result = explore(scenario, coordinator=Recording)
+    assert result.finding is None and len(seen) >= 10
+    for faults in seen:  # the written fault first, and no drawn fault on its region
+        assert faults[0] == scenario.faults[0] and all(f.region == "B" for f in faults[1:])
+    with pytest.raises(ScenarioError) as refused:
+        load_one(text + "expect: {outcome: FAILED, aggregate: {total: {records: 999}}}\n", tmp_path / "s.yaml")
+    assert "$.expect: 'expect' does not apply beside 'explore'" in str(refused.value)

@@ -119,9 +119,9 @@ def test_a_planned_fault_that_never_fired_fails_the_run() -> None:
     text = """
 seed: 3
 regions: {A: {records: 5}, B: {records: 5}}
-policy: {retries: 0}
+policy: {retries: 1}
 faults: [{region: B, kind: raise, attempts: [2]}]
-"""
+"""  # attempt 1 succeeds, so attempt 2 never runs (the loader refuses only an attempt beyond 1 + retries)
     run = Coordinator(load_one(text, "/tmp/nf.yaml")).run()
     assert expectations.check_faults_fired(run) == [
         "planned fault never fired: raise in region B on attempt 2, but the region stopped after 1 attempt(s)"

@@ -129,3 +129,43 @@ def test_a_transcript_that_is_not_a_path_is_a_scenario_error(sandbox: Sandbox) -
     result = sandbox.run("--distproc-scenarios")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*bad.yaml:3: $.expect.transcript: expected a path like golden/NAME.txt*"])
+
+
+def test_a_golden_outside_the_scenarios_folder_is_refused_and_never_written(sandbox: Sandbox) -> None:
+    sandbox.scenario("up", ONE.format(name="x").replace("golden/x.txt", "../outside.txt"))
+    sandbox.scenario("absolute", ONE.format(name="y").replace("golden/y.txt", str(sandbox.pytester.path / "abs.txt")))
+    result = sandbox.run("--distproc-scenarios", "--distproc-update-goldens")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        "*up.yaml:7: $.expect.transcript: golden transcript '../outside.txt' resolves to *outside.txt, outside the "
+        "scenario's folder *",
+    ])
+    result.stdout.fnmatch_lines(["*absolute.yaml:7: $.expect.transcript: golden transcript '*abs.txt' resolves to*"])
+    assert not (sandbox.pytester.path / "outside.txt").exists()
+    assert not (sandbox.pytester.path / "abs.txt").exists()
+
+
+def test_the_update_flag_never_writes_outside_the_folder_of_a_scenario_built_in_python(sandbox: Sandbox) -> None:
+    """The loader refuses such a path; a Scenario made in Python (the API, a fixture) meets the same wall."""
+    sandbox.pytester.makepyfile(test_api="""
+        import dataclasses
+        from pathlib import Path
+
+        from pytest_distproc.checks import goldens
+        from pytest_distproc.run.runner import run_scenario
+        from pytest_distproc.scenario.loader import load_one
+
+        def test_it(request, tmp_path):
+            home = tmp_path / "scenarios"
+            home.mkdir()
+            scenario = load_one("seed: 1\\nbackend: inline\\nregions: {A: {records: 3}}\\n", home / "s.yaml")
+            outside = tmp_path / "outside.txt"
+            scenario = dataclasses.replace(
+                scenario, expect=dataclasses.replace(scenario.expect, transcript=Path("../outside.txt")))
+            problems = goldens.check(request.config, run_scenario(scenario))
+            assert not outside.exists()
+            assert len(problems) == 1 and "outside the scenario's folder" in problems[0], problems
+            assert "not even by --distproc-update-goldens" in problems[0]
+    """)
+    result = sandbox.run("test_api.py", "--distproc-update-goldens")
+    result.assert_outcomes(passed=1)

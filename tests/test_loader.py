@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from pytest_distproc.attempt.faults import FaultKind
 from pytest_distproc.errors import Problem, ScenarioError
+from pytest_distproc.scenario.extensions import Extensions
 from pytest_distproc.scenario.loader import LoadedDocument, load_file, load_one, load_text
-from pytest_distproc.scenario.model import Scenario
+from pytest_distproc.scenario.model import FAULT_COMMON_KEYS, FAULT_KIND_KEYS, Scenario
 
 CORPUS = Path(__file__).parent / "corpus"
 OK = "regions:\n  A: {records: 3}\n"
@@ -1090,7 +1092,7 @@ def test_attempts_all(tmp_path: Path, written: str) -> None:
 
 
 def test_attempts_list_is_sorted_and_unique(tmp_path: Path) -> None:
-    s = scenario_of(tmp_path, OK + "faults:\n  - {region: A, kind: raise, attempts: [3, 1, 3]}\n")
+    s = scenario_of(tmp_path, OK + "policy: {retries: 2}\nfaults:\n  - {region: A, kind: raise, attempts: [3, 1, 3]}\n")
     assert s.faults[0].attempts == (1, 3)
 
 
@@ -1106,10 +1108,10 @@ def test_signal_names_with_or_without_sig(tmp_path: Path, written: str, name: st
 def test_every_fault_kind_loads(tmp_path: Path) -> None:
     kinds = ["raise", "crash", "signal", "hang", "corrupt", "drop", "oom"]
     faults = (
-        "".join(f"  - {{region: A, kind: {k}}}\n" for k in kinds)
-        + "  - {region: A, kind: delay, seconds: 1}\n"
+        "".join(f"  - {{region: A, kind: {k}, attempts: [{n}]}}\n" for n, k in enumerate(kinds, 1))
+        + "  - {region: A, kind: delay, seconds: 1, attempts: [8]}\n"
     )
-    s = scenario_of(tmp_path, OK + "faults:\n" + faults)
+    s = scenario_of(tmp_path, OK + "policy: {retries: 7}\nfaults:\n" + faults)
     assert [f.kind for f in s.faults] == [*kinds, "delay"]
 
 
@@ -1240,3 +1242,108 @@ def test_dump_writes_what_the_loader_reads_back() -> None:
     (doc,) = parse_documents(text, "d.yaml")
     assert doc.problems == [] and doc.value == data
     assert "'yes'" in text and "'1:30'" in text  # quoted for YAML 1.1 readers too
+
+
+# --- issue 18: a fault's own keys, plans that cannot happen, paths inside the scenario's folder ----------------
+
+@pytest.mark.parametrize(("kind", "key", "value"), [
+    (kind, key, value)
+    for kind, own in FAULT_KIND_KEYS.items()
+    for key, value in (("message", "'x'"), ("exit_code", 4), ("signal", "TERM"), ("seconds", 0.2), ("fraction", 0.5))
+    if key not in own
+])
+def test_a_key_of_another_fault_kind_is_refused_with_the_keys_that_apply(
+    tmp_path: Path, kind: str, key: str, value: object
+) -> None:
+    extra = ", seconds: 1" if kind == "delay" else ""
+    problem = the_problem(tmp_path, OK + f"faults:\n  - {{region: A, kind: {kind}, {key}: {value}{extra}}}\n")
+    allowed = ", ".join((*FAULT_COMMON_KEYS, *FAULT_KIND_KEYS[kind]))
+    check(problem, tmp_path, 4, f"$.faults[0].{key}", f"key {key!r} does not apply to a {kind} fault",
+          f"a {kind} fault takes: {allowed}")
+
+
+def test_each_kind_takes_its_own_keys(tmp_path: Path) -> None:
+    text = OK + """\
+policy: {retries: 4}
+faults:
+  - {region: A, kind: raise, message: boom, attempts: [1]}
+  - {region: A, kind: crash, exit_code: 9, attempts: [2]}
+  - {region: A, kind: signal, signal: TERM, attempts: [3]}
+  - {region: A, kind: drop, fraction: 0.5, attempts: [4]}
+  - {region: A, kind: delay, seconds: 0.1, attempts: [4]}
+"""
+    assert [f.kind for f in scenario_of(tmp_path, text).faults] == ["raise", "crash", "signal", "drop", "delay"]
+
+
+def _plugin(keys: tuple[str, ...] | None) -> Extensions:
+    return Extensions().adding(fault_kinds=[FaultKind("wobble", "before", lambda f, s: None, False, keys)])
+
+
+def test_a_plugin_kind_that_names_its_keys_gets_only_those(tmp_path: Path) -> None:
+    known = _plugin(("seconds",))
+    text = OK + "faults:\n  - {region: A, kind: wobble, seconds: 1}\n"
+    assert load_one(text, tmp_path / "s.yaml", known).faults[0].seconds == 1.0
+    with pytest.raises(ScenarioError) as refused:
+        load_one(OK + "faults:\n  - {region: A, kind: wobble, fraction: 0.5}\n", tmp_path / "s.yaml", known)
+    assert "$.faults[0].fraction: key 'fraction' does not apply to a wobble fault (it belongs to drop faults); " \
+        "a wobble fault takes: region, kind, attempts, seconds" in str(refused.value)
+
+
+def test_a_plugin_kind_that_does_not_name_its_keys_takes_every_fault_key(tmp_path: Path) -> None:
+    text = OK + "faults:\n  - {region: A, kind: wobble, seconds: 1, fraction: 0.5, exit_code: 4, message: m}\n"
+    fault = load_one(text, tmp_path / "s.yaml", _plugin(None)).faults[0]
+    assert (fault.seconds, fault.fraction, fault.exit_code, fault.message) == (1.0, 0.5, 4, "m")
+
+
+def test_an_attempt_beyond_one_plus_retries_is_refused(tmp_path: Path) -> None:
+    problem = the_problem(tmp_path, OK + "faults:\n  - {region: A, kind: raise, attempts: [1, 3]}\n")
+    check(problem, tmp_path, 4, "$.faults[0].attempts", "attempt 3 never runs",
+          "at most 1 + retries = 1 attempt(s) (policy.retries: 0)", "raise policy.retries to 2")
+    assert scenario_of(tmp_path, OK + "policy: {retries: 2}\nfaults:\n  - {region: A, kind: raise, attempts: [3]}\n")
+
+
+@pytest.mark.parametrize(("first", "second", "where"), [
+    ("{region: A, kind: crash}", "{region: A, kind: raise}", 1),
+    ("{region: A, kind: hang, attempts: all}", "{region: A, kind: drop, attempts: [2]}", 1),
+    ("{region: A, kind: corrupt}", "{region: A, kind: oom}", 0),  # corrupt acts after the skill: oom first
+    ("{region: A, kind: delay, seconds: 9}", "{region: A, kind: corrupt}", 1),  # past the 5 s timeout
+])
+def test_a_fault_that_an_earlier_one_keeps_from_firing_is_refused(
+    tmp_path: Path, first: str, second: str, where: int
+) -> None:
+    problems = problems_of(tmp_path, OK + f"policy: {{retries: 1}}\nfaults:\n  - {first}\n  - {second}\n")
+    assert [p.path for p in problems] == [f"$.faults[{where}]"], problems
+    assert "never fires on region A attempt" in problems[0].message
+    assert f"faults[{1 - where}]" in problems[0].message and "ends that attempt first" in problems[0].message
+
+
+@pytest.mark.parametrize("pair", [
+    "{region: A, kind: delay, seconds: 0.1}, {region: A, kind: raise}",  # a short delay, then the raise
+    "{region: A, kind: drop}, {region: A, kind: corrupt}",
+    "{region: A, kind: raise}, {region: B, kind: raise}",
+    "{region: A, kind: raise, attempts: [1]}, {region: A, kind: crash, attempts: [2]}",
+])
+def test_faults_that_all_fire_load(tmp_path: Path, pair: str) -> None:
+    text = "regions: {A: {records: 3}, B: {records: 3}}\npolicy: {retries: 1}\nfaults: [" + pair + "]\n"
+    assert len(scenario_of(tmp_path, text).faults) == 2
+
+
+def test_a_bad_skill_names_the_path_it_tried(tmp_path: Path) -> None:
+    problem = the_problem(tmp_path, OK + "skill: skills/nope\n")
+    check(problem, tmp_path, 3, "$.skill", f"looked for {tmp_path.resolve() / 'skills' / 'nope' / 'SKILL.md'}")
+
+
+def test_paths_a_scenario_names_stay_in_its_folder(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (tmp_path / "skill").mkdir()
+    (tmp_path / "skill" / "SKILL.md").write_text("---\nname: s\n---\n")
+    home.mkdir()
+    for text, where in (
+        (OK + "expect: {transcript: ../t.txt}\n", "$.expect.transcript"),
+        (OK + f"expect: {{transcript: {tmp_path / 't.txt'}}}\n", "$.expect.transcript"),
+        (OK + "skill: ../skill\n", "$.skill"),
+    ):
+        problem = the_problem(home, text)
+        assert problem.path == where and "outside the scenario's folder" in problem.message, problem
+    inside = scenario_of(home, OK + "expect: {transcript: golden/../golden/t.txt}\n")
+    assert inside.expect.transcript == home.resolve() / "golden" / "t.txt"

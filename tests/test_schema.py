@@ -5,6 +5,9 @@ loader on a set of valid and invalid documents. (That the docs site serves this 
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,14 @@ import pytest
 
 from pytest_distproc.attempt import faults
 from pytest_distproc.scenario import loader
-from pytest_distproc.scenario.model import BACKENDS, CONTEXTS, ON_REGION_FAILURE, OUTCOMES
+from pytest_distproc.scenario.model import (
+    BACKENDS,
+    CONTEXTS,
+    FAULT_COMMON_KEYS,
+    FAULT_KIND_KEYS,
+    ON_REGION_FAILURE,
+    OUTCOMES,
+)
 from pytest_distproc.scenario.yamlsource import parse_documents_safely
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +59,18 @@ def test_schema_enums_follow_the_loader() -> None:
     assert set(defs["expect"]["properties"]) == set(loader.EXPECT_KEYS)
 
 
+def test_each_fault_kinds_keys_follow_the_one_table() -> None:
+    """scenario/model.py's FAULT_KIND_KEYS is the table: the loader reads it, the schema must say the same."""
+    fault = _schema()["$defs"]["fault"]
+    in_schema = {
+        rule["if"]["properties"]["kind"]["const"]: rule["then"]["propertyNames"]["enum"]
+        for rule in fault["allOf"] if "propertyNames" in rule["then"]
+    }
+    assert in_schema == {kind: [*FAULT_COMMON_KEYS, *own] for kind, own in FAULT_KIND_KEYS.items()}
+    assert list(FAULT_KIND_KEYS) == list(faults.BUILTIN)
+    assert {*FAULT_COMMON_KEYS, *(k for own in FAULT_KIND_KEYS.values() for k in own)} == set(loader.FAULT_KEYS)
+
+
 SHIPPED = sorted(p for p in (ROOT / "scenarios").rglob("*.y*ml") if p.suffix in (".yaml", ".yml"))
 
 
@@ -75,9 +97,10 @@ backend: inline
 policy: {timeout: 250ms, retries: 2, backoff: 0.5, on_region_failure: partial, memory_limit_mb: 64}
 faults:
   - {region: A, kind: crash, exit_code: 9, attempts: [1, 2]}
-  - {region: B, kind: signal, signal: sigterm, attempts: all}
-  - {region: B, kind: delay, seconds: 1.5s}
-  - {region: A, kind: drop, fraction: 0.5, message: gone}
+  - {region: B, kind: signal, signal: sigterm, attempts: [1]}
+  - {region: A, kind: drop, fraction: 0.5, attempts: [3]}
+  - {region: A, kind: delay, seconds: 1.5s, attempts: [3]}
+  - {region: B, kind: raise, message: gone, attempts: [2]}
 expect:
   outcome: COMPLETE
   status: {process-region-a: COMPLETE, aggregate-results: COMPLETE}
@@ -145,6 +168,22 @@ expect:
     ("backoff-false", BASE + "policy: {retries: 1}\nexpect: {backoff: false}\n", False),
     ("backoff-zero", BASE + "policy: {retries: 1}\nexpect: {backoff: 0s}\n", False),
     ("matrix-empty", BASE + "matrix: {}\n", False),
+    ("hang-seconds", BASE + "faults: [{region: A, kind: hang, seconds: 0.2}]\n", False),
+    ("raise-exit-code", BASE + "faults: [{region: A, kind: raise, exit_code: 4}]\n", False),
+    ("crash-fraction", BASE + "faults: [{region: A, kind: crash, fraction: 0.5}]\n", False),
+    ("raise-signal", BASE + "faults: [{region: A, kind: raise, signal: TERM}]\n", False),
+    ("explore-faults", BASE + "explore: {examples: 3}\nfaults: [{region: A, kind: raise}]\n", True),
+    ("explore-expect", BASE + "explore: {examples: 3}\nexpect: {outcome: FAILED}\n", False),
+    ("explore-null-expect", BASE + "explore: {examples: 3}\nexpect:\n", True),
+    ("transcript-absolute", BASE + "expect: {transcript: /tmp/t.txt}\n", False),
+    ("transcript-up", BASE + "expect: {transcript: ../t.txt}\n", False),
+    ("data-file-up", "regions: {A: {file: ../x.jsonl}}\n", False),
+    ("data-file-suffix", "regions: {A: {file: x.txt}}\n", False),
+    ("inline-inf", "regions: {A: {inline: [{value: .inf}]}}\n", False),
+    ("inline-nan", "regions: {A: {inline: [{value: .nan}]}}\n", False),
+    ("sum-minus-inf", BASE + "expect: {aggregate: {total: {sum: -.inf}}}\n", False),
+    ("seconds-inf", BASE + "faults: [{region: A, kind: delay, seconds: .inf}]\n", False),
+    ("task-region-prefix", BASE + "tasks: {process-region-x: {blocked_by: [process-region-a]}}\n", False),
     ("not-a-mapping", "- regions\n", False),
     ("marks", BASE + """\
 marks:
@@ -190,6 +229,12 @@ LOADER_ONLY: list[tuple[str, str]] = [
     ("backoff-true-without-policy-backoff", BASE + "policy: {retries: 1}\nexpect: {backoff: true}\n"),
     ("backoff-without-retries", BASE + "expect: {backoff: 50ms}\n"),
     ("skipif-condition-syntax", BASE + "marks: [{skipif: {condition: 'sys.platform ==', reason: r}}]\n"),
+    ("attempt-beyond-retries", BASE + "faults: [{region: A, kind: raise, attempts: [2]}]\n"),
+    ("fault-never-fires", BASE + "faults: [{region: A, kind: crash}, {region: A, kind: raise}]\n"),
+    ("transcript-up-in-the-middle", BASE + "expect: {transcript: golden/../../t.txt}\n"),
+    ("seed-float", BASE + "seed: 5.0\n"),
+    ("regions-equal-but-for-case", "regions: {A: {records: 1}, a: {records: 1}}\n"),
+    ("task-cycle", BASE + "tasks: {eu: {blocked_by: [process-region-a, us]}, us: {blocked_by: [eu]}}\n"),
 ]
 
 
@@ -222,3 +267,105 @@ def test_docs_explain_the_editor_modeline() -> None:
     for name in ("seed.yaml", "retry.yaml"):
         assert (ROOT / "scenarios" / name).read_text().startswith(
             "# yaml-language-server: $schema=../pytest_distproc/schema/scenario.schema.json\n")
+
+
+# --- a real schema client over every scenario we ship or show, and over the bad-input corpus ----------------
+#
+# check-jsonschema (python-jsonschema behind a YAML 1.2 reader, ruamel.yaml) reads each YAML document of
+# scenarios/, docs/examples/ and tests/corpus/ as an editor's schema client would. Wherever the schema can decide,
+# its verdict must be the loader's. It cannot decide a document that is not YAML a client can read (a syntax
+# error, a tab, a duplicate key, a Python tag, an alias bomb, bytes that are not UTF-8: our YAML layer refuses
+# those before any schema), and it cannot see what lies outside one value's shape: the cases below, each with
+# the reason (docs/schema.md lists the same rules). Every exception must still happen: a stale entry fails.
+
+SCHEMA_FILE = ROOT / "pytest_distproc" / "schema" / "scenario.schema.json"
+CLIENT_FILES = sorted(
+    p for folder in ("scenarios", "docs/examples", "tests/corpus") for p in (ROOT / folder).rglob("*")
+    if p.suffix in (".yaml", ".yml")
+)
+SCHEMA_CANNOT: dict[str, str] = {
+    # document (path#index of its document in the file) -> why only the loader refuses it
+    "docs/examples/hooks/hooks.yaml#0": "names a skill, a fault kind and an expectation kind its conftest adds: "
+    "valid with them; the shipped schema and a loader without that conftest both refuse it",
+    "tests/corpus/data-file-missing.yaml#0": "the file system: the data file does not exist",
+    "tests/corpus/transcript-outside-deep.yaml#0": "a path that leaves the folder after a '..' in the middle "
+    "(the schema refuses absolute paths and a leading '..'; symlinks it cannot see either)",
+    "tests/corpus/duplicate-names.yaml#1": "two documents of one file with one name",
+    "tests/corpus/order-glob-no-task.yaml#0": "a glob must match a task of this scenario",
+    "tests/corpus/unknown-aggregate-region.yaml#0": "a region named in expect must be a region of this scenario",
+    "tests/corpus/unknown-fault-region.yaml#0": "a fault's region must be a region of this scenario",
+    "tests/corpus/unknown-task-status.yaml#0": "a task named in expect must be a task of this scenario",
+    "tests/corpus/unknown-task-transitions.yaml#0": "a task named in expect must be a task of this scenario",
+    "tests/corpus/skill-dir-outside.yaml#0": "a skill directory outside the scenario's folder (a skill is a "
+    "name, a module path or a directory: the schema cannot tell them apart)",
+    "tests/corpus/skill-unknown.yaml#0": "a skill must be registered, importable or a directory with a SKILL.md",
+    "tests/corpus/fault-attempt-beyond-retries.yaml#0": "attempts against policy.retries (two sections)",
+    "tests/corpus/fault-attempt-beyond-partial.yaml#0": "attempts against policy.retries (two sections)",
+    "tests/corpus/fault-never-fires.yaml#0": "two faults on one attempt (two list items)",
+    "tests/corpus/regions-one-task.yaml#0": "regions A and a become one task (keys equal but for case)",
+    "tests/corpus/seed-float.yaml#0": "JSON does not tell 5.0 from 5: the schema's integer accepts 5.0",
+    "tests/corpus/tasks-cycle.yaml#0": "a cycle in blocked_by",
+    "tests/corpus/tasks-region-lost.yaml#0": "a region whose task never reaches aggregate-results",
+}
+
+
+def _documents(path: Path) -> list[tuple[int, str]]:
+    """The YAML documents of a file as (first line, text), split on '---' lines; [] when it is not YAML a
+    client reads."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return []
+    if any(d.problems for d in parse_documents_safely(text, str(path))):
+        return []
+    documents, line = [], 1
+    for chunk in re.split(r"(?m)^---[ \t]*(?:#.*)?\n", text):
+        if parse_documents_safely(chunk, str(path)):  # not only comments
+            documents.append((line, chunk))
+        line += chunk.count("\n") + 1
+    return documents
+
+
+def _client_verdicts(documents: dict[str, str], folder: Path) -> dict[str, bool]:
+    """Run check-jsonschema once over every document; ``{key: valid}``."""
+    names = {}
+    for number, (key, text) in enumerate(documents.items()):
+        file = folder / f"doc{number}.yaml"
+        file.write_text(text, encoding="utf-8")
+        names[file.name] = key
+    command = [sys.executable, "-m", "check_jsonschema", "--schemafile", str(SCHEMA_FILE), "--output-format",
+               "json", *sorted(names)]
+    done = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=300, check=False)
+    report = json.loads(done.stdout)
+    assert not report["parse_errors"], report["parse_errors"]
+    refused = {names[e["filename"]] for e in report["errors"]}
+    return {key: key not in refused for key in names.values()}
+
+
+def test_a_real_schema_client_agrees_with_the_loader(tmp_path: Path) -> None:
+    documents: dict[str, str] = {}
+    loaded: dict[str, bool] = {}
+    for path in CLIENT_FILES:
+        found = _documents(path)
+        # the loader reads the whole file (names must be unique in it): a document is refused if it has a problem
+        problems = [p for d in loader.load_file(path) if d.error is not None for p in d.error.problems]
+        if not found:  # not YAML a client reads: no schema decides it, and the loader must refuse it
+            assert problems, f"{path}: the loader accepts a file no schema client can read"
+            continue
+        ends = [start for start, _ in found[1:]] + [10**9]
+        for index, ((start, text), end) in enumerate(zip(found, ends, strict=True)):
+            key = f"{path.relative_to(ROOT)}#{index}"
+            documents[key] = text
+            loaded[key] = not any(start <= (p.line or 0) < end for p in problems)
+    assert len(documents) > 60, sorted(documents)
+    schema = _client_verdicts(documents, tmp_path)
+    disagree = []
+    for key in documents:
+        if key in SCHEMA_CANNOT:
+            if loaded[key] or (not schema[key] and not key.startswith("docs/examples/hooks/")):
+                disagree.append(f"{key}: listed as loader-only, but loader ok={loaded[key]}, schema ok={schema[key]}")
+        elif loaded[key] != schema[key]:
+            disagree.append(f"{key}: loader ok={loaded[key]}, schema ok={schema[key]}")
+    stale = sorted(set(SCHEMA_CANNOT) - set(documents))
+    assert not stale, f"exceptions for documents that no longer exist: {stale}"
+    assert not disagree, "\n".join(disagree)

@@ -30,6 +30,11 @@ class FaultKind:
     phase: str  # "before" the skill runs, or "after" it returned its result
     action: FaultAction
     lethal: bool  # the process does not survive it (the simulated backend must model the death)
+    keys: tuple[str, ...] | None = None
+    """The fault keys this kind reads beside ``region``, ``kind`` and ``attempts`` (of ``message``,
+    ``exit_code``, ``signal``, ``seconds``, ``fraction``); the loader refuses any other. ``None`` (a plugin
+    kind that does not say): every fault key is accepted and handed to the action. Built-in kinds follow
+    ``pytest_distproc.scenario.model.FAULT_KIND_KEYS``."""
 
 
 def _raise(fault: Mapping[str, Any], state: dict[str, Any]) -> None:
@@ -132,4 +137,7 @@ def validate(kind: FaultKind) -> FaultKind:
         raise TypeError(f"a fault kind must be a pytest_distproc.attempt.faults.FaultKind, got {type(kind).__name__}")
     if kind.phase not in ("before", "after"):
         raise ValueError(f"fault kind {kind.name!r}: phase must be 'before' or 'after', got {kind.phase!r}")
+    if kind.keys is not None and (not isinstance(kind.keys, tuple) or not all(isinstance(k, str) for k in kind.keys)):
+        raise TypeError(f"fault kind {kind.name!r}: keys must be a tuple of fault key names or None, "
+                        f"got {kind.keys!r}")
     return kind

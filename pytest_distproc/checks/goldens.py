@@ -87,9 +87,11 @@ def check(config: pytest.Config, run: Run) -> list[str]:
     golden = run.scenario.expect.transcript
     if golden is None:
         return []
-    golden = Path(golden)
-    if not golden.is_absolute():
-        golden = run.scenario.path.parent / golden
+    folder = run.scenario.path.parent.resolve()
+    golden = (folder / golden).resolve()
+    if not golden.is_relative_to(folder):  # the loader refuses these; a Scenario built in Python may not
+        return [f"golden transcript {golden} is outside the scenario's folder {folder}: it is neither read nor "
+                f"written (not even by {UPDATE_FLAG}); keep goldens in the scenario's folder or below it"]
     actual = normalise(run.transcript)
     shown = _shown(golden, config)
     update = bool(config.getoption("distproc_update_goldens"))

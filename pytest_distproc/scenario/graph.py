@@ -23,6 +23,8 @@ from typing import Any
 from pytest_distproc.scenario.model import AGGREGATE_TASK, TASK_KINDS, TaskSpec, region_task
 
 TASK_ID = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+REGION_PREFIX = "process-region-"
+"""Task ids starting with it are the regions' tasks: a ``tasks:`` entry may not take one (nor the schema)."""
 TASK_KEYS = ("blocked_by", "kind", "description")
 
 Fail = Callable[[str, str], None]
@@ -43,6 +45,10 @@ def parse_tasks(value: Any, region_ids: list[str], fail: Fail, line_of: Callable
                 continue
             if task_id in region_tasks:
                 fail(at, f"{task_id!r} is a region's task; it is created from regions: and cannot be redefined")
+                continue
+            if str(task_id).startswith(REGION_PREFIX):
+                fail(at, f"task id {task_id!r} starts with {REGION_PREFIX!r}, which names the regions' own tasks "
+                     "(created from regions:); rename it")
                 continue
             if not isinstance(body, dict):
                 fail(at, f"expected a mapping like {{blocked_by: [process-region-a]}}, got {body!r}")

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pytest_distproc.attempt import data
+from pytest_distproc.attempt import faults as faults_module
+from pytest_distproc.attempt.faults import FaultKind
 from pytest_distproc.errors import Problem, ScenarioError
 from pytest_distproc.scenario import matrix
 from pytest_distproc.scenario.extensions import Extensions
@@ -24,6 +26,8 @@ from pytest_distproc.scenario.model import (
     AGGREGATE_TASK,
     BACKENDS,
     CONTEXTS,
+    FAULT_COMMON_KEYS,
+    FAULT_KIND_KEYS,
     ON_REGION_FAILURE,
     OUTCOMES,
     Expect,
@@ -56,6 +60,8 @@ EXPECT_KEYS = ("outcome", "status", "transitions", "order", "concurrent", "attem
                "backoff")
 AGGREGATE_KEYS = ("total", "regions", "missing", "tolerance")
 TOLERANCE_KEYS = ("rel", "abs")
+ENDING_KINDS = ("raise", "crash", "signal", "hang", "oom")
+"""Built-in kinds after which the attempt goes no further (a delay ends it only when it outlasts the timeout)."""
 SUMMARY_KEYS = ("records", "sum", "mean", "min", "max", "variance")
 SOURCE_KEYS = ("records", "file", "inline")
 DATA_SUFFIXES = (".jsonl", ".ndjson", ".csv")
@@ -332,11 +338,17 @@ def _load_document(doc: Document, path: Path, default_name: str, extensions: Ext
                               "'package.module:factory' or 'file.py:factory' (relative to the scenario)",
                               lambda s: ":" in s)
     policy = _policy(c, c.section(top, "policy", {}))
-    faults = _faults(c, c.section(top, "faults", []), declared)
+    faults = _faults(c, c.section(top, "faults", []), declared, policy)
     graph = parse_tasks(top.get("tasks"), declared, c.fail, c.doc.line_of) if "tasks" in top else ()
     expect = _expect(c, c.section(top, "expect", {}), declared, [t.id for t in graph], policy)
     explore = _explore(c, top.get("explore"))
     marks = _marks(c, c.section(top, "marks", []))
+    if explore is not None and top.get("expect") is not None:
+        c.fail("$.expect", "'expect' does not apply beside 'explore': exploration draws a new fault plan for "
+               "every run and checks what must hold for every plan (the invariants, the outcome the plan "
+               "implies), so one fixed expectation cannot; remove 'expect', or put it in a document of its "
+               "own without 'explore' (a '---' document in the same file). 'faults' beside 'explore' are used: "
+               "they stay in every plan")
     if c.problems:
         return LoadedDocument(name, doc.line, error=ScenarioError(sorted(c.problems, key=_by_line)))
     scenario = Scenario(
@@ -438,6 +450,21 @@ def _data_file(c: _Checker, value: Any, at: str, scenario_path: Path) -> Path | 
     return resolved
 
 
+def _inside(c: _Checker, name: str, at: str, what: str) -> Path | None:
+    """``name`` resolved in the scenario's folder, or a problem saying why not (a file there need not exist)."""
+    folder = c.path.parent.resolve()
+    try:
+        resolved = (folder / name).resolve()
+    except (OSError, ValueError) as exc:  # e.g. a NUL byte, a symlink loop
+        c.fail(at, f"{what} {name!r} is not a usable path ({exc}); give a path relative to the scenario file")
+        return None
+    if not resolved.is_relative_to(folder):
+        c.fail(at, f"{what} {name!r} resolves to {resolved}, outside the scenario's folder {folder}; keep it in "
+               "the scenario's folder or below it, e.g. golden/NAME.txt")
+        return None
+    return resolved
+
+
 def _inline(c: _Checker, value: Any, at: str) -> tuple[dict[str, Any], ...] | None:
     if not isinstance(value, list):
         c.fail(at, f"expected a list of records like [{{value: 1.5}}], got {_shown(value)}")
@@ -465,18 +492,25 @@ def _skill(c: _Checker, value: Any, path: Path) -> str:
     if re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", skill):
         return skill
     folder_name, hash_sign, script = skill.partition("#")
+    home = path.parent.resolve()
     try:
-        folder = (path.parent / folder_name).resolve()
+        folder = (home / folder_name).resolve()
         found = (folder / "SKILL.md").is_file()
     except (OSError, ValueError):
-        found = False
+        folder, found = home / folder_name, False
+    if found and not folder.is_relative_to(home):
+        c.fail("$.skill", f"skill directory {folder_name!r} resolves to {folder}, outside the scenario's folder "
+               f"{home}; keep skill directories in the scenario's folder or below it")
+        return "region-stats"
     if found:
         if script and not (folder / script).is_file():
             c.fail("$.skill", f"skill directory {folder_name!r} has no script {script!r}; "
                    f"scripts there: {', '.join(sorted(p.name for p in folder.iterdir() if p.is_file()))}")
         return f"{folder}{hash_sign}{script}"
-    c.fail("$.skill", f"unknown skill {skill!r}; use one of {', '.join(sorted(c.extensions.skills))}, "
-           "'package.module:function', or a directory (relative to the scenario) holding a SKILL.md")
+    c.fail("$.skill", f"unknown skill {skill!r}: not a registered skill, not 'package.module:function', and "
+           f"no skill directory (looked for {folder / 'SKILL.md'}); use one of "
+           f"{', '.join(sorted(c.extensions.skills))}, 'package.module:function', or a directory (relative to "
+           "the scenario) holding a SKILL.md")
     return "region-stats"
 
 
@@ -661,12 +695,12 @@ def _unknown_region(value: Any, declared: list[str]) -> str:
     return f"unknown region {shown}{hint}; regions of this scenario: {regions}"
 
 
-def _faults(c: _Checker, value: Any, declared: list[str]) -> list[FaultSpec]:
+def _faults(c: _Checker, value: Any, declared: list[str], policy: Policy) -> list[FaultSpec]:
     if not isinstance(value, list):
         c.fail("$.faults", f"expected a list of faults like [{{region: B, kind: raise}}], "
                f"got {_shown(value)}")
         return []
-    faults = []
+    faults: list[tuple[int, FaultSpec]] = []
     for index, item in enumerate(value):
         at = f"$.faults[{index}]"
         body = c.mapping(item, at, FAULT_KEYS)
@@ -683,6 +717,8 @@ def _faults(c: _Checker, value: Any, declared: list[str]) -> list[FaultSpec]:
             kind = c.choice(body["kind"], f"{at}.kind", tuple(c.extensions.fault_kinds), "fault kind")
         else:
             c.fail(at, f"missing required key 'kind' (one of {', '.join(c.extensions.fault_kinds)})")
+        if kind is not None:
+            _kind_keys(c, body, at, kind)
         attempts: tuple[int, ...] | None = (1,)
         if "attempts" in body:
             raw = body["attempts"]
@@ -690,6 +726,13 @@ def _faults(c: _Checker, value: Any, declared: list[str]) -> list[FaultSpec]:
                 attempts = None
             elif isinstance(raw, list) and raw and all(_is_int(a) and a >= 1 for a in raw):
                 attempts = tuple(sorted(set(raw)))
+                last = 1 + policy.retries
+                beyond = [a for a in attempts if a > last]
+                if beyond:
+                    c.fail(f"{at}.attempts", f"attempt {', '.join(map(str, beyond))} never runs: a region gets at "
+                           f"most 1 + retries = {last} attempt(s) (policy.retries: {policy.retries}), whether "
+                           f"on_region_failure is fail or partial; raise policy.retries to {beyond[-1] - 1} or "
+                           f"fault an attempt from 1 to {last}")
             else:
                 c.fail(f"{at}.attempts", f"expected a list of attempt numbers from 1, like [1, 2], or 'all'; "
                        f"got {_shown(raw)}")
@@ -711,9 +754,60 @@ def _faults(c: _Checker, value: Any, declared: list[str]) -> list[FaultSpec]:
                                "a fraction between 0 (exclusive) and 1", lambda f: 0 < f <= 1) or 0.1
         message = c.typed(body.get("message", "injected fault"), f"{at}.message", str, "a string") or ""
         if len(c.problems) == before and kind is not None:
-            faults.append(FaultSpec(str(region), kind, attempts, exit_code, sig, seconds or 0.0, fraction,
-                                    message, c.doc.line_of(at)))
-    return faults
+            faults.append((index, FaultSpec(str(region), kind, attempts, exit_code, sig, seconds or 0.0, fraction,
+                                            message, c.doc.line_of(at))))
+    _unreachable_faults(c, faults, policy)
+    return [fault for _, fault in faults]
+
+
+def _kind_keys(c: _Checker, body: dict[str, Any], at: str, kind: str) -> None:
+    """Only the keys of ``kind`` (:data:`FAULT_KIND_KEYS`; a plugin kind's ``keys``, when it gives them)."""
+    registered = c.extensions.fault_kinds[kind]
+    own = FAULT_KIND_KEYS[kind] if registered is faults_module.BUILTIN.get(kind) else registered.keys
+    if own is None:  # a plugin kind that does not say which keys it reads: it gets them all
+        return
+    allowed = (*FAULT_COMMON_KEYS, *own)
+    for key in body:
+        if key in FAULT_KEYS and key not in allowed:
+            owners = [k for k, keys in FAULT_KIND_KEYS.items() if key in keys]
+            belongs = f" (it belongs to {' and '.join(owners)} faults)" if owners else ""
+            c.fail(child_path(at, key), f"key {key!r} does not apply to a {kind} fault{belongs}; a {kind} "
+                   f"fault takes: {', '.join(allowed)}. Remove it, or change the kind")
+
+
+def _ends_attempt(fault: FaultSpec, kind: FaultKind | None, policy: Policy) -> bool:
+    """Whether the attempt ends where ``fault`` acts, so that a fault acting after it never fires."""
+    if fault.kind in ENDING_KINDS:
+        return True
+    if fault.kind == "delay":
+        return fault.seconds >= policy.timeout  # killed by the timeout while it sleeps
+    return kind is not None and fault.kind not in FAULT_KIND_KEYS and kind.lethal
+
+
+def _unreachable_faults(c: _Checker, faults: list[tuple[int, FaultSpec]], policy: Policy) -> None:
+    """A fault that cannot fire because an earlier one ends the same attempt: refused, with the reason.
+
+    On one attempt, faults act in their phase ('before' the skill, then 'after' it: corrupt), in list order.
+    """
+    kinds = c.extensions.fault_kinds
+    last = 1 + policy.retries
+    reported: set[int] = set()
+    for attempt in range(1, last + 1):
+        firing = [(i, f) for i, f in faults if f.fires_on(attempt)]
+        for region in dict.fromkeys(f.region for _, f in firing):
+            acting = sorted((p for p in firing if p[1].region == region),
+                            key=lambda p: (kinds[p[1].kind].phase != "before" if p[1].kind in kinds else False, p[0]))
+            ender = next((p for p in acting if _ends_attempt(p[1], kinds.get(p[1].kind), policy)), None)
+            if ender is None:
+                continue
+            for index, fault in acting[acting.index(ender) + 1:]:
+                if index in reported:
+                    continue
+                reported.add(index)
+                c.fail(f"$.faults[{index}]", f"this {fault.kind} fault never fires on region {region} attempt "
+                       f"{attempt}: faults[{ender[0]}] ({ender[1].kind}, line {ender[1].line}) ends that attempt "
+                       "first (on one attempt, faults act in list order, corrupt after the skill); put it on "
+                       "another attempt with 'attempts', or remove one of them")
 
 
 def _is_int(value: Any) -> bool:
@@ -761,7 +855,7 @@ def _expect(c: _Checker, value: Any, declared: list[str], graph: list[str], poli
     if body.get("transcript") is not None:  # a golden file, beside the scenario; it need not exist yet
         name = c.typed(body["transcript"], "$.expect.transcript", str, "a path like golden/NAME.txt, relative "
                        "to the scenario file", lambda t: bool(t.strip()))
-        transcript = c.path.parent / name if name else None
+        transcript = _inside(c, name, "$.expect.transcript", "golden transcript") if name else None
     backoff = _expect_backoff(c, body["backoff"], policy or Policy()) if body.get("backoff") is not None else None
     return Expect(outcome, status, transitions, order, concurrent, attempts, aggregate, extra, transcript, backoff)
 

@@ -6,9 +6,25 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 FAULT_KINDS = ("raise", "crash", "signal", "hang", "delay", "corrupt", "drop", "oom")
+FAULT_COMMON_KEYS = ("region", "kind", "attempts")
+"""The keys every fault takes, whatever its kind."""
+FAULT_KIND_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "raise": ("message",),
+    "crash": ("exit_code",),
+    "signal": ("signal",),
+    "hang": (),
+    "delay": ("seconds",),
+    "corrupt": (),
+    "drop": ("fraction",),
+    "oom": (),
+})
+"""Each built-in fault kind's own keys beside :data:`FAULT_COMMON_KEYS`: the one table the loader and the
+JSON Schema follow (``tests/test_schema.py`` checks the schema against it). A key outside a kind's keys is an
+error, never silently ignored. A plugin's kind declares its keys in ``FaultKind.keys`` (unset: any fault key)."""
 CONTEXTS = ("fork", "inline")
 BACKENDS = ("fork", "inline", "ray")
 ON_REGION_FAILURE = ("fail", "partial")
