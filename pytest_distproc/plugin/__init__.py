@@ -199,8 +199,9 @@ class _Transcripts:
 
 
 # Report directory, terminal totals, golden transcripts, and junitxml/pytest-html/allure live in their own modules.
+# outputs first: reportdir imports it, and pytest can rewrite only a plugin module not imported yet.
 pytest_plugins = [
+    "pytest_distproc.plugin.outputs",
     "pytest_distproc.plugin.reportdir",
     "pytest_distproc.checks.goldens",
-    "pytest_distproc.plugin.outputs",
 ]
