@@ -162,4 +162,5 @@ class _Transcripts:
 
 
 # Report directory, terminal totals and golden transcripts live in their own modules.
-pytest_plugins = ["pytest_distproc.plugin.reportdir", "pytest_distproc.checks.goldens"]
+pytest_plugins = ["pytest_distproc.plugin.reportdir", "pytest_distproc.plugin.annotations",
+                  "pytest_distproc.checks.goldens"]

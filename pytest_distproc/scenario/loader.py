@@ -590,7 +590,8 @@ def _expect(c: _Checker, value: Any, declared: list[str], graph: list[str]) -> E
         name = c.typed(body["transcript"], "$.expect.transcript", str, "a path like golden/NAME.txt, relative "
                        "to the scenario file", lambda t: bool(t.strip()))
         transcript = c.path.parent / name if name else None
-    return Expect(outcome, status, transitions, order, concurrent, attempts, aggregate, extra, transcript)
+    lines = {at: line for at, line in c.doc.lines.items() if at == "$.expect" or at.startswith("$.expect.")}
+    return Expect(outcome, status, transitions, order, concurrent, attempts, aggregate, extra, transcript, lines)
 
 
 def _orders(c: _Checker, value: Any, tasks: list[str]) -> Iterator[OrderRule]:

@@ -113,6 +113,18 @@ class Expect:
     """Values of expectation kinds that plugins registered (``pytest_distproc_expectation_kinds``)."""
     transcript: Path | None = None
     """Golden transcript file (``expect: {transcript: golden/NAME.txt}``), resolved beside the scenario."""
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False)
+    """Where each ``$.expect...`` path was written (1-based line), so a failure can point at its key."""
+
+    def line_of(self, path: str) -> int | None:
+        """Line of ``path`` (a ``$.expect...`` path) or of its nearest written ancestor; None if unknown."""
+        probe = path
+        while probe:
+            if probe in self.lines:
+                return self.lines[probe]
+            cut = max(probe.rfind("."), probe.rfind("["))
+            probe = probe[:cut] if cut > 0 else ""
+        return None
 
 
 @dataclass(frozen=True)
