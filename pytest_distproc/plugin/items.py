@@ -152,27 +152,33 @@ class ScenarioItem(pytest.Item):
         error = excinfo.value
         tbstyle = str(style or self.config.getoption("tbstyle", "auto"))
         if isinstance(error, ScenarioFailed):
-            index = error.first
-            text = error.render(tbstyle, self.path)
+            index, shown = error.first, self._shown_path()
+            text = error.render(tbstyle, shown)
             if tbstyle == "line":  # pytest prints the crash line itself, after this text: each mismatch once
-                text = "\n".join(line for i, line in enumerate(error.located(self.path)) if i != index)
-            return _longrepr(text, self.path, error.lines[index],
+                text = "\n".join(line for i, line in enumerate(error.located(shown)) if i != index)
+            return _longrepr(text, shown, error.lines[index],
                              error.mismatches[index] + _more(len(error.mismatches)))
         if isinstance(error, ScenarioError):
             problems = sorted(error.problems, key=lambda p: p.line or 0)
             first = problems[0]
             text = "\n".join(str(p) for p in problems[1:]) if tbstyle == "line" else error.render()
-            return _longrepr(text, self.path, first.line or self.document.line,
+            return _longrepr(text, self._shown_path(), first.line or self.document.line,
                              f"{first.path}: {first.message}{_more(len(problems))}")
+        shown, line = self._shown_path(), self.document.line
         if isinstance(error, DistprocError):
             head = str(error).strip().splitlines()
-            return _longrepr(f"{self.path}:{self.document.line}: {error}", self.path, self.document.line,
-                             head[0] if head else type(error).__name__)
+            return _longrepr(f"{shown}:{line}: {error}", shown, line, head[0] if head else type(error).__name__)
         if isinstance(error, pytest.fail.Exception):  # stopped from outside (pytest-timeout) or by a hook
             reason = " ".join(str(error.msg or "stopped").split())
-            return _longrepr(f"{self.path}:{self.document.line}: scenario {self.name!r} stopped: {reason}",
-                             self.path, self.document.line, reason)
+            return _longrepr(f"{shown}:{line}: scenario {self.name!r} stopped: {reason}", shown, line, reason)
         return super().repr_failure(excinfo, style=style)
+
+    def _shown_path(self) -> str:
+        """The scenario file as the user typed it: relative to where pytest was started, when inside it."""
+        try:
+            return str(self.path.relative_to(self.config.invocation_params.dir))
+        except ValueError:
+            return str(self.path)
 
     def annotations(self, excinfo: ExceptionInfo[BaseException]) -> list[tuple[str, int, str]]:
         """Where a failure points in the YAML (file, line, message): one per failing scenario, at its first
