@@ -32,19 +32,22 @@ class ScenarioFailed(AssertionError):
 
     An ``AssertionError`` so that tools around pytest (allure, pytest-json-report, junitxml) call it a
     failure, not an error. ``lines`` holds the YAML line each mismatch points at (its ``expect`` key; the
-    document's first line for an invariant), ``first`` the index of the mismatch the failure is located at:
-    the first failing ``expect`` key in the file.
+    document's first line for an invariant, given as None), ``first`` the index of the mismatch the failure
+    is located at: the first failing ``expect`` key in the file.
     """
 
-    def __init__(self, run: Run, mismatches: list[str], lines: list[int] | None = None) -> None:
+    def __init__(self, run: Run, mismatches: list[str], lines: list[int | None] | None = None) -> None:
         self.run, self.mismatches = run, mismatches
-        self.lines = list(lines) if lines is not None else [run.scenario.line] * len(mismatches)
+        self.keyed = [line is not None for line in lines] if lines is not None else [False] * len(mismatches)
+        self.lines = [line if line is not None else run.scenario.line for line in lines or [None] * len(mismatches)]
         super().__init__("\n".join(mismatches))
 
     @property
     def first(self) -> int:
-        """Index of the mismatch at the earliest YAML line (ties: the first reported)."""
-        return min(range(len(self.mismatches)), key=lambda i: (self.lines[i], i)) if self.mismatches else 0
+        """Index of the mismatch at the first failing ``expect`` key in the file (ties: the first reported);
+        the first mismatch when only invariants failed."""
+        keyed = [i for i in range(len(self.mismatches)) if self.keyed[i]]
+        return min(keyed, key=lambda i: (self.lines[i], i)) if keyed else 0
 
     def located(self, path: str | Path | None = None) -> list[str]:
         """``FILE:LINE: mismatch`` per mismatch, in the order the checks found them."""
@@ -128,7 +131,7 @@ class ScenarioItem(pytest.Item):
                                      ("distproc.faults", len(run.faults_fired))])
         if found:  # the transcript goes into the failure report, printed once (not also as a section)
             expect, default = run.scenario.expect, run.scenario.line
-            lines = [(expect.line_of(at) or default) if at is not None else default for at, _ in found]
+            lines = [(expect.line_of(at) or default) if at is not None else None for at, _ in found]
             raise ScenarioFailed(run, [message for _, message in found], lines)
         if run.planned_faults:
             plan = "".join(f"# fault plan: {f['kind']} in region {f['region']} on attempt {f['attempt']}\n"
