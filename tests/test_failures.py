@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
+from pytest_distproc.plugin.annotations import workflow_command
+from pytest_distproc.scenario.loader import load_one
 from tests.helpers import RETRY, Sandbox
 
 # The keys in file order differ from the order the checks report them: attempts (line 5) fails first in the
@@ -200,3 +203,21 @@ def test_totals_count_reruns_as_reruns_and_every_item(sandbox: Sandbox, quiet_ci
     assert result.parseoutcomes() == {"passed": 2, "failed": 1, "rerun": 2}
     result.stdout.fnmatch_lines(["distproc: 3 scenarios run (2 passed, 1 failed, 2 reruns), *"])
     sandbox.assert_clean()
+
+
+def test_the_loader_keeps_the_line_of_every_expect_key(tmp_path: Path) -> None:
+    scenario = load_one(WRONG, tmp_path / "wrong.yaml")
+    expect = scenario.expect
+    assert expect.line_of("$.expect.attempts.process-region-a") == 5
+    assert expect.line_of("$.expect.outcome") == 6
+    assert expect.line_of("$.expect.status.process-region-b") == 7
+    assert expect.line_of("$.expect.aggregate.total") == 8
+    assert expect.line_of("$.expect.order[0]") == 4  # not written: its nearest written ancestor, expect:
+    assert load_one("regions: {A: {records: 1}}\n", tmp_path / "bare.yaml").expect.line_of("$.expect") is None
+
+
+def test_workflow_commands_escape_what_github_would_misread(tmp_path: Path) -> None:
+    line = workflow_command(str(tmp_path / "a,b:c.yaml"), 3, "50% lost\nsecond line", tmp_path)
+    assert line == "::error file=a%2Cb%3Ac.yaml,line=3::50%25 lost%0Asecond line"
+    outside = workflow_command("/elsewhere/x.yaml", 1, "m", tmp_path)
+    assert outside == "::error file=/elsewhere/x.yaml,line=1::m"
