@@ -30,7 +30,8 @@ def test_naive_coordinator_is_caught_by_name_with_a_clear_report(sandbox: Sandbo
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
         "*scenario 'seed-three-regions' failed: outcome: expected COMPLETE, got FAILED",
-        "*- the coordinator reported an illegal transition: illegal transition for task 'aggregate-results': "
+        "*- scenarios/seed.yaml:*: the coordinator reported an illegal transition: "
+        "illegal transition for task 'aggregate-results': "
         "BLOCKED -> IN_PROGRESS; from BLOCKED allowed: nothing until its blockers complete "
         "(still open: process-region-b, process-region-c)",
     ])

@@ -91,9 +91,9 @@ def test_failed_expectations_are_all_reported_with_transcript_and_timeline(sandb
         [
             "*scenario 'wrong-expectations' failed: outcome: expected FAILED, got COMPLETE",
             "*all 3 mismatches:",
-            "*- outcome: expected FAILED, got COMPLETE",
-            "*- attempts of process-region-a: expected 2, got 1",
-            "*- aggregate total: expected records=21, got 20 (counts compare exactly)",
+            "*- scenarios/wrong.yaml:5: outcome: expected FAILED, got COMPLETE",
+            "*- scenarios/wrong.yaml:6: attempts of process-region-a: expected 2, got 1",
+            "*- scenarios/wrong.yaml:7: aggregate total: expected records=21, got 20 (counts compare exactly)",
             "*timeline:",
             "*process-region-a *|*| COMPLETE (1 attempt)",
             "*transcript:",

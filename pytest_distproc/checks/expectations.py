@@ -31,37 +31,54 @@ def check(run: Run, kinds: Mapping[str, Checker] | None = None) -> list[str]:
     return check_expectations(run, run.scenario.expect, kinds) + check_invariants(run)
 
 
+def locate(run: Run, kinds: Mapping[str, Checker] | None = None) -> list[tuple[str | None, str]]:
+    """What :func:`check` finds, each mismatch with the ``$.expect...`` path it breaks (None: an invariant)."""
+    found: list[tuple[str | None, str]] = list(locate_expectations(run, run.scenario.expect, kinds))
+    return found + [(None, problem) for problem in check_invariants(run)]
+
+
 def check_expectations(run: Run, expect: Expect, kinds: Mapping[str, Checker] | None = None) -> list[str]:
-    problems: list[str] = []
+    return [message for _, message in locate_expectations(run, expect, kinds)]
+
+
+def locate_expectations(run: Run, expect: Expect,
+                        kinds: Mapping[str, Checker] | None = None) -> list[tuple[str, str]]:
+    """Like :func:`check_expectations`, each mismatch with the ``$.expect...`` path of the key it breaks
+    (``Expect.line_of`` turns it into a YAML line)."""
+    problems: list[tuple[str, str]] = []
     tasks = run.tasks
     wanted = expect.outcome or "COMPLETE"  # a run that fails where nobody said it may is a failure
     if run.outcome != wanted:
-        problems.append(f"outcome: expected {wanted}, got {run.outcome}")
+        problems.append(("$.expect.outcome", f"outcome: expected {wanted}, got {run.outcome}"))
     for task, state in expect.status.items():
         if tasks[task].state.value != state:
-            problems.append(f"status of {task}: expected {state}, got {tasks[task].state.value}")
+            problems.append((f"$.expect.status.{task}",
+                             f"status of {task}: expected {state}, got {tasks[task].state.value}"))
     for task, sequence in expect.transitions.items():
         actual = [s.value for s in tasks.sequence(task)]
         if actual != list(sequence):
-            problems.append(f"transitions of {task}: expected [{', '.join(sequence)}], got [{', '.join(actual)}]")
+            problems.append((f"$.expect.transitions.{task}", f"transitions of {task}: expected "
+                             f"[{', '.join(sequence)}], got [{', '.join(actual)}]"))
     for task, count in expect.attempts.items():
         if tasks[task].attempts != count:
-            problems.append(f"attempts of {task}: expected {count}, got {tasks[task].attempts}")
-    for rule in expect.order:
-        problems.extend(check_order(run, rule))
+            problems.append((f"$.expect.attempts.{task}",
+                             f"attempts of {task}: expected {count}, got {tasks[task].attempts}"))
+    for index, rule in enumerate(expect.order):
+        problems.extend((f"$.expect.order[{index}]", p) for p in check_order(run, rule))
     if expect.concurrent:
-        problems.extend(check_concurrent(run, expect.concurrent))
+        problems.extend(("$.expect.concurrent", p) for p in check_concurrent(run, expect.concurrent))
     if expect.aggregate:
-        problems.extend(check_aggregate(run, expect.aggregate))
+        problems.extend(_locate_aggregate(run, expect.aggregate))
     if expect.backoff is not None:
-        problems.extend(check_backoff(run, expect.backoff))
+        problems.extend(("$.expect.backoff", p) for p in check_backoff(run, expect.backoff))
     for name, value in expect.extra.items():
         checker = (kinds or {}).get(name)
         if checker is None:
-            problems.append(f"expect.{name}: no checker for this expectation kind here; register it with the "
-                            "pytest_distproc_expectation_kinds hook in a conftest that applies to this test")
+            problems.append((f"$.expect.{name}", f"expect.{name}: no checker for this expectation kind here; "
+                             "register it with the pytest_distproc_expectation_kinds hook in a conftest that "
+                             "applies to this test"))
             continue
-        problems.extend(f"{name}: {p}" for p in checker(run, value))
+        problems.extend((f"$.expect.{name}", f"{name}: {p}") for p in checker(run, value))
     return problems
 
 
@@ -136,14 +153,21 @@ def check_backoff(run: Run, least: float | bool) -> list[str]:
 def check_aggregate(run: Run, expected: Mapping[str, Any]) -> list[str]:
     """``expect.aggregate``: ``records`` compare exactly, the other fields under ``expected["tolerance"]``
     (a :class:`Tolerance`; default relative 1e-9, absolute 1e-12)."""
-    problems = []
+    return [message for _, message in _locate_aggregate(run, expected)]
+
+
+def _locate_aggregate(run: Run, expected: Mapping[str, Any]) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
     tolerance = expected.get("tolerance") or Tolerance()
     if "total" in expected:
-        problems.extend(_compare("total", expected["total"], run.total, tolerance))
+        problems.extend(("$.expect.aggregate.total", p)
+                        for p in _compare("total", expected["total"], run.total, tolerance))
     for region_id, want in expected.get("regions", {}).items():
-        problems.extend(_compare(f"region {region_id}", want, run.regions.get(region_id), tolerance))
+        problems.extend((f"$.expect.aggregate.regions.{region_id}", p)
+                        for p in _compare(f"region {region_id}", want, run.regions.get(region_id), tolerance))
     if "missing" in expected and sorted(expected["missing"]) != sorted(run.missing):
-        problems.append(f"missing regions: expected {sorted(expected['missing'])}, got {sorted(run.missing)}")
+        problems.append(("$.expect.aggregate.missing",
+                         f"missing regions: expected {sorted(expected['missing'])}, got {sorted(run.missing)}"))
     return problems
 
 

@@ -198,10 +198,12 @@ class _Transcripts:
             terminalreporter.write_line("")
 
 
-# Report directory, terminal totals, golden transcripts, and junitxml/pytest-html/allure live in their own modules.
-# outputs first: reportdir imports it, and pytest can rewrite only a plugin module not imported yet.
+# Report directory, terminal totals, golden transcripts, GitHub annotations and junitxml/pytest-html/allure
+# live in their own modules. outputs first: reportdir imports it, and pytest can rewrite only a plugin module
+# not imported yet.
 pytest_plugins = [
     "pytest_distproc.plugin.outputs",
+    "pytest_distproc.plugin.annotations",
     "pytest_distproc.plugin.reportdir",
     "pytest_distproc.checks.goldens",
 ]

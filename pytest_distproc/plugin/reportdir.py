@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_distproc.plugin.annotations import is_rerun, reason_of
 from pytest_distproc.plugin.outputs import REPORT_PROPERTY, publish
 from pytest_distproc.report.data import summarize_run
 from pytest_distproc.report.index import index_row, terminal_line, write_index, write_scenario
@@ -60,6 +61,8 @@ class ReportPlugin:
         self.directory = Path(option).resolve() if option else None
         self.is_controller = not hasattr(config, "workerinput")
         self.totals: dict[str, int] = {}
+        self.verdicts: dict[str, str] = {}
+        self.reruns = 0
         self.rows: dict[str, dict[str, Any]] = {}
 
     # where the item runs ------------------------------------------------------------------------
@@ -90,27 +93,40 @@ class ReportPlugin:
         if not self.is_controller:
             return
         props = dict(report.user_properties)
-        if report.when == "call" and "distproc.outcome" in props:
+        if report.when == "call" and "distproc.outcome" in props:  # every run injects faults, reruns too
             for key, prop in (("faults", "distproc.faults"), ("retries", "distproc.retries"),
                               ("recovered", "distproc.recovered")):
                 self.totals[key] = self.totals.get(key, 0) + int(props.get(prop, 0))  # type: ignore[call-overload]
-            self.totals["scenarios"] = self.totals.get("scenarios", 0) + 1
-            self.totals[report.outcome] = self.totals.get(report.outcome, 0) + 1
-        if self.directory is None or not _is_scenario(report):
+        if not _is_scenario(report):
+            return
+        if is_rerun(report):  # pytest-rerunfailures: a failed try that runs again, not an item
+            self.reruns += 1
+        elif report.when == "call" or (report.when == "setup" and not report.passed):
+            self.verdicts[report.nodeid] = _verdict(report)
+        if self.directory is None or is_rerun(report):
             return
         if report.when == "call" and REPORT_PROPERTY in props:
             slug = str(props[REPORT_PROPERTY])
             self.rows[report.nodeid] = {"slug": slug}
         elif report.failed and report.nodeid not in self.rows:
-            # never ran (a malformed scenario, a crash of our own): a row from the report alone
-            first = str(report.longreprtext).strip().splitlines()
+            # never ran (a malformed scenario, stopped by a timeout, a crash of our own): a row from the report
             self.rows[report.nodeid] = {"nodeid": report.nodeid, "name": report.nodeid.rpartition("::")[2],
-                                        "verdict": "error", "mismatches": [first[0] if first else "error"]}
+                                        "verdict": "error", "mismatches": [reason_of(report)]}
+
+    def counts(self) -> dict[str, int]:
+        """The totals of the run: every item once by its final verdict, reruns apart."""
+        counts = dict(self.totals)
+        for verdict in self.verdicts.values():
+            counts[verdict] = counts.get(verdict, 0) + 1
+        counts["scenarios"] = len(self.verdicts)
+        if self.reruns:
+            counts["reruns"] = self.reruns
+        return counts
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.is_controller or not self.totals.get("scenarios"):
+        if not self.is_controller or not self.verdicts:
             return
-        terminalreporter.write_line(f"distproc: {terminal_line(self.totals)}")
+        terminalreporter.write_line(f"distproc: {terminal_line(self.counts())}")
         if self.directory is not None:
             terminalreporter.write_line(f"distproc report: {self.directory / 'index.html'}")
 
@@ -129,11 +145,17 @@ class ReportPlugin:
                              "mismatches": [f"report files missing: {exc}"]})
                 continue
             rows.append(index_row(summary, row["slug"]))
-        markdown = write_index(self.directory, rows, self.totals)
+        markdown = write_index(self.directory, rows, self.counts())
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if step_summary:
             with open(step_summary, "a", encoding="utf-8") as handle:
                 handle.write(markdown + "\n")
+
+
+def _verdict(report: pytest.TestReport) -> str:
+    if hasattr(report, "wasxfail"):
+        return "xfailed" if report.skipped else "xpassed"
+    return "error" if report.when == "setup" and report.failed else report.outcome
 
 
 def _is_scenario(report: pytest.TestReport) -> bool:

@@ -87,7 +87,12 @@ def finished(node: Node, run: Run) -> None:
 
 def mismatches_for(node: Node, run: Run) -> list[str]:
     """Every mismatch an item reports: the scenario's ``expect``, the invariants, and ``pytest_distproc_check``."""
-    found = expectations.check(run, extensions_for(node).expectation_kinds)
+    return [message for _, message in located_mismatches_for(node, run)]
+
+
+def located_mismatches_for(node: Node, run: Run) -> list[tuple[str | None, str]]:
+    """:func:`mismatches_for`, each with the ``$.expect...`` path it breaks (None: an invariant or a hook's)."""
+    found = expectations.locate(run, extensions_for(node).expectation_kinds)
     for extra in node.ihook.pytest_distproc_check(config=node.config, run=run):
-        found.extend(extra or [])
+        found.extend((None, message) for message in extra or [])
     return found

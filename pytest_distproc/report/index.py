@@ -84,7 +84,10 @@ def terminal_line(totals: Mapping[str, int]) -> str:
     def n(count: int, word: str, plural: str | None = None) -> str:
         return f"{count} {word if count == 1 else (plural or word + 's')}"
 
-    verdicts = [f"{totals[k]} {k}" for k in ("passed", "failed") if totals.get(k)]
+    verdicts = [f"{totals[k]} {k}" for k in ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+                if totals.get(k)]
+    if totals.get("reruns"):  # pytest-rerunfailures: tries that ran again, apart from the items
+        verdicts.append(n(totals["reruns"], "rerun"))
     return (f"{n(totals.get('scenarios', 0), 'scenario')} run" + (f" ({', '.join(verdicts)})" if verdicts else "")
             + f", {n(totals.get('faults', 0), 'fault')} injected, {n(totals.get('retries', 0), 'retry', 'retries')}"
             + f", {n(totals.get('recovered', 0), 'region')} recovered")

@@ -857,7 +857,9 @@ def _expect(c: _Checker, value: Any, declared: list[str], graph: list[str], poli
                        "to the scenario file", lambda t: bool(t.strip()))
         transcript = _inside(c, name, "$.expect.transcript", "golden transcript") if name else None
     backoff = _expect_backoff(c, body["backoff"], policy or Policy()) if body.get("backoff") is not None else None
-    return Expect(outcome, status, transitions, order, concurrent, attempts, aggregate, extra, transcript, backoff)
+    lines = {at: line for at, line in c.doc.lines.items() if at == "$.expect" or at.startswith("$.expect.")}
+    return Expect(outcome, status, transitions, order, concurrent, attempts, aggregate, extra, transcript, backoff,
+                  lines)
 
 
 def _expect_backoff(c: _Checker, value: Any, policy: Policy) -> float | bool | None:

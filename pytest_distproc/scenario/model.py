@@ -159,6 +159,18 @@ class Expect:
     backoff: float | bool | None = None
     """``expect.backoff``: every retry waited at least this many seconds after its failure (True: the
     policy's ``backoff``), measured on the history's times."""
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False)
+    """Where each ``$.expect...`` path was written (1-based line), so a failure can point at its key."""
+
+    def line_of(self, path: str) -> int | None:
+        """Line of ``path`` (a ``$.expect...`` path) or of its nearest written ancestor; None if unknown."""
+        probe = path
+        while probe:
+            if probe in self.lines:
+                return self.lines[probe]
+            cut = max(probe.rfind("."), probe.rfind("["))
+            probe = probe[:cut] if cut > 0 else ""
+        return None
 
 
 @dataclass(frozen=True)
