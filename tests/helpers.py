@@ -47,6 +47,13 @@ class Sandbox:
         path.write_text(textwrap.dedent(text))
         return path
 
+    def pyfile(self, name: str, text: str) -> Path:
+        """A Python file beside the scenarios (where a scenario's ``coordinator: FILE.py:factory`` must be)."""
+        path = self.pytester.path / "scenarios" / f"{name}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+        return path
+
     def run(self, *args: str, timeout: float = 120) -> pytest.RunResult:
         return self.pytester.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=timeout)
 

@@ -40,15 +40,15 @@ def test_naive_coordinator_is_caught_by_name_with_a_clear_report(sandbox: Sandbo
 
 
 def test_a_crashing_user_coordinator_is_a_mismatch_with_its_own_frames(sandbox: Sandbox) -> None:
-    sandbox.pytester.makepyfile(
-        broken="""
+    sandbox.pyfile(
+        "broken", """
         class Broken:
             def run(self, harness):
                 harness.record("process-region-a", "IN_PROGRESS")
                 raise KeyError("lost my place")
         """
     )
-    sandbox.scenario("one", "name: one\ncoordinator: ../broken.py:Broken\nregions: {A: {records: 3}}\n")
+    sandbox.scenario("one", "name: one\ncoordinator: broken.py:Broken\nregions: {A: {records: 3}}\n")
     result = sandbox.run("--distproc-scenarios")
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
@@ -57,8 +57,8 @@ def test_a_crashing_user_coordinator_is_a_mismatch_with_its_own_frames(sandbox: 
 
 
 def test_serial_coordinator_cannot_prove_concurrency(sandbox: Sandbox) -> None:
-    sandbox.pytester.makepyfile(
-        serial="""
+    sandbox.pyfile(
+        "serial", """
         import json, os
         from pytest_distproc.attempt import stats as summary
 
@@ -86,7 +86,7 @@ def test_serial_coordinator_cannot_prove_concurrency(sandbox: Sandbox) -> None:
         "two",
         """\
         name: two
-        coordinator: ../serial.py:Serial
+        coordinator: serial.py:Serial
         regions: {A: {records: 3}, B: {records: 3}}
         expect: {concurrent: ["process-region-*"]}
         """,
@@ -99,8 +99,8 @@ def test_serial_coordinator_cannot_prove_concurrency(sandbox: Sandbox) -> None:
 
 
 def test_a_malformed_result_from_a_user_coordinator_is_a_mismatch(sandbox: Sandbox) -> None:
-    sandbox.pytester.makepyfile(
-        sloppy="""
+    sandbox.pyfile(
+        "sloppy", """
         class Sloppy:
             def run(self, harness):
                 harness.record("process-region-a", "IN_PROGRESS")
@@ -110,7 +110,7 @@ def test_a_malformed_result_from_a_user_coordinator_is_a_mismatch(sandbox: Sandb
                 harness.result(regions={"A": {"records": 5}, "Z": {"records": 1}}, total={"records": 5})
         """
     )
-    sandbox.scenario("one", "name: one\ncoordinator: ../sloppy.py:Sloppy\nregions: {A: {records: 5}}\n")
+    sandbox.scenario("one", "name: one\ncoordinator: sloppy.py:Sloppy\nregions: {A: {records: 5}}\n")
     result = sandbox.run("--distproc-scenarios")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([

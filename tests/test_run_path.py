@@ -185,8 +185,8 @@ def test_a_raising_run_finished_hook_keeps_the_transcript_and_the_report(sandbox
 
 
 def test_a_user_coordinators_children_keep_their_working_directory(sandbox: Sandbox) -> None:
-    sandbox.pytester.makepyfile(
-        relative="""
+    sandbox.pyfile(
+        "relative", """
         import json, os
 
         class Relative:
@@ -210,7 +210,7 @@ def test_a_user_coordinators_children_keep_their_working_directory(sandbox: Sand
                 harness.result(regions=results, total=stats.merge(results.values()))
         """
     )
-    sandbox.scenario("one", "name: one\ncoordinator: ../relative.py:Relative\nregions: {A: {records: 3}}\n")
+    sandbox.scenario("one", "name: one\ncoordinator: relative.py:Relative\nregions: {A: {records: 3}}\n")
     result = sandbox.run("--distproc-scenarios")
     result.assert_outcomes(passed=1)
     assert (sandbox.pytester.path / "out-A.json").is_file()
@@ -269,3 +269,14 @@ def test_a_registered_skill_name_is_not_taken_for_a_folder_of_the_same_name(
     (tmp_path / "probe" / "SKILL.md").write_text("---\nname: probe\n---\n")
     monkeypatch.chdir(tmp_path)
     assert forkserver.portable("probe", skills.parent_probe, [{}]) == "tests.skills:parent_probe"
+
+
+def test_a_coordinator_file_is_held_inside_the_scenarios_folder(tmp_path: Path) -> None:
+    text = "regions: {A: {records: 1}}\ncoordinator: ../mine.py:make\n"
+    [outside] = load_text(text, tmp_path / "s.yaml")
+    assert outside.error is not None
+    [problem] = outside.error.problems
+    assert (problem.line, problem.path) == (2, "$.coordinator") and "outside the scenario's folder" in problem.message
+    for fine in ("adapters/mine.py:make", "package.module:make"):
+        [loaded] = load_text(f"regions: {{A: {{records: 1}}}}\ncoordinator: {fine}\n", tmp_path / "s.yaml")
+        assert loaded.error is None and loaded.scenario is not None and loaded.scenario.coordinator == fine

@@ -337,6 +337,9 @@ def _load_document(doc: Document, path: Path, default_name: str, extensions: Ext
         coordinator = c.typed(top["coordinator"], "$.coordinator", str,
                               "'package.module:factory' or 'file.py:factory' (relative to the scenario)",
                               lambda s: ":" in s)
+        target = coordinator.rpartition(":")[0] if coordinator else ""
+        if target.endswith(".py") and _inside(c, target, "$.coordinator", "coordinator file") is None:
+            coordinator = None  # like every path a scenario names: inside its folder
     policy = _policy(c, c.section(top, "policy", {}))
     faults = _faults(c, c.section(top, "faults", []), declared, policy)
     graph = parse_tasks(top.get("tasks"), declared, c.fail, c.doc.line_of) if "tasks" in top else ()
