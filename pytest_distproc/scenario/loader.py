@@ -427,15 +427,8 @@ def _data_file(c: _Checker, value: Any, at: str, scenario_path: Path) -> Path | 
     name = c.typed(value, at, str, accepted, lambda s: bool(s.strip()))
     if name is None:
         return None
-    folder = scenario_path.parent.resolve()
-    try:
-        resolved = (folder / name).resolve()
-    except (OSError, ValueError) as exc:  # e.g. a NUL byte, a symlink loop
-        c.fail(at, f"data file {name!r} is not a usable path ({exc}); give {accepted}")
-        return None
-    if not resolved.is_relative_to(folder):
-        c.fail(at, f"data file {name!r} resolves to {resolved}, outside the scenario's folder {folder}; "
-               "keep data files in the scenario's folder or below it")
+    resolved = _inside(c, name, at, "data file", keep="keep data files in the scenario's folder or below it")
+    if resolved is None:
         return None
     if resolved.suffix.lower() not in DATA_SUFFIXES:
         c.fail(at, f"data file {name!r} has suffix {resolved.suffix or '(none)'!r}; accepted: "
@@ -453,8 +446,10 @@ def _data_file(c: _Checker, value: Any, at: str, scenario_path: Path) -> Path | 
     return resolved
 
 
-def _inside(c: _Checker, name: str, at: str, what: str) -> Path | None:
-    """``name`` resolved in the scenario's folder, or a problem saying why not (a file there need not exist)."""
+def _inside(c: _Checker, name: str, at: str, what: str,
+            keep: str = "keep it in the scenario's folder or below it, e.g. golden/NAME.txt") -> Path | None:
+    """``name`` resolved in the scenario's folder, or a problem saying why not (a file there need not exist):
+    every path a scenario names (data files, goldens, skill folders, coordinator files) goes through here."""
     folder = c.path.parent.resolve()
     try:
         resolved = (folder / name).resolve()
@@ -462,8 +457,7 @@ def _inside(c: _Checker, name: str, at: str, what: str) -> Path | None:
         c.fail(at, f"{what} {name!r} is not a usable path ({exc}); give a path relative to the scenario file")
         return None
     if not resolved.is_relative_to(folder):
-        c.fail(at, f"{what} {name!r} resolves to {resolved}, outside the scenario's folder {folder}; keep it in "
-               "the scenario's folder or below it, e.g. golden/NAME.txt")
+        c.fail(at, f"{what} {name!r} resolves to {resolved}, outside the scenario's folder {folder}; {keep}")
         return None
     return resolved
 

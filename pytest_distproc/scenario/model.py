@@ -103,6 +103,17 @@ class FaultSpec:
         return f"{self.kind}{detail} in region {self.region} on {when}"
 
 
+def nearest_line(lines: Mapping[str, int], path: str) -> int | None:
+    """The line where ``path`` (``$.a.b[0]``) or its nearest ancestor with a line was written."""
+    probe = path
+    while probe:
+        if probe in lines:
+            return lines[probe]
+        cut = max(probe.rfind("."), probe.rfind("["))
+        probe = probe[:cut] if cut > 0 else ""
+    return None
+
+
 @dataclass(frozen=True)
 class OrderRule:
     """``TASKGLOB:STATE < TASKGLOB:STATE``: for every matching pair, the left task's last entry into the left
@@ -164,13 +175,7 @@ class Expect:
 
     def line_of(self, path: str) -> int | None:
         """Line of ``path`` (a ``$.expect...`` path) or of its nearest written ancestor; None if unknown."""
-        probe = path
-        while probe:
-            if probe in self.lines:
-                return self.lines[probe]
-            cut = max(probe.rfind("."), probe.rfind("["))
-            probe = probe[:cut] if cut > 0 else ""
-        return None
+        return nearest_line(self.lines, path)
 
 
 @dataclass(frozen=True)

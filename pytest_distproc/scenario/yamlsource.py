@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from pytest_distproc.errors import Problem
+from pytest_distproc.scenario.model import nearest_line
 
 try:
     from yaml import CSafeLoader as _BaseLoader
@@ -213,13 +214,8 @@ class Document:
 
     def line_of(self, path: str) -> int:
         """Line of ``path`` or of its nearest written ancestor."""
-        probe = path
-        while probe:
-            if probe in self.lines:
-                return self.lines[probe]
-            cut = max(probe.rfind("."), probe.rfind("["))
-            probe = probe[:cut] if cut > 0 else ""
-        return self.line
+        found = nearest_line(self.lines, path)
+        return self.line if found is None else found
 
 
 def child_path(parent: str, key: Any) -> str:
