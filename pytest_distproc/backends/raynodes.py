@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-NODE_FAULTS = ("node-loss", "node-stall", "worker-restart")
+from pytest_distproc.attempt.faults import NODE_FAULTS
+
+__all__ = ["NODE_FAULTS", "Node"]
 HOST_FAULTS = ("node-loss", "node-stall")  # need the driver on the node's machine, as its user
 
 
