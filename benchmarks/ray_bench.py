@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"SKIP: no Ray to measure on: {exc}")
         return 2
     ray = session.ray
-    print(f"Ray {ray.__version__}, {len(session.alive())} node(s), {RECORDS} records per region, "
+    nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
+    print(f"Ray {ray.__version__}, {nodes} node(s), {RECORDS} records per region, "
           f"{pairs} A/B pairs per case, target <= {TARGET:g}x plain Ray tasks that each fork a child")
     print(f"{'regions':>8} {'ratio':>7} {'spread':>13} {'ms/region ours':>15} {'ms/region plain':>16}  verdict")
     verdicts = []

@@ -99,8 +99,8 @@ def start(nodes: int = 3, *, cpus: int = 1) -> RayCluster:
 
 def _wait_for_nodes(cluster: RayCluster, nodes: int, began: float) -> None:
     """Every raylet registered with the GCS (asked from a short-lived process: this one stays no driver)."""
-    probe = ("import ray; ray.init(address=%r, log_to_driver=False, configure_logging=False); "
-             "print(sum(1 for n in ray.nodes() if n['Alive']))" % cluster.address)
+    probe = (f"import ray; ray.init(address={cluster.address!r}, log_to_driver=False, configure_logging=False); "
+             "print(sum(1 for n in ray.nodes() if n['Alive']))")
     env = {**os.environ, **cluster.env, "RAY_USAGE_STATS_ENABLED": "0"}
     while True:
         out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)

@@ -100,17 +100,21 @@ class _Session:
             ).remote()
             for n in listed if n["NodeID"] not in have
         ]
-        try:
-            ready = ray.get([launcher.ready.remote() for launcher in launchers], timeout=READY_TIMEOUT)
-        except Exception as exc:
-            for launcher in launchers:
+        pending = [launcher.ready.remote() for launcher in launchers]
+        ready: list[Any] = []
+        failures: list[str] = []
+        for launcher, ref in zip(launchers, pending, strict=True):
+            try:
+                ready.append((ray.get(ref, timeout=READY_TIMEOUT), launcher))
+            except Exception as exc:  # that node died meanwhile: use the others
                 ray.kill(launcher)
+                failures.append(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}")
+        if launchers and not ready:
             raise DistprocError(
                 f"backend 'ray': could not start a launcher actor on the {len(listed)} node(s) of the "
-                f"Ray cluster at {self.address or 'local'}: {type(exc).__name__}: {exc}"
-            ) from None
-        self.nodes += [raynodes.describe(r, launcher, head, driver)
-                       for r, launcher in zip(ready, launchers, strict=True)]
+                f"Ray cluster at {self.address or 'local'}: {failures[0]}"
+            )
+        self.nodes += [raynodes.describe(r, launcher, head, driver) for r, launcher in ready]
         self.nodes.sort(key=lambda n: (not n.head, n.id))
         self.stale = False
 _SESSION: _Session | None = None
@@ -189,6 +193,10 @@ class RayHandle(Handle):
     """When a kill was sent (``time.monotonic()``); None: not yet. Past ``KILL_GRACE`` the attempt is given up."""
     node_faults: tuple[Mapping[str, Any], ...] = ()
     """The node faults of this attempt, fired by the driver when the attempt says hello."""
+    held_until: float | None = None
+    """An attempt with node faults is held at its go pipe, so the fault strikes while it runs, not after it
+    finished: forever (None) under node-loss and worker-restart, until its stall ends under node-stall."""
+    wants_go: bool = False
 
 
 class RayBackend:
@@ -234,11 +242,12 @@ class RayBackend:
             node = self._place(job)
             faults = tuple(f for f in job.get("faults", ()) if f.get("kind") in NODE_FAULTS)
             portable: Job = {**job, "source": _portable(job["source"])}
-            handle = RayHandle(job, None, "", key=uuid.uuid4().hex, where=node, barrier=barrier, node=node.label,
+            held = barrier or bool(faults)
+            handle = RayHandle(job, None, "", key=uuid.uuid4().hex, where=node, barrier=held, node=node.label,
                                node_faults=faults)
             self.live[handle.key] = handle
             self.used.setdefault(handle.task, set()).add(node.id)
-            waves.setdefault(node, []).append((handle.key, portable, skill, barrier))
+            waves.setdefault(node, []).append((handle.key, portable, skill, held))
             handles.append(handle)
         for node, wave in waves.items():
             if node not in self.streams:
@@ -261,6 +270,12 @@ class RayBackend:
 
     # -- commands ------------------------------------------------------------------------------------
     def release(self, handle: Handle) -> None:
+        if isinstance(handle, RayHandle) and handle.node_faults:
+            handle.wants_go = True  # the node fault decides when (see RayHandle.held_until)
+            return
+        self._go(handle)
+
+    def _go(self, handle: Handle) -> None:
         if isinstance(handle, RayHandle) and handle.barrier and handle.key in self.live:
             handle.barrier = False
             handle.where.launcher.release.remote(handle.key)
@@ -275,6 +290,7 @@ class RayBackend:
     def poll(self, timeout: float) -> list[tuple[Handle, dict[str, Any]]]:
         out, self.synthetic = self.synthetic, []
         out.extend(self._give_up_on_unresponsive())
+        self._release_after_stalls()
         deadline = time.monotonic() + max(timeout, 0.0)
         while self.streams:
             nodes = list(self.streams)
@@ -348,8 +364,18 @@ class RayBackend:
                 for root in Path(node.tmp).glob(f"{ROOT_PREFIX}{node.launcher_pid}-*"):
                     shutil.rmtree(root, ignore_errors=True)
             elif kind == "node-stall":
-                self.timers.append(raynodes.stall(node, float(fault.get("seconds") or 2.0)))
+                seconds = float(fault.get("seconds") or 2.0)
+                self.timers.append(raynodes.stall(node, seconds))
+                handle.held_until = time.monotonic() + seconds
         return out
+
+    def _release_after_stalls(self) -> None:
+        """A stalled attempt that outlived its stall (a timeout longer than the stall) goes on running."""
+        now = time.monotonic()
+        for handle in self.live.values():
+            if handle.wants_go and handle.held_until is not None and now >= handle.held_until:
+                handle.wants_go = False
+                self._go(handle)
 
     def _give_up_on_unresponsive(self) -> list[tuple[Handle, dict[str, Any]]]:
         out: list[tuple[Handle, dict[str, Any]]] = []
@@ -371,7 +397,7 @@ class RayBackend:
             raynodes.resume(node)
         self.timers.clear()
         for handle in list(self.live.values()):
-            self.release(handle)
+            self._go(handle)
             if handle.killed is None:
                 handle.killed = time.monotonic()
                 handle.where.launcher.kill.remote(handle.key, False)
