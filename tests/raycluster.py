@@ -48,12 +48,13 @@ class RayCluster:
         return self.base / "w"
 
     def stop(self) -> list[str]:
-        """Stop every node (workers first, the head last) and return what is left, if anything."""
+        """Stop every node (workers first, the head last), remove the cluster's dir (its session dirs: Ray
+        keeps them after a stop) and return what is left, if anything."""
         for process in reversed(self.nodes):
             _stop(process)
         left = leftovers(self.base)
         shutil.rmtree(self.base, ignore_errors=True)
-        return left
+        return left + ([str(self.base)] if self.base.exists() else [])
 
 
 def start(nodes: int = 3, *, cpus: int = 1) -> RayCluster:
@@ -73,7 +74,7 @@ def start(nodes: int = 3, *, cpus: int = 1) -> RayCluster:
                       f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
                       f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
                       f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
-                      f"--min-worker-port={20000 + 2000 * index}", f"--max-worker-port={21999 + 2000 * index}"]
+                      f"--min-worker-port={30000 + 2000 * index}", f"--max-worker-port={31999 + 2000 * index}"]
             if index == 0:
                 args = ["--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={base / 't'}",
                         f"--system-config={json.dumps(SYSTEM_CONFIG)}"]
@@ -128,12 +129,10 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def leftovers(base: Path, timeout: float = 15.0) -> list[str]:
-    """Processes whose command line or cwd names the cluster's dir, and its session dirs, after a grace."""
+    """Processes whose command line or environment names the cluster's dir, after a grace."""
     deadline = time.monotonic() + timeout
     while True:
-        found = [f"{pid}: {cmd}" for pid, cmd in _processes() if str(base) in cmd]
-        session = base / "t"
-        found += [str(p) for p in session.glob("session_*")] if session.is_dir() else []
+        found = [f"{pid}: {cmd[:300]}" for pid, cmd in _processes() if str(base) in cmd]
         if not found or time.monotonic() > deadline:
             return found
         time.sleep(0.3)
