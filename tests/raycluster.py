@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 START_TIMEOUT = 180.0
-# Faster node-death detection than Ray's default: a killed raylet is declared dead within ~8 s, while a
-# node that is only slow (a loaded CI machine) or stalled for 2 s by a node-stall stays alive.
+# Faster node-death detection than Ray's default (3 s x 5): a killed raylet is declared dead within ~10 s,
+# while a node that is only slow (a loaded CI machine) or stalled for 2 s by a node-stall stays alive.
 SYSTEM_CONFIG = {"health_check_initial_delay_ms": 1000, "health_check_period_ms": 1000,
-                 "health_check_timeout_ms": 2000, "health_check_failure_threshold": 6}
+                 "health_check_timeout_ms": 2000, "health_check_failure_threshold": 10}
 
 
 def free_port() -> int:
@@ -66,6 +66,8 @@ def start(nodes: int = 3, *, cpus: int = 1) -> RayCluster:
     env = {**os.environ, "TMPDIR": str(base / "w"), "RAY_USAGE_STATS_ENABLED": "0", **auth}
     env.pop("RAY_ADDRESS", None)
     port = free_port()
+    # Each node's worker ports: below the kernel's ephemeral range (32768-60999), where free_port() never
+    # lands, and apart from those of the cluster .ci/run starts (10002-25999).
     cluster = RayCluster(f"127.0.0.1:{port}", base, auth)
     began = time.monotonic()
     try:
@@ -74,7 +76,7 @@ def start(nodes: int = 3, *, cpus: int = 1) -> RayCluster:
                       f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
                       f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
                       f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
-                      f"--min-worker-port={30000 + 2000 * index}", f"--max-worker-port={31999 + 2000 * index}"]
+                      f"--min-worker-port={26000 + 1500 * index}", f"--max-worker-port={27499 + 1500 * index}"]
             if index == 0:
                 args = ["--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={base / 't'}",
                         f"--system-config={json.dumps(SYSTEM_CONFIG)}"]

@@ -19,6 +19,13 @@ from typing import Any
 
 import pytest
 
+from pytest_distproc.backends import raynodes
+from pytest_distproc.backends.raynodes import Node
+from pytest_distproc.checks.expectations import check_distinct_nodes, check_spread
+from pytest_distproc.errors import ScenarioError
+from pytest_distproc.run.model import AttemptRecord, Run
+from pytest_distproc.scenario.loader import load_one
+from pytest_distproc.tasklist import TaskList
 from tests import raycluster
 from tests.helpers import Sandbox
 from tests.test_ray import HAVE_RAY, ROOT, Outcome, alive, needs_ray, run_pytest
@@ -148,3 +155,62 @@ def test_a_node_fault_on_another_backend_is_refused(sandbox: Sandbox) -> None:
     assert "fault node-loss acts on a Ray node: it needs backend: ray (this run's backend is fork" in out
     assert "Traceback" not in out
     sandbox.assert_clean()
+
+
+# -- without a cluster: the contract and the checks on plain data ---------------------------------
+
+PLACED = """\
+name: placed
+regions: {A: {records: 3}, B: {records: 3}}
+policy: {retries: 1}
+expect:
+"""
+
+
+def test_placement_expectations_load() -> None:
+    scenario = load_one(PLACED + "  spread: {min_nodes: 2}\n  attempts_on_distinct_nodes: true\n", "p.yaml")
+    assert (scenario.expect.min_nodes, scenario.expect.distinct_nodes) == (2, True)
+
+
+@pytest.mark.parametrize(("body", "path", "fragment"), [
+    ("  spread: {min_nodes: 0}\n", "$.expect.spread.min_nodes", "an integer of at least 1"),
+    ("  spread: {nodes: 2}\n", "$.expect.spread", "min_nodes"),
+    ("  attempts_on_distinct_nodes: yes please\n", "$.expect.attempts_on_distinct_nodes", "true or false"),
+])
+def test_bad_placement_expectations_are_located(body: str, path: str, fragment: str) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        load_one(PLACED + body, "p.yaml")
+    problems = [p for p in caught.value.problems if p.path == path]
+    assert problems and fragment in problems[0].message and problems[0].line == 5, caught.value.problems
+
+
+def _run_on(nodes: list[str | None]) -> Run:
+    scenario = load_one(PLACED + "  spread: {min_nodes: 3}\n", "p.yaml")
+    run = Run(scenario, 1, "ray", TaskList())
+    for index, name in enumerate(nodes):
+        task = "process-region-a" if index < 2 else "process-region-b"
+        run.attempts.append(AttemptRecord(task, task[-1].upper(), index % 2 + 1, 10 + index, 0.0,
+                                          node={"id": name * 4, "name": name} if name else None))
+    return run
+
+
+def test_spread_and_distinct_nodes_are_checked_on_the_history() -> None:
+    assert check_spread(_run_on(["aaaaaa", "bbbbbb", "cccccc"]), 3) == []
+    assert check_spread(_run_on(["aaaaaa", "bbbbbb", "aaaaaa"]), 3) == [
+        "spread: expected the attempts on at least 3 nodes, got 2 (aaaaaa, bbbbbb)"]
+    assert check_distinct_nodes(_run_on(["aaaaaa", "bbbbbb", "aaaaaa"])) == []
+    assert check_distinct_nodes(_run_on(["aaaaaa", "aaaaaa"])) == [
+        "attempts_on_distinct_nodes: process-region-a attempts 1 and 2 both ran on node aaaaaa"]
+    assert "placement is checked on backend: ray" in check_spread(_run_on([None, None]), 1)[0]
+
+
+def test_node_fault_refusals_say_what_access_is_needed() -> None:
+    def node(name: str, **kw: Any) -> Node:
+        return Node(name * 5, name, None, 1, 1, "another-boot", os.getuid(), "/tmp", **kw)
+
+    one = raynodes.refusal("worker-restart", [node("a")], "127.0.0.1:1")
+    assert "needs a Ray cluster of at least 2 nodes" in one and "has 1" in one
+    far = raynodes.refusal("node-loss", [node("h", head=True), node("b")], "127.0.0.1:1")
+    assert "a worker node (not the head, not the driver's own) on this machine" in far
+    assert "h: the head node; b: on another machine" in far
+    assert raynodes.refusal("worker-restart", [node("h", head=True), node("b")], "127.0.0.1:1") == ""

@@ -109,7 +109,7 @@ class _Session:
             except Exception as exc:  # that node died meanwhile: use the others
                 ray.kill(launcher)
                 failures.append(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}")
-        if launchers and not ready:
+        if launchers and not ready and not self.nodes:
             raise DistprocError(
                 f"backend 'ray': could not start a launcher actor on the {len(listed)} node(s) of the "
                 f"Ray cluster at {self.address or 'local'}: {failures[0]}"
