@@ -23,7 +23,8 @@ from pytest_distproc.backends import raynodes
 from pytest_distproc.backends.raynodes import Node
 from pytest_distproc.checks.expectations import check_distinct_nodes, check_spread
 from pytest_distproc.errors import ScenarioError
-from pytest_distproc.run.model import AttemptRecord, Run
+from pytest_distproc.report.text import timeline
+from pytest_distproc.run.model import AttemptRecord, Run, create_tasks
 from pytest_distproc.scenario.loader import load_one
 from pytest_distproc.tasklist import TaskList
 from tests import raycluster
@@ -88,13 +89,14 @@ def test_every_ray_scenario_passes_on_three_nodes(ran: tuple[Outcome, Path]) -> 
 
 @needs_ray
 def test_the_history_of_a_three_node_run_shows_all_three_nodes(ran: tuple[Outcome, Path]) -> None:
-    outcome, report = ran
+    _outcome, report = ran
     summary = _history(report, "ray-spread-over-three-nodes")
     nodes = {a["node"]["id"] for a in summary["attempts"]}
     assert len(nodes) == 3
     html = "\n".join(p.read_text() for p in report.rglob("*.html"))
     assert len(set(re.findall(r'class="node" data-node="(\w+)"', html))) >= 3  # one lane colour per node
-    assert re.search(r"COMPLETE \(1 attempt; on node \w{6}\)", outcome.output)  # the text timeline
+    events = "".join(p.read_text() for p in report.glob("*ray-spread-over-three-nodes*/events.jsonl"))
+    assert len(set(re.findall(r"is running on node (\w{6})", events))) == 3
 
 
 @needs_ray
@@ -214,3 +216,16 @@ def test_node_fault_refusals_say_what_access_is_needed() -> None:
     assert "a worker node (not the head, not the driver's own) on this machine" in far
     assert "h: the head node; b: on another machine" in far
     assert raynodes.refusal("worker-restart", [node("h", head=True), node("b")], "127.0.0.1:1") == ""
+
+
+def test_the_text_timeline_names_each_task_s_nodes() -> None:
+    rows = timeline(_with_tasks(_run_on(["aaaaaa", "bbbbbb", "cccccc"]))).splitlines()
+    assert next(r for r in rows if r.startswith("process-region-a")).endswith("; on node aaaaaa, bbbbbb)")
+    assert next(r for r in rows if r.startswith("process-region-b")).endswith("; on node cccccc)")
+    assert "on node" not in timeline(_with_tasks(_run_on([None, None])))
+
+
+def _with_tasks(run: Run) -> Run:
+    create_tasks(run.tasks, run.scenario)
+    run.ended = 1.0
+    return run

@@ -70,6 +70,7 @@ class _Session:
         self.address = address
         self.nodes: list[Node] = []
         self.stale = True  # look for nodes without a launcher at the next run
+        self.killed: set[str] = set()  # ids of the nodes a node-loss killed: Ray may list them alive a while
 
     def alive(self) -> list[Node]:
         if self.stale:
@@ -86,7 +87,7 @@ class _Session:
 
         self.nodes = [n for n in self.nodes if not n.lost]
         have = {n.id for n in self.nodes}
-        listed = [n for n in ray.nodes() if n.get("Alive")]
+        listed = [n for n in ray.nodes() if n.get("Alive") and n["NodeID"] not in self.killed]
         head = next((n["NodeID"] for n in listed if n.get("Resources", {}).get("node:__internal_head__")), "")
         driver = ray.get_runtime_context().get_node_id()
         remote = ray.remote(Launcher)
@@ -360,6 +361,7 @@ class RayBackend:
                                         "(fault worker-restart)")
             elif kind == "node-loss":
                 raynodes.kill(node, f"the node was killed (fault node-loss; raylet pid {node.raylet})")
+                self.session.killed.add(node.id)
                 self.session.drop(node, node.lost)
                 for root in Path(node.tmp).glob(f"{ROOT_PREFIX}{node.launcher_pid}-*"):
                     shutil.rmtree(root, ignore_errors=True)
