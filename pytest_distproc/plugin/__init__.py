@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Generator
 from pathlib import Path
@@ -53,7 +54,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="ADDR",
         help="Ray cluster (GCS host:port) for the ray backend; default: ini distproc_ray_address, "
-        "else a private local Ray on 127.0.0.1.",
+        "else the environment's DISTPROC_RAY_ADDRESS, else a private local Ray on 127.0.0.1.",
     )
     parser.addini("distproc_ray_address", "Ray cluster address (host:port) for the ray backend", default="")
     group.addoption(
@@ -143,7 +144,8 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, p
 def pytest_distproc_make_backend(config: pytest.Config, scenario: Any, name: str, run_dir: str) -> Backend:
     from pytest_distproc.backends import make_backend
 
-    address = config.getoption("distproc_ray_address") or config.getini("distproc_ray_address") or None
+    address = (config.getoption("distproc_ray_address") or config.getini("distproc_ray_address")
+               or os.environ.get("DISTPROC_RAY_ADDRESS") or None)
     return make_backend(name, run_dir, ray_address=address)
 
 

@@ -20,6 +20,7 @@ from pytest_distproc.attempt import stats as summary
 from pytest_distproc.attempt.messages import MESSAGE_KINDS, Error, Exit, FaultAnnounced, Garbage, Hello, Job, Result
 from pytest_distproc.backends import make_backend
 from pytest_distproc.backends.protocol import Backend, Handle, start_all
+from pytest_distproc.errors import DistprocError
 from pytest_distproc.run.journal import Journal, Journaled, replayable
 from pytest_distproc.run.model import AttemptRecord, Run, create_tasks, fault_dict, planned_faults
 from pytest_distproc.run.rundir import RUN_DIR_PREFIX, run_root, sweep_stale_run_dirs
@@ -157,6 +158,7 @@ class _Loop:
         # The start barrier proves concurrency; it holds every child until the last is forked, so it
         # is only paid for when the scenario asks for that proof.
         barrier = self.backend.isolated and len(scenario.regions) > 1 and bool(scenario.expect.concurrent)
+        self._refuse_node_faults_without_nodes()
         first = [spec for spec in scenario.regions if self._may_start(spec)]
         launched = self._launch(first, barrier=barrier)
         if barrier:
@@ -175,6 +177,18 @@ class _Loop:
         self._finish_run()
         run.ended = self.backend.now()
         return run
+
+    def _refuse_node_faults_without_nodes(self) -> None:
+        """A node fault (node-loss, node-stall, worker-restart) needs a backend with nodes that can take it."""
+        kinds = {f.kind for f in self.scenario.faults if f.kind in faults.NODE_FAULTS}
+        if not kinds:
+            return
+        check = getattr(self.backend, "check_faults", None)
+        if check is None:
+            raise DistprocError(f"fault {', '.join(sorted(kinds))} acts on a Ray node: it needs backend: ray "
+                                f"(this run's backend is {self.backend.name}; set 'backend: ray' or "
+                                "--distproc-backend ray, see docs/ray.md)")
+        check(kinds)
 
     def _open_journal(self) -> Journaled | None:
         if self.journal is None:
@@ -235,7 +249,9 @@ class _Loop:
         launched = []
         for spec, job, handle in zip(specs, jobs, handles, strict=True):
             self._move(spec.task, State.IN_PROGRESS, pid=handle.pid, event=f"attempt {job['attempt']} started")
-            attempt = _Attempt(handle, AttemptRecord(spec.task, spec.id, job["attempt"], handle.pid, started))
+            record = AttemptRecord(spec.task, spec.id, job["attempt"], handle.pid, started,
+                                   node=dict(handle.node) if handle.node else None)
+            attempt = _Attempt(handle, record)
             self.running[handle] = attempt
             self.run_state.attempts.append(attempt.record)
             launched.append(attempt)
@@ -266,9 +282,11 @@ class _Loop:
         record = attempt.record
         if record.pid is None and isinstance(message.get("pid"), int):
             record.pid = message["pid"]  # a remote backend (ray) learns the pid only from the hello
-        self.tasks.note("started", f"{record.task} attempt {record.attempt} (pid {record.pid}) is running",
+        where = f" on node {record.node['name']}" if record.node else ""
+        self.tasks.note("started", f"{record.task} attempt {record.attempt} (pid {record.pid}) is running{where}",
                         task=record.task, attempt=record.attempt, pid=record.pid,
-                        data={"isolation": dict(message.get("isolation") or {})})
+                        data={"isolation": dict(message.get("isolation") or {}),
+                              **({"node": dict(record.node)} if record.node else {})})
         if attempt.in_wave:
             attempt.arrived = True
             self._maybe_release_wave()
@@ -278,7 +296,9 @@ class _Loop:
     def attempt_fault(self, attempt: _Attempt, message: FaultAnnounced) -> None:
         record, fault = attempt.record, dict(message.get("fault", {}))
         record.faults.append(fault)
-        self.tasks.note("fault", f"{record.task} attempt {record.attempt}: injected {fault.get('kind')}",
+        node = fault.get("node")
+        where = f" on node {node.get('name')}" if isinstance(node, dict) else ""
+        self.tasks.note("fault", f"{record.task} attempt {record.attempt}: injected {fault.get('kind')}{where}",
                         task=record.task, attempt=record.attempt, pid=record.pid, data=fault)
 
     def attempt_result(self, attempt: _Attempt, message: Result) -> None:

@@ -31,6 +31,8 @@ class AttemptRecord:
     stack: str = ""
     stderr: str = ""
     timed_out: bool = False
+    node: dict[str, str] | None = None
+    """Where it ran, on a backend with nodes (ray): ``{"id": Ray's node id, "name": its first 6 hex digits}``."""
 
     @property
     def duration(self) -> float:
@@ -143,6 +145,10 @@ def transcript(run: Run) -> str:
         for record in run.attempts_of(task.id):
             if (task.id, record.attempt) in waits:
                 lines.append(f"    ~ waited {waits[task.id, record.attempt]:.2f} s before attempt {record.attempt}")
+            for fault in record.faults:  # a node fault names where it struck (the others happen in the attempt)
+                if isinstance(fault.get("node"), dict):
+                    lines.append(f"    * attempt {record.attempt}: injected {fault['kind']} on node "
+                                 f"{fault['node']['name']}")
             if not record.ok and record.event:
                 lines.append(f"    ! {record.event}")
     lines.append("")

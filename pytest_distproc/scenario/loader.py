@@ -57,7 +57,8 @@ POLICY_KEYS = ("timeout", "retries", "backoff", "on_region_failure", "memory_lim
 EXPLORE_KEYS = ("examples", "faults", "max_faults", "interleavings")
 FAULT_KEYS = ("region", "kind", "attempts", "exit_code", "signal", "seconds", "fraction", "message")
 EXPECT_KEYS = ("outcome", "status", "transitions", "order", "concurrent", "attempts", "aggregate", "transcript",
-               "backoff")
+               "backoff", "spread", "attempts_on_distinct_nodes")
+SPREAD_KEYS = ("min_nodes",)
 AGGREGATE_KEYS = ("total", "regions", "missing", "tolerance")
 TOLERANCE_KEYS = ("rel", "abs")
 ENDING_KINDS = ("raise", "crash", "signal", "hang", "oom")
@@ -855,8 +856,24 @@ def _expect(c: _Checker, value: Any, declared: list[str], graph: list[str], poli
         transcript = _inside(c, name, "$.expect.transcript", "golden transcript") if name else None
     backoff = _expect_backoff(c, body["backoff"], policy or Policy()) if body.get("backoff") is not None else None
     lines = {at: line for at, line in c.doc.lines.items() if at == "$.expect" or at.startswith("$.expect.")}
+    distinct = body.get("attempts_on_distinct_nodes")
+    if distinct is not None:
+        distinct = c.typed(distinct, "$.expect.attempts_on_distinct_nodes", bool, "true or false")
     return Expect(outcome, status, transitions, order, concurrent, attempts, aggregate, extra, transcript, backoff,
-                  lines)
+                  lines, min_nodes=_spread(c, body.get("spread")), distinct_nodes=bool(distinct))
+
+
+def _spread(c: _Checker, value: Any) -> int | None:
+    """``spread: {min_nodes: N}``: the attempts of the run land on at least N nodes."""
+    if value is None:
+        return None
+    body = c.mapping(value, "$.expect.spread", SPREAD_KEYS)
+    if "min_nodes" not in body:
+        c.fail("$.expect.spread", "expected {min_nodes: N}, the least number of nodes the attempts ran on, "
+               f"got {_shown(value)}")
+        return None
+    return c.typed(body["min_nodes"], "$.expect.spread.min_nodes", int, "an integer of at least 1 (nodes)",
+                   lambda n: n >= 1)
 
 
 def _expect_backoff(c: _Checker, value: Any, policy: Policy) -> float | bool | None:

@@ -21,6 +21,9 @@ FAULT_KIND_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "corrupt": (),
     "drop": ("fraction",),
     "oom": (),
+    "node-loss": (),
+    "node-stall": ("seconds",),
+    "worker-restart": (),
 })
 """Each built-in fault kind's own keys beside :data:`FAULT_COMMON_KEYS`: the one table the loader and the
 JSON Schema follow (``tests/test_schema.py`` checks the schema against it). A key outside a kind's keys is an
@@ -172,6 +175,10 @@ class Expect:
     policy's ``backoff``), measured on the history's times."""
     lines: Mapping[str, int] = field(default_factory=dict, compare=False)
     """Where each ``$.expect...`` path was written (1-based line), so a failure can point at its key."""
+    min_nodes: int | None = None
+    """``expect.spread: {min_nodes: N}``: the attempts ran on at least N distinct nodes (backend ray)."""
+    distinct_nodes: bool = False
+    """``expect.attempts_on_distinct_nodes: true``: no region ran two of its attempts on the same node."""
 
     def line_of(self, path: str) -> int | None:
         """Line of ``path`` (a ``$.expect...`` path) or of its nearest written ancestor; None if unknown."""
