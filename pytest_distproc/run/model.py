@@ -31,6 +31,8 @@ class AttemptRecord:
     stack: str = ""
     stderr: str = ""
     timed_out: bool = False
+    inherited: bool = False
+    """Made by the coordinator this run resumed from: rebuilt from the journal, not run again."""
 
     @property
     def duration(self) -> float:
