@@ -91,7 +91,8 @@ def check_order(run: Run, rule: OrderRule | str) -> list[str]:
         match = ORDER.match(rule)
         if match is None:
             raise ValueError(f"bad order rule {rule!r}: expected 'TASKGLOB:STATE < TASKGLOB:STATE'")
-        rule = OrderRule(*match.groups())
+        left, left_state, right, right_state = match.groups()
+        rule = OrderRule(left, left_state, right, right_state)
     left_glob, left_state, right_glob, right_state = rule.left, rule.left_state, rule.right, rule.right_state
     text = str(rule)
     ids = run.tasks.ids()
@@ -102,9 +103,16 @@ def check_order(run: Run, rule: OrderRule | str) -> list[str]:
                 continue
             last_left = _entries(run, left, left_state)
             first_right = _entries(run, right, right_state)
-            if not first_right:
-                continue  # the right side never happened: nothing to order (status/outcome say why)
-            if not last_left:
+            if not first_right and rule.vacuous:
+                continue  # opted in: a right side that never happened leaves nothing to order
+            if not first_right:  # vacuously true is no evidence: say which side is missing
+                also = "" if last_left else f", nor did {left} enter {left_state}"
+                problems.append(f"order {text!r}: {right} never entered {right_state}{also}, so the rule was never "
+                                f"put to the test (it would hold only vacuously); if that may happen, write "
+                                f"{{rule: {text!r}, vacuous: true}}")
+            elif not last_left and rule.vacuous:
+                continue
+            elif not last_left:
                 problems.append(f"order {text!r}: {right} entered {right_state} (#{first_right[0]}) "
                                 f"but {left} never entered {left_state}")
             elif last_left[-1] > first_right[0]:

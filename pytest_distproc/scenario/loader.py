@@ -71,6 +71,7 @@ STATES = tuple(s.value for s in State)
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
 ORDER = re.compile(r"^\s*([^\s:<]+):([A-Za-z_]+)\s*<\s*([^\s:<]+):([A-Za-z_]+)\s*$")
 ORDER_EXAMPLE = "'process-region-*:COMPLETE < aggregate-results:IN_PROGRESS'"
+ORDER_KEYS = ("rule", "vacuous")
 MAX_SECONDS = 86_400.0
 """The longest duration a scenario may write (24h): a wait past it never ends in a test run, and far past it
 overflows the clocks it is handed to (``1e300`` raised ``OverflowError`` in the coordinator's selector)."""
@@ -915,6 +916,16 @@ def _orders(c: _Checker, value: Any, tasks: list[str]) -> Iterator[OrderRule]:
         return
     for index, rule in enumerate(value):
         at = f"$.expect.order[{index}]"
+        vacuous = False
+        if isinstance(rule, dict) and any(k in rule for k in ORDER_KEYS):  # {rule: ..., vacuous: true}
+            body = c.mapping(rule, at, ORDER_KEYS)
+            if "vacuous" in body:
+                vacuous = bool(c.typed(body["vacuous"], f"{at}.vacuous", bool, "true or false"))
+            if "rule" not in body:
+                c.fail(at, f"missing required key 'rule': the order rule, e.g. {{rule: {ORDER_EXAMPLE}, vacuous: "
+                       "true}")
+                continue
+            rule, at = body["rule"], f"{at}.rule"
         match = ORDER.match(rule) if isinstance(rule, str) else None
         if match is None:
             c.fail(at, f"bad order rule {_shown(rule)}: expected 'TASKGLOB:STATE < TASKGLOB:STATE', e.g. "
@@ -932,7 +943,7 @@ def _orders(c: _Checker, value: Any, tasks: list[str]) -> Iterator[OrderRule]:
                        f"{', '.join(tasks)}")
                 ok = False
         if ok:
-            yield OrderRule(left_glob, left_state, right_glob, right_state)
+            yield OrderRule(left_glob, left_state, right_glob, right_state, vacuous)
 
 
 def _globs(c: _Checker, value: Any, at: str, tasks: list[str]) -> Iterator[str]:
