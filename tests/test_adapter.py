@@ -169,3 +169,50 @@ def test_a_coordinator_that_never_runs_its_attempts_in_children_is_caught(sandbo
         "*process-region-b attempt 2 was reported IN_PROGRESS, but no child ran it*",
     ])
     sandbox.assert_clean()
+
+
+LIAR = """
+import json, os
+from pytest_distproc.attempt import stats
+
+
+class Liar:
+    '''Runs each region in a child through harness.process, but reports a crashed one COMPLETE anyway, with
+    another region's summary.'''
+
+    def run(self, harness):
+        results = {}
+        for region in harness.regions:
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.write(write_fd, json.dumps(harness.process(region, 1)).encode())
+                os._exit(0)
+            os.close(write_fd)
+            harness.record(f"process-region-{region.lower()}", "IN_PROGRESS", pid=pid)
+            payload = os.read(read_fd, 1 << 20)
+            os.close(read_fd)
+            os.waitpid(pid, 0)
+            results[region] = json.loads(payload) if payload else results["A"]
+            harness.record(f"process-region-{region.lower()}", "COMPLETE", pid=pid)
+        harness.record("aggregate-results", "IN_PROGRESS")
+        harness.record("aggregate-results", "COMPLETE")
+        harness.result(regions=results, total=stats.merge(results.values()))
+"""
+
+
+def test_a_crashed_attempt_reported_complete_is_caught(sandbox: Sandbox) -> None:
+    sandbox.pyfile("liar", LIAR)
+    sandbox.scenario("lied", """\
+        name: lied
+        seed: 3
+        coordinator: liar.py:Liar
+        regions: {A: {records: 20}, B: {records: 20}}
+        faults: [{region: B, kind: crash, attempts: [1]}]
+        expect: {outcome: COMPLETE}
+        """)
+    result = sandbox.run("--distproc-scenarios")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*process-region-b attempt 1 was reported COMPLETE, but its child never got a "
+                                 "summary back from harness.process('B', 1) (a fault or a crash ended it first)*"])
+    sandbox.assert_clean()
