@@ -97,20 +97,23 @@ def check_order(run: Run, rule: OrderRule | str) -> list[str]:
     text = str(rule)
     ids = run.tasks.ids()
     problems = []
+    for right in fnmatch.filter(ids, right_glob):  # vacuously true is no evidence: say which side is missing
+        lefts = [left for left in fnmatch.filter(ids, left_glob) if left != right]
+        if lefts and not rule.vacuous and not _entries(run, right, right_state):
+            absent = [left for left in lefts if not _entries(run, left, left_state)]
+            also = f", nor did {', '.join(absent)} enter {left_state}" if absent == lefts else ""
+            problems.append(f"order {text!r}: {right} never entered {right_state}{also}, so the rule was never "
+                            f"put to the test (it would hold only vacuously); if that may happen, write "
+                            f"{{rule: {text!r}, vacuous: true}}")
     for left in fnmatch.filter(ids, left_glob):
         for right in fnmatch.filter(ids, right_glob):
             if left == right:
                 continue
             last_left = _entries(run, left, left_state)
             first_right = _entries(run, right, right_state)
-            if not first_right and rule.vacuous:
-                continue  # opted in: a right side that never happened leaves nothing to order
-            if not first_right:  # vacuously true is no evidence: say which side is missing
-                also = "" if last_left else f", nor did {left} enter {left_state}"
-                problems.append(f"order {text!r}: {right} never entered {right_state}{also}, so the rule was never "
-                                f"put to the test (it would hold only vacuously); if that may happen, write "
-                                f"{{rule: {text!r}, vacuous: true}}")
-            elif not last_left and rule.vacuous:
+            if not first_right:
+                continue  # reported above, once per right task (or excused by vacuous: true)
+            if not last_left and rule.vacuous:
                 continue
             elif not last_left:
                 problems.append(f"order {text!r}: {right} entered {right_state} (#{first_right[0]}) "
