@@ -95,11 +95,20 @@ def check_order(run: Run, rule: OrderRule | str) -> list[str]:
         match = ORDER.match(rule)
         if match is None:
             raise ValueError(f"bad order rule {rule!r}: expected 'TASKGLOB:STATE < TASKGLOB:STATE'")
-        rule = OrderRule(*match.groups())
+        left, left_state, right, right_state = match.groups()
+        rule = OrderRule(left, left_state, right, right_state)
     left_glob, left_state, right_glob, right_state = rule.left, rule.left_state, rule.right, rule.right_state
     text = str(rule)
     ids = run.tasks.ids()
     problems = []
+    for right in fnmatch.filter(ids, right_glob):  # vacuously true is no evidence: say which side is missing
+        lefts = [left for left in fnmatch.filter(ids, left_glob) if left != right]
+        if lefts and not rule.vacuous and not _entries(run, right, right_state):
+            absent = [left for left in lefts if not _entries(run, left, left_state)]
+            also = f", nor did {', '.join(absent)} enter {left_state}" if absent == lefts else ""
+            problems.append(f"order {text!r}: {right} never entered {right_state}{also}, so the rule was never "
+                            f"put to the test (it would hold only vacuously); if that may happen, write "
+                            f"{{rule: {text!r}, vacuous: true}}")
     for left in fnmatch.filter(ids, left_glob):
         for right in fnmatch.filter(ids, right_glob):
             if left == right:
@@ -107,8 +116,10 @@ def check_order(run: Run, rule: OrderRule | str) -> list[str]:
             last_left = _entries(run, left, left_state)
             first_right = _entries(run, right, right_state)
             if not first_right:
-                continue  # the right side never happened: nothing to order (status/outcome say why)
-            if not last_left:
+                continue  # reported above, once per right task (or excused by vacuous: true)
+            if not last_left and rule.vacuous:
+                continue
+            elif not last_left:
                 problems.append(f"order {text!r}: {right} entered {right_state} (#{first_right[0]}) "
                                 f"but {left} never entered {left_state}")
             elif last_left[-1] > first_right[0]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 from collections.abc import Generator
@@ -68,7 +69,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--distproc-journal",
         default=None,
         metavar="DIR",
-        help="journal every scenario's TaskList history and results to SQLite files in DIR as they happen.",
+        help="journal every scenario's TaskList history and results to SQLite files in DIR as they happen; "
+        "write --distproc-journal=DIR (pytest reads a separate DIR as a test path while finding its rootdir).",
     )
     group.addoption(
         "--distproc-resume",
@@ -91,6 +93,7 @@ def pytest_configure(config: pytest.Config) -> None:
     elif seed is None:
         seed = random.Random().randrange(2**31)
     config.stash[SEED_KEY] = int(seed)
+    _refuse_journal_after_a_space(config)
     config.addinivalue_line("markers", f"{MARK}: a YAML scenario collected by pytest-distproc (on every scenario item)")
     config.pluginmanager.register(_Transcripts(config), "distproc-transcripts")
     if config.getoption("distproc_resume") and not config.getoption("distproc_journal"):
@@ -109,6 +112,22 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args = roots
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistSeed(), "distproc-xdist-seed")
+
+
+def _refuse_journal_after_a_space(config: pytest.Config) -> None:
+    """pytest finds its rootdir and ini file before it loads plugins and their options (pytest issue #1435), so
+    in ``--distproc-journal DIR`` it read DIR as a test path there; with DIR outside the invocation dir, it
+    looked for the ini file from their common ancestor and missed the checkout's. ``--distproc-journal=DIR``
+    is one argument: refused with that fix, as pytest-html and pytest-cov document ``--html=PATH``."""
+    args, here = [str(a) for a in config.invocation_params.args], config.invocation_params.dir.resolve()
+    for flag, value in itertools.pairwise(args):
+        if flag != "--distproc-journal" or not (here / value).exists():
+            continue
+        if not (here / value).resolve().is_relative_to(here):
+            raise pytest.UsageError(
+                f"--distproc-journal {value}: pytest reads a value after a space as a test path while it finds its "
+                f"rootdir and ini file (before plugins add options), and {value} lies outside {here}, so the ini "
+                f"file was looked for in the wrong place; write --distproc-journal={value} (one argument)")
 
 
 class _XdistSeed:

@@ -4,6 +4,7 @@ that apply to a node, the run itself, and the checks an item reports. One path, 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -50,7 +51,8 @@ def settings_for(node: Node, scenario: Scenario, *, backend: str | None = None,
 
     config, hook = node.config, node.ihook
     journal_dir = config.getoption("distproc_journal")
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", journal_name or node.nodeid)
+    exact = journal_name or node.nodeid  # the digest keeps 'a b.yaml::x' and 'a_b.yaml::x' apart
+    name = f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', exact)}-{hashlib.sha256(exact.encode()).hexdigest()[:8]}"
     return RunSettings(
         seed=config.stash[SEED_KEY],
         backend=backend or config.getoption("distproc_backend"),

@@ -33,6 +33,8 @@ class AttemptRecord:
     timed_out: bool = False
     node: dict[str, str] | None = None
     """Where it ran, on a backend with nodes (ray): ``{"id": Ray's node id, "name": its first 6 hex digits}``."""
+    inherited: bool = False
+    """Made by the coordinator this run resumed from: rebuilt from the journal, not run again."""
 
     @property
     def duration(self) -> float:

@@ -21,6 +21,7 @@ from pytest_distproc.attempt.faults import FaultKind
 from pytest_distproc.errors import Problem, ScenarioError
 from pytest_distproc.scenario import matrix
 from pytest_distproc.scenario.extensions import Extensions
+from pytest_distproc.scenario.files import NotAFile, kind_of, read_bytes
 from pytest_distproc.scenario.graph import parse_tasks
 from pytest_distproc.scenario.model import (
     AGGREGATE_TASK,
@@ -71,6 +72,10 @@ STATES = tuple(s.value for s in State)
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
 ORDER = re.compile(r"^\s*([^\s:<]+):([A-Za-z_]+)\s*<\s*([^\s:<]+):([A-Za-z_]+)\s*$")
 ORDER_EXAMPLE = "'process-region-*:COMPLETE < aggregate-results:IN_PROGRESS'"
+ORDER_KEYS = ("rule", "vacuous")
+MAX_SECONDS = 86_400.0
+"""The longest duration a scenario may write (24h): a wait past it never ends in a test run, and far past it
+overflows the clocks it is handed to (``1e300`` raised ``OverflowError`` in the coordinator's selector)."""
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 REGION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 
@@ -96,7 +101,10 @@ def load_file(path: str | Path, extensions: Extensions | None = None) -> list[Lo
     path = Path(path)
     shown = str(path)
     try:
-        raw = path.read_bytes()
+        raw = read_bytes(path)  # never blocks: a FIFO named like a scenario is refused, not waited on
+    except NotAFile as exc:
+        return [_failed(path.stem, 1, Problem(shown, None, "$", f"cannot read file: it is {exc}, not a regular "
+                                              "file; a scenario is a YAML file"))]
     except OSError as exc:
         return [_failed(path.stem, 1, Problem(shown, None, "$", f"cannot read file: {exc.strerror}"))]
     try:
@@ -277,7 +285,8 @@ class _Checker:
     ) -> T | None:
         ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value), True
+            ok = _finite(value)
+            value = float(value) if ok else value
         if ok and kind is float and not math.isfinite(value):
             ok = False
         if not ok or (check is not None and not check(value)):
@@ -297,18 +306,20 @@ class _Checker:
         return value
 
     def duration(self, value: Any, at: str) -> float | None:
+        seconds: float | None = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if math.isfinite(value) and value >= 0:
-                return float(value)
-            match = None
-        else:
-            match = DURATION.match(value) if isinstance(value, str) else None
-        if match is None:
+            seconds = value if value >= 0 else None  # NaN too fails; a 401-digit int stays an int here
+        elif isinstance(value, str) and (match := DURATION.match(value)) is not None:
+            seconds = float(match.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0}[match.group(2) or "s"]
+        if seconds is None:
             self.fail(at, "expected a duration like 5s, 250ms, 1.5m or a number of seconds (zero or more), "
                       f"got {_shown(value)}{yaml11_hint(value, 'duration')}")
             return None
-        number, unit = float(match.group(1)), match.group(2) or "s"
-        return number * {"ms": 0.001, "s": 1.0, "m": 60.0}[unit]
+        if not seconds <= MAX_SECONDS:
+            self.fail(at, f"expected a duration of at most 24h (1440m, {MAX_SECONDS:.0f} s), got {_shown(value)}: "
+                      "a wait that long never ends in a test run; write a shorter one, like 5s")
+            return None
+        return float(seconds)
 
 
 def _load_document(doc: Document, path: Path, default_name: str, extensions: Extensions) -> LoadedDocument:
@@ -435,6 +446,11 @@ def _data_file(c: _Checker, value: Any, at: str, scenario_path: Path) -> Path | 
         c.fail(at, f"data file {name!r} has suffix {resolved.suffix or '(none)'!r}; accepted: "
                f"{', '.join(DATA_SUFFIXES)} (JSON Lines or CSV)")
         return None
+    kind = kind_of(resolved)
+    if kind is not None:  # a FIFO would block the read below; a directory or a loop would raise
+        c.fail(at, f"data file {name!r} is {kind}, not a regular file (looked at {resolved}); give a JSON Lines "
+               "or CSV file, relative to the scenario file")
+        return None
     if not resolved.is_file():
         c.fail(at, f"data file {name!r} does not exist (looked for {resolved}); paths are relative to "
                "the scenario file")
@@ -454,7 +470,11 @@ def _inside(c: _Checker, name: str, at: str, what: str,
     folder = c.path.parent.resolve()
     try:
         resolved = (folder / name).resolve()
-    except (OSError, ValueError) as exc:  # e.g. a NUL byte, a symlink loop
+    except RuntimeError as exc:  # Python < 3.13 raises this on a symlink loop
+        c.fail(at, f"{what} {name!r} is a symlink loop ({exc}); point it at a regular file, relative to the "
+               "scenario file")
+        return None
+    except (OSError, ValueError) as exc:  # e.g. a NUL byte
         c.fail(at, f"{what} {name!r} is not a usable path ({exc}); give a path relative to the scenario file")
         return None
     if not resolved.is_relative_to(folder):
@@ -474,7 +494,7 @@ def _inline(c: _Checker, value: Any, at: str) -> tuple[dict[str, Any], ...] | No
             c.fail(row_at, f"expected a record with a numeric 'value' like {{value: 1.5}}, got {_shown(row)}")
             continue
         number = row["value"]
-        if not isinstance(number, (int, float)) or isinstance(number, bool) or not math.isfinite(number):
+        if not isinstance(number, (int, float)) or isinstance(number, bool) or not _finite(number):
             c.fail(f"{row_at}.value", f"expected a finite number, got {_shown(number)}")
             continue
         rows.append({**row, "value": float(number)})
@@ -854,6 +874,11 @@ def _expect(c: _Checker, value: Any, declared: list[str], graph: list[str], poli
         name = c.typed(body["transcript"], "$.expect.transcript", str, "a path like golden/NAME.txt, relative "
                        "to the scenario file", lambda t: bool(t.strip()))
         transcript = _inside(c, name, "$.expect.transcript", "golden transcript") if name else None
+        kind = kind_of(transcript) if transcript is not None else None
+        if kind is not None:  # reading a FIFO would block the check; a directory cannot be compared
+            c.fail("$.expect.transcript", f"golden transcript {name!r} is {kind}, not a regular file; remove it "
+                   "(--distproc-update-goldens then writes it) or name another file")
+            transcript = None
     backoff = _expect_backoff(c, body["backoff"], policy or Policy()) if body.get("backoff") is not None else None
     lines = {at: line for at, line in c.doc.lines.items() if at == "$.expect" or at.startswith("$.expect.")}
     distinct = body.get("attempts_on_distinct_nodes")
@@ -908,6 +933,16 @@ def _orders(c: _Checker, value: Any, tasks: list[str]) -> Iterator[OrderRule]:
         return
     for index, rule in enumerate(value):
         at = f"$.expect.order[{index}]"
+        vacuous = False
+        if isinstance(rule, dict) and any(k in rule for k in ORDER_KEYS):  # {rule: ..., vacuous: true}
+            body = c.mapping(rule, at, ORDER_KEYS)
+            if "vacuous" in body:
+                vacuous = bool(c.typed(body["vacuous"], f"{at}.vacuous", bool, "true or false"))
+            if "rule" not in body:
+                c.fail(at, f"missing required key 'rule': the order rule, e.g. {{rule: {ORDER_EXAMPLE}, vacuous: "
+                       "true}")
+                continue
+            rule, at = body["rule"], f"{at}.rule"
         match = ORDER.match(rule) if isinstance(rule, str) else None
         if match is None:
             c.fail(at, f"bad order rule {_shown(rule)}: expected 'TASKGLOB:STATE < TASKGLOB:STATE', e.g. "
@@ -925,7 +960,7 @@ def _orders(c: _Checker, value: Any, tasks: list[str]) -> Iterator[OrderRule]:
                        f"{', '.join(tasks)}")
                 ok = False
         if ok:
-            yield OrderRule(left_glob, left_state, right_glob, right_state)
+            yield OrderRule(left_glob, left_state, right_glob, right_state, vacuous)
 
 
 def _globs(c: _Checker, value: Any, at: str, tasks: list[str]) -> Iterator[str]:
@@ -974,7 +1009,7 @@ def _tolerance(c: _Checker, value: Any, at: str) -> Tolerance:
     default = Tolerance()
     rel_what = "a relative tolerance from 0 to 1, like 0.01 for 1%"
     if not isinstance(value, dict):
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and _finite(value):
             if not 0 <= value <= 1:
                 c.fail(at, f"expected {rel_what} (a number alone is relative), got {_shown(value)}; for an "
                        "absolute tolerance write {abs: 0.5}")
@@ -1014,6 +1049,14 @@ def _summary(c: _Checker, value: Any, at: str) -> dict[str, float]:
         if checked is not None:
             out[key] = checked
     return out
+
+
+def _finite(number: float) -> bool:
+    """A finite number that fits a float: a 401-digit integer does not (``math.isfinite`` raises on it)."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
 
 
 def _shown(value: Any) -> str:

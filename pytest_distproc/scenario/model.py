@@ -126,6 +126,9 @@ class OrderRule:
     left_state: str
     right: str
     right_state: str
+    vacuous: bool = False
+    """``{rule: ..., vacuous: true}``: a pair a side of which never happened passes. By default such a pair is
+    a mismatch: the rule was never put to the test."""
 
     def __str__(self) -> str:
         return f"{self.left}:{self.left_state} < {self.right}:{self.right_state}"
