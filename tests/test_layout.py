@@ -22,7 +22,7 @@ LAYERS = (
     ("attempt",),
     ("scenario",),
     ("backends",),
-    ("run",),
+    ("run", "claude_code"),
     ("report",),
     ("checks",),
     ("explore",),

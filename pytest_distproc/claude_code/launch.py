@@ -74,6 +74,10 @@ class HermeticRun:
         self.hook_log = self.dir / "hooks.jsonl"
         self.token = self.dir.name
 
+    def discard(self) -> None:
+        """Remove the run dir of a run that never started."""
+        shutil.rmtree(self.dir, ignore_errors=True)
+
     def env(self, base_url: str) -> dict[str, str]:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",

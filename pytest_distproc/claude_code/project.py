@@ -18,7 +18,7 @@ from typing import Any
 from pytest_distproc.attempt import data
 from pytest_distproc.claude_code.script import COORDINATOR_SKILL, REGION_SKILL, task_of
 from pytest_distproc.run.model import planned_faults
-from pytest_distproc.scenario.model import Scenario
+from pytest_distproc.scenario.model import MODEL_FAULT_KINDS, Scenario
 
 SHIPPED = (COORDINATOR_SKILL, REGION_SKILL)
 
@@ -52,7 +52,7 @@ def write_jobs(run_dir: Path, project: Path, scenario: Scenario, seed: int) -> d
     """One job file per region and ``regions.json`` for the skills; returns region id -> processor command."""
     jobs = run_dir / "jobs"
     jobs.mkdir()
-    faults = planned_faults(scenario, seed)
+    faults = [f for f in planned_faults(scenario, seed) if f["kind"] not in MODEL_FAULT_KINDS]
     commands: dict[str, str] = {}
     for spec in scenario.regions:
         job: dict[str, Any] = {
