@@ -1,4 +1,4 @@
-"""The region processor command a region fork runs through Bash: ``python -m pytest_distproc.claude_code.processor JOB``.
+"""The processor command a region fork runs through Bash: ``python -m pytest_distproc.claude_code.processor JOB``.
 
 It is our code in the CLI's process tree, so the scenario's faults act inside the real run: the same
 fault kinds as an attempt's process (``attempt/execute.py``), announced in ``faults.jsonl`` before they

@@ -29,7 +29,7 @@ def install_skills(project: Path, scenario: Scenario) -> None:
     shipped = resources.files("pytest_distproc.claude_code").joinpath("skills")
     for name in SHIPPED:
         (target / name).mkdir()
-        (target / name / "SKILL.md").write_text(shipped.joinpath(name, "SKILL.md").read_text())
+        (target / name / "SKILL.md").write_text(shipped.joinpath(name).joinpath("SKILL.md").read_text())
     own = Path(scenario.skill) if "/" in scenario.skill or scenario.skill.endswith(".md") else None
     if own is not None:
         own = own if own.is_absolute() else scenario.path.parent / own

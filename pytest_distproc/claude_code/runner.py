@@ -71,7 +71,8 @@ def user_responder(scenario: Scenario, plan: Plan, faults: list[ModelFault]) -> 
     except Exception as exc:
         raise ModelScriptError(f"model script {path} cannot be loaded: {type(exc).__name__}: {exc} (it must "
                                f"define responder(plan) returning an object with respond(request, headers))") from None
-    return _Faulted(factory(plan), faults) if faults else factory(plan)  # type: ignore[no-any-return]
+    inner: Responder = factory(plan)
+    return _Faulted(inner, faults) if faults else inner
 
 
 class _Faulted:
@@ -164,7 +165,8 @@ def misbehaviour_checks(scenario: Scenario, found: Artefacts) -> list[str]:
     statuses = [u.get("status") for u in updates if u.get("status")]
     for spec in scenario.faults:
         if spec.kind == "early-aggregate" and "in_progress" not in statuses:
-            problems.append("planned fault never fired: early-aggregate (no TaskUpdate in_progress reached Claude Code)")
+            problems.append("planned fault never fired: early-aggregate (no TaskUpdate in_progress reached "
+                            "Claude Code)")
         if spec.kind == "skip-complete" and not updates:
             problems.append("planned fault never fired: skip-complete (no TaskUpdate reached Claude Code)")
     return problems

@@ -230,7 +230,7 @@ class ScriptedModel:
         while pending:
             calls = [("Skill", {"skill": REGION_SKILL, "args": f"region={r}"}) for r in pending]
             reply = self._message(*calls)
-            ids_by_call = {block["id"]: r for block, r in zip(reply.content, pending)}
+            ids_by_call = {block["id"]: r for block, r in zip(reply.content, pending, strict=True)}
             request = yield reply
             for call, (body, _) in tool_results(request).items():
                 region = ids_by_call.get(call)

@@ -57,8 +57,8 @@ TOP_KEYS = (
 )
 POLICY_KEYS = ("timeout", "retries", "backoff", "on_region_failure", "memory_limit_mb")
 EXPLORE_KEYS = ("examples", "faults", "max_faults", "interleavings")
-FAULT_KEYS = ("region", "kind", "attempts", "exit_code", "signal", "seconds", "fraction", "message",
-              "status", "count", "agent")
+FAULT_KEYS = ("region", "kind", "attempts", "exit_code", "signal", "seconds", "fraction", "message")
+MODEL_FAULT_KEYS = ("region", "kind", "status", "count", "agent", "seconds")
 CLAUDE_CODE_KEYS = ("script",)
 EXPECT_KEYS = ("outcome", "status", "transitions", "order", "concurrent", "attempts", "aggregate", "transcript",
                "backoff")
@@ -705,14 +705,14 @@ def _faults(c: _Checker, value: Any, declared: list[str], policy: Policy, backen
     faults: list[tuple[int, FaultSpec]] = []
     for index, item in enumerate(value):
         at = f"$.faults[{index}]"
-        body = c.mapping(item, at, FAULT_KEYS)
-        if not isinstance(item, dict):
-            continue
         before = len(c.problems)
-        if body.get("kind") in MODEL_FAULT_KINDS:
-            model_fault = _model_fault(c, body, at, declared, backend)
+        if isinstance(item, dict) and item.get("kind") in MODEL_FAULT_KINDS:
+            model_fault = _model_fault(c, c.mapping(item, at, MODEL_FAULT_KEYS), at, declared, backend)
             if model_fault is not None and len(c.problems) == before:
                 faults.append((index, model_fault))
+            continue
+        body = c.mapping(item, at, FAULT_KEYS)
+        if not isinstance(item, dict):
             continue
         region = body.get("region")
         if "region" not in body:
@@ -776,7 +776,7 @@ def _model_fault(c: _Checker, body: dict[str, Any], at: str, declared: list[str]
         return None
     allowed = ("region", "kind", *MODEL_FAULT_KINDS[kind])
     for key in body:
-        if key not in allowed:
+        if key in MODEL_FAULT_KEYS and key not in allowed:
             c.fail(child_path(at, key), f"key {key!r} does not apply to a {kind} fault; it takes: {', '.join(allowed)}")
     region = body.get("region")
     if region is not None and str(region) not in declared:
@@ -787,7 +787,7 @@ def _model_fault(c: _Checker, body: dict[str, Any], at: str, declared: list[str]
                     lambda n: n >= 1) or 1
     agent = c.choice(body.get("agent", ""), f"{at}.agent", ("", "main", "coordinator"), "agent") or ""
     if agent and region is not None:
-        c.fail(f"{at}.agent", f"give 'agent' or 'region', not both: 'region' names that region's forks")
+        c.fail(f"{at}.agent", "give 'agent' or 'region', not both: 'region' names that region's forks")
     seconds = c.duration(body["seconds"], f"{at}.seconds") if "seconds" in body else None
     if kind == "api-stall" and not seconds:
         c.fail(at, "an api-stall fault needs 'seconds', e.g. {kind: api-stall, seconds: 2}")
@@ -796,7 +796,7 @@ def _model_fault(c: _Checker, body: dict[str, Any], at: str, declared: list[str]
 
 
 def _claude_code(c: _Checker, value: Any, backend: str) -> Path | None:
-    """``claude_code: {script: FILE}``: a user's script of the model's turns (a Python file in the scenario's folder)."""
+    """``claude_code: {script: FILE}``: a user's script of the model's turns, a Python file in the scenario's folder."""
     body = c.mapping(value, "$.claude_code", CLAUDE_CODE_KEYS)
     if backend != "claude-code":
         c.fail("$.claude_code", "'claude_code' applies only with 'backend: claude-code'; add that, or remove it")

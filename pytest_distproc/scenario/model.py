@@ -119,7 +119,8 @@ class FaultSpec:
         when = "every attempt" if self.attempts is None else "attempt " + ",".join(map(str, self.attempts))
         if self.kind in MODEL_FAULT_KINDS:
             target = f"region {self.region}'s fork" if self.region else self.agent or "the coordinator"
-            detail = {"api-error": f" {self.status} x{self.count}", "api-stall": f" {self.seconds:g}s"}.get(self.kind, "")
+            detail = {"api-error": f" {self.status} x{self.count}",
+                      "api-stall": f" {self.seconds:g}s"}.get(self.kind, "")
             return f"{self.kind}{detail} on {target}"
         return f"{self.kind}{detail} in region {self.region} on {when}"
 
@@ -243,7 +244,7 @@ class Scenario:
     marks: tuple[MarkSpec, ...] = ()
     """pytest marks from ``marks:`` (``-m slow``, ``xfail``, ``skip``, ``skipif``), in the order written."""
     claude_script: Path | None = None
-    """``claude_code: {script: FILE}``: the user's model script for backend claude-code (None: the ideal coordinator)."""
+    """``claude_code: {script: FILE}``: the user's model script on backend claude-code (None: the ideal coordinator)."""
 
     def run_seed(self, session_seed: int | None) -> int:
         """The seed a run of this scenario uses: its own ``seed``, else the session's, else 0."""
