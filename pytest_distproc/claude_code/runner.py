@@ -96,7 +96,8 @@ def run_claude_code(scenario: Scenario, seed: int, options: Options | None = Non
     version = cli.version(claude)
     faults = model_faults(scenario)
     policy = scenario.policy
-    budget = STARTUP_SECONDS + (policy.retries + 1) * len(scenario.regions) * (policy.timeout + 5)
+    budget = scenario.claude_timeout or STARTUP_SECONDS + (policy.retries + 1) * len(scenario.regions) * (
+        policy.timeout + 5)
     placeholder = ScriptedModel(Plan((), (), 0, 0, {}), faults)
     hermetic = HermeticRun(claude, placeholder, timeout=budget)
     try:

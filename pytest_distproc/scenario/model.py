@@ -245,6 +245,8 @@ class Scenario:
     """pytest marks from ``marks:`` (``-m slow``, ``xfail``, ``skip``, ``skipif``), in the order written."""
     claude_script: Path | None = None
     """``claude_code: {script: FILE}``: the user's model script on backend claude-code (None: the ideal coordinator)."""
+    claude_timeout: float | None = None
+    """``claude_code: {timeout: ...}``: the whole CLI run's limit (None: derived from the regions and the policy)."""
 
     def run_seed(self, session_seed: int | None) -> int:
         """The seed a run of this scenario uses: its own ``seed``, else the session's, else 0."""
