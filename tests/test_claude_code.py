@@ -60,7 +60,7 @@ def assert_clean(sandbox: Sandbox, before: list[str]) -> None:
     assert outside_leftovers() == before
 
 
-def test_the_seed_workflow_runs_in_the_real_cli_and_passes(sandbox: Sandbox) -> None:
+def test_the_seed_workflow_runs_in_the_real_cli_passes_and_keeps_its_raw_artefacts(sandbox: Sandbox) -> None:
     before = outside_leftovers()
     sandbox.scenario("seed", TWO + dedent("""\
         expect:
@@ -71,13 +71,23 @@ def test_the_seed_workflow_runs_in_the_real_cli_and_passes(sandbox: Sandbox) -> 
           order: ["process-region-*:COMPLETE < aggregate-results:IN_PROGRESS"]
           aggregate: {total: {records: 200}}
         """))
-    result = sandbox.run("--distproc-scenarios", "-v", "-rA")
+    report = sandbox.pytester.path / "report"
+    result = sandbox.run("--distproc-scenarios", "-v", "-rA", f"--distproc-report={report}")
     result.assert_outcomes(passed=1)
     out = result.stdout.str()
     assert re.search(r"distproc: claude-code backend: Claude Code \S+ at ", out)
     assert "[t3] aggregate-results: BLOCKED -> IN_PROGRESS -> COMPLETE" in out
     assert "note: run by Claude Code" in out
     assert_clean(sandbox, before)
+    [folder] = [p for p in report.iterdir() if p.is_dir()]
+    raw = folder / "raw"
+    assert (folder / "transcript.txt").read_text().startswith("Distributed Processing: COORDINATING")
+    hooks = (raw / "hooks.jsonl").read_text()
+    assert '"hook_event_name": "SubagentStart"' in hooks and '"tool_name": "TaskUpdate"' in hooks
+    assert '"type": "result"' in (raw / "stream.jsonl").read_text()
+    tasks = raw / "claude-home" / "tasks" / "distproc"
+    assert sorted(p.name for p in tasks.iterdir()) == ["1.json", "2.json", "3.json"]
+    assert list((raw / "claude-home" / "projects").rglob("agent-*.jsonl"))
 
 
 def test_processor_faults_act_inside_the_real_run(sandbox: Sandbox) -> None:
@@ -200,3 +210,4 @@ def test_a_missing_cli_skips_the_item_with_the_install_command(sandbox: Sandbox)
     result = sandbox.run("--distproc-scenarios", "-rs", "--distproc-claude", "/nonexistent/claude")
     result.assert_outcomes(skipped=1)
     assert f"is not an executable file; install it with `{cli.INSTALL}`" in result.stdout.str()
+
