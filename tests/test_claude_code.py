@@ -211,3 +211,31 @@ def test_a_missing_cli_skips_the_item_with_the_install_command(sandbox: Sandbox)
     result.assert_outcomes(skipped=1)
     assert f"is not an executable file; install it with `{cli.INSTALL}`" in result.stdout.str()
 
+
+
+def test_a_user_script_drives_the_model_and_2_1_328_accepts_taskcreate_before_toolsearch(sandbox: Sandbox) -> None:
+    """../shared/CLAUDE_CODE.md says TaskCreate before ToolSearch fails validation; in the main agent under -p
+    2.1.328 accepts it. A version that refuses it fails this test."""
+    sandbox.pyfile("model", """\
+        from pytest_distproc.claude_code.server import Reply
+
+        class Hasty:
+            def respond(self, request, headers):
+                turns = sum(1 for m in request.get("messages", []) if m.get("role") == "assistant")
+                if turns == 0:
+                    return Reply(content=({"type": "tool_use", "id": "toolu_hasty_1", "name": "TaskCreate",
+                                           "input": {"subject": "process-region-a", "description": "too soon"}},))
+                return Reply(content=({"type": "text", "text": "gave up"},))
+
+        def responder(plan):
+            assert plan.regions == ("A", "B")
+            return Hasty()
+        """)
+    sandbox.scenario("scripted", TWO + "claude_code: {script: model.py}\n")
+    report = sandbox.pytester.path / "report"
+    result = sandbox.run("--distproc-scenarios", f"--distproc-report={report}")
+    result.assert_outcomes(failed=1)
+    [events] = list(report.rglob("events.jsonl"))
+    assert "TaskCreate #1 process-region-a" in events.read_text()
+    assert "PostToolUseFailure" not in events.read_text()
+    assert "process-region-a: [PENDING]" in result.stdout.str()
