@@ -239,3 +239,15 @@ def test_a_user_script_drives_the_model_and_2_1_328_accepts_taskcreate_before_to
     assert "TaskCreate #1 process-region-a" in events.read_text()
     assert "PostToolUseFailure" not in events.read_text()
     assert "process-region-a: [PENDING]" in result.stdout.str()
+
+
+def test_a_broken_model_script_fails_its_own_item_with_one_clear_line(sandbox: Sandbox) -> None:
+    sandbox.pyfile("broken", "def responder(plan):\n    raise ValueError('no turns for ' + ','.join(plan.regions))\n")
+    sandbox.scenario("broken", TWO + "claude_code: {script: broken.py}\n")
+    sandbox.scenario("fine", "backend: inline\nregions: {A: {records: 3}}\n")
+    result = sandbox.run("--distproc-scenarios")
+    result.assert_outcomes(failed=1, passed=1)
+    out = result.stdout.str()
+    assert "cannot be loaded: ValueError: no turns for A,B (it must define responder(plan)" in out
+    assert "Traceback" not in out and "pytest_distproc/claude_code" not in out
+    sandbox.assert_clean()

@@ -51,6 +51,8 @@ class Artefacts:
     interrupted: bool = False
     started: float = 0.0
     ended: float = 0.0
+    model_failures: list[str] = field(default_factory=list)
+    """Exceptions the responder raised (each answered as HTTP 500)."""
     killed: list[int] = field(default_factory=list)
     """Processes of the run still alive after the CLI ended, killed by the sweep."""
 
@@ -141,6 +143,7 @@ class HermeticRun:
             if server is not None:
                 server.close()
                 found.exchanges = list(server.exchanges)
+                found.model_failures = list(server.failures)
             found.ended = time.time()
             self._collect(found, stream_path, stderr_path)
             shutil.rmtree(self.dir, ignore_errors=True)

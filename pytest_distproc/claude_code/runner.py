@@ -67,11 +67,10 @@ def user_responder(scenario: Scenario, plan: Plan, faults: list[ModelFault]) -> 
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-        factory = module.responder
+        inner: Responder = module.responder(plan)
     except Exception as exc:
         raise ModelScriptError(f"model script {path} cannot be loaded: {type(exc).__name__}: {exc} (it must "
                                f"define responder(plan) returning an object with respond(request, headers))") from None
-    inner: Responder = factory(plan)
     return _Faulted(inner, faults) if faults else inner
 
 
@@ -131,6 +130,8 @@ def import_artefacts(scenario: Scenario, seed: int, found: Artefacts, fired: lis
             if not any(f["kind"] == spec.kind and f["role"] == target for f in fired):
                 violations.append(f"planned fault never fired: {spec.describe()} (that agent made no request)")
     violations += misbehaviour_checks(scenario, found)
+    violations += [f"the model's script raised {failure}; the server answered that request with HTTP 500"
+                   for failure in found.model_failures]
     if found.timed_out:
         violations.append(f"the claude CLI did not finish within its budget and was killed (stderr: "
                           f"{found.stderr.strip()[-300:] or 'empty'})")
