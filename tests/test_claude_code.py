@@ -251,3 +251,17 @@ def test_a_broken_model_script_fails_its_own_item_with_one_clear_line(sandbox: S
     assert "cannot be loaded: ValueError: no turns for A,B (it must define responder(plan)" in out
     assert "Traceback" not in out and "pytest_distproc/claude_code" not in out
     sandbox.assert_clean()
+
+
+def test_the_scenarios_skill_directory_replaces_the_shipped_region_skill(sandbox: Sandbox) -> None:
+    """Its SKILL.md has no $ARGUMENTS: 2.1.328 appends the arguments, and the fork is still told apart."""
+    skill = sandbox.pytester.path / "scenarios" / "skills" / "region-processor" / "SKILL.md"
+    skill.parent.mkdir(parents=True)
+    skill.write_text("---\nname: region-processor\ndescription: ours\ncontext: fork\n---\n"
+                     "Custom region body: run the region's command from regions.json and answer RESULT.\n")
+    sandbox.scenario("own", TWO + "skill: skills/region-processor\nexpect: {outcome: COMPLETE}\n")
+    report = sandbox.pytester.path / "report"
+    result = sandbox.run("--distproc-scenarios", f"--distproc-report={report}")
+    result.assert_outcomes(passed=1)
+    forks = [p.read_text() for p in report.rglob("agent-*.jsonl")]
+    assert sum("Custom region body" in text for text in forks) == 2

@@ -334,8 +334,9 @@ def _load_document(doc: Document, path: Path, default_name: str, extensions: Ext
         seed = c.typed(top["seed"], "$.seed", int, "a non-negative integer", lambda n: n >= 0)
     regions, declared = _regions(c, top, path)
     skill = _skill(c, c.section(top, "skill", "region-stats"), path)
-    context = c.choice(c.section(top, "context", _skill_context(c, skill)), "$.context", CONTEXTS, "context") or "fork"
     backend = c.choice(c.section(top, "backend", "fork"), "$.backend", BACKENDS, "backend") or "fork"
+    own_context = "fork" if backend == "claude-code" else _skill_context(c, skill)  # Claude Code reads that SKILL.md
+    context = c.choice(c.section(top, "context", own_context), "$.context", CONTEXTS, "context") or "fork"
     coordinator = None
     if "coordinator" in top:
         coordinator = c.typed(top["coordinator"], "$.coordinator", str,
