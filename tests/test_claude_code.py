@@ -163,6 +163,9 @@ def test_model_faults_and_coordinator_misbehaviour_are_caught(sandbox: Sandbox) 
                      r"TaskList forbids", out)
     assert re.search(r"aggregation started \(#\d+\) before process-region-a finished", out)
     assert "FAILED scenarios/model.yaml::skipped" in out and "process-region-a: IN_PROGRESS" in out
+    assert "note: misbehaviour: the coordinator never marked region A completed (skip-complete)" in out
+    assert "note: misbehaviour: the coordinator started aggregate-results with its regions" in out
+    assert "planned fault never fired" not in out
     assert "FAILED scenarios/model.yaml::overloaded" in out
     assert "model fault: api-error 529 on request 1 of region:B" in out
     assert "PASSED scenarios/model.yaml::stalled" in out and "model fault: api-stall 1.0s" in out
