@@ -217,9 +217,10 @@ class ScriptedModel:
         ids = {subject: number for body, _ in tool_results(request).values()
                for number, subject in CREATED.findall(body)}
         ids = {s: ids.get(s, str(index)) for index, s in enumerate(subjects, start=1)}
-        yield self._message(*(("TaskUpdate", {"taskId": ids[s.id], "addBlockedBy": [ids[b] for b in s.blocked_by]})
-                              for s in plan.stages if s.blocked_by))
-        starts = [("TaskUpdate", {"taskId": ids[task_of(r)], "status": "in_progress"}) for r in plan.regions]
+        # one turn for the graph and the regions' starts: different tasks, so their order within it is free
+        blocks = [("TaskUpdate", {"taskId": ids[s.id], "addBlockedBy": [ids[b] for b in s.blocked_by]})
+                  for s in plan.stages if s.blocked_by]
+        starts = blocks + [("TaskUpdate", {"taskId": ids[task_of(r)], "status": "in_progress"}) for r in plan.regions]
         if plan.early_aggregate:
             starts += [("TaskUpdate", {"taskId": ids[s.id], "status": "in_progress"}) for s in plan.stages]
             self.fired.append({"kind": "early-aggregate", "role": "coordinator", "agent": "", "request": 0,
