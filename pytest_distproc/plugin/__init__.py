@@ -59,6 +59,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("distproc_ray_address", "Ray cluster address (host:port) for the ray backend", default="")
     group.addoption(
+        "--distproc-claude",
+        default=None,
+        metavar="PATH",
+        help="the claude CLI for backend claude-code; default: ini distproc_claude, else $DISTPROC_CLAUDE, "
+        "else claude on PATH.",
+    )
+    parser.addini("distproc_claude", "the claude CLI for backend claude-code (a path)", default="")
+    group.addoption(
         "--distproc-coordinator",
         default=None,
         metavar="MODULE:FACTORY",
@@ -191,7 +199,11 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         return None
     seed = config.stash[SEED_KEY]
     backend = config.getoption("distproc_backend") or "per scenario (default fork)"
-    return [f"distproc: seed {seed} for scenarios without one (rerun with --distproc-seed={seed}); backend {backend}"]
+    lines = [f"distproc: seed {seed} for scenarios without one (rerun with --distproc-seed={seed}); backend {backend}"]
+    from pytest_distproc.plugin.claude import header_line
+
+    lines.append(header_line(config))
+    return lines
 
 
 class _Transcripts:

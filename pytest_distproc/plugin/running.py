@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_distproc.checks import expectations
+from pytest_distproc.plugin.claude import claude_path, require_claude_code
 from pytest_distproc.scenario.extensions import Extensions
 from pytest_distproc.scenario.model import Scenario
 
@@ -57,6 +58,7 @@ def settings_for(node: Node, scenario: Scenario, *, backend: str | None = None,
         seed=config.stash[SEED_KEY],
         backend=backend or config.getoption("distproc_backend"),
         coordinator=config.getoption("distproc_coordinator"),
+        claude=claude_path(config),
         coordinator_base=config.invocation_params.dir,
         journal=Path(journal_dir) / f"{name}.sqlite" if journal_dir else None,
         resume=bool(config.getoption("distproc_resume")),
@@ -77,6 +79,8 @@ def run_for(node: Node, scenario: Scenario, *, backend: str | None = None,
     from pytest_distproc.run.runner import run_scenario
 
     settings = settings_for(node, scenario, backend=backend, journal_name=journal_name)
+    if (settings.backend or scenario.backend) == "claude-code":
+        require_claude_code(settings.claude)
     if backend is not None:
         settings = dataclasses.replace(settings, coordinator=None)
     return run_scenario(scenario, settings)

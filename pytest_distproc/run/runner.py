@@ -7,14 +7,14 @@ same :class:`~pytest_distproc.run.model.Run`, which is all that checks and repor
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pytest_distproc.run.adapter import run_adapter
 from pytest_distproc.run.coordinator import Aggregator, BackendFactory, Coordinator, Observer
 from pytest_distproc.run.model import Run
 from pytest_distproc.scenario.extensions import Extensions
-from pytest_distproc.scenario.model import Scenario
+from pytest_distproc.scenario.model import MODEL_FAULT_KINDS, Scenario
 
 
 @dataclass(frozen=True)
@@ -34,11 +34,19 @@ class RunSettings:
     observers: tuple[Observer, ...] = ()
     backend_factory: BackendFactory | None = None
     aggregate: Aggregator | None = None
+    claude: str | None = None
+    """The claude CLI for backend claude-code (``--distproc-claude`` / ini ``distproc_claude``)."""
 
 
 def run_scenario(scenario: Scenario, settings: RunSettings | None = None) -> Run:
     """Run ``scenario`` once, to the end, and return its history and results. Always cleans up."""
     settings = settings or RunSettings()
+    if (settings.backend or scenario.backend) == "claude-code":
+        from pytest_distproc.claude_code.runner import Options, run_claude_code
+
+        return run_claude_code(scenario, scenario.run_seed(settings.seed), Options(claude=settings.claude))
+    if any(f.kind in MODEL_FAULT_KINDS for f in scenario.faults):  # another backend than the scenario's own
+        scenario = replace(scenario, faults=tuple(f for f in scenario.faults if f.kind not in MODEL_FAULT_KINDS))
     reference = settings.coordinator or scenario.coordinator
     if reference:
         base = settings.coordinator_base if settings.coordinator else scenario.path.parent

@@ -29,6 +29,7 @@ from pytest_distproc.scenario.model import (
     CONTEXTS,
     FAULT_COMMON_KEYS,
     FAULT_KIND_KEYS,
+    MODEL_FAULT_KINDS,
     ON_REGION_FAILURE,
     OUTCOMES,
     Expect,
@@ -53,10 +54,13 @@ TOP_KEYS = (
     "coordinator",
     "tasks",
     "marks",
+    "claude_code",
 )
 POLICY_KEYS = ("timeout", "retries", "backoff", "on_region_failure", "memory_limit_mb")
 EXPLORE_KEYS = ("examples", "faults", "max_faults", "interleavings")
 FAULT_KEYS = ("region", "kind", "attempts", "exit_code", "signal", "seconds", "fraction", "message")
+MODEL_FAULT_KEYS = ("region", "kind", "status", "count", "agent", "seconds")
+CLAUDE_CODE_KEYS = ("script", "timeout")
 EXPECT_KEYS = ("outcome", "status", "transitions", "order", "concurrent", "attempts", "aggregate", "transcript",
                "backoff", "spread", "attempts_on_distinct_nodes")
 SPREAD_KEYS = ("min_nodes",)
@@ -342,8 +346,9 @@ def _load_document(doc: Document, path: Path, default_name: str, extensions: Ext
         seed = c.typed(top["seed"], "$.seed", int, "a non-negative integer", lambda n: n >= 0)
     regions, declared = _regions(c, top, path)
     skill = _skill(c, c.section(top, "skill", "region-stats"), path)
-    context = c.choice(c.section(top, "context", _skill_context(c, skill)), "$.context", CONTEXTS, "context") or "fork"
     backend = c.choice(c.section(top, "backend", "fork"), "$.backend", BACKENDS, "backend") or "fork"
+    own_context = "fork" if backend == "claude-code" else _skill_context(c, skill)  # Claude Code reads that SKILL.md
+    context = c.choice(c.section(top, "context", own_context), "$.context", CONTEXTS, "context") or "fork"
     coordinator = None
     if "coordinator" in top:
         coordinator = c.typed(top["coordinator"], "$.coordinator", str,
@@ -353,7 +358,9 @@ def _load_document(doc: Document, path: Path, default_name: str, extensions: Ext
         if target.endswith(".py") and _inside(c, target, "$.coordinator", "coordinator file") is None:
             coordinator = None  # like every path a scenario names: inside its folder
     policy = _policy(c, c.section(top, "policy", {}))
-    faults = _faults(c, c.section(top, "faults", []), declared, policy)
+    faults = _faults(c, c.section(top, "faults", []), declared, policy, backend)
+    claude_script, claude_timeout = (_claude_code(c, top.get("claude_code"), backend) if "claude_code" in top
+                                     else (None, None))
     graph = parse_tasks(top.get("tasks"), declared, c.fail, c.doc.line_of) if "tasks" in top else ()
     expect = _expect(c, c.section(top, "expect", {}), declared, [t.id for t in graph], policy)
     explore = _explore(c, top.get("explore"))
@@ -370,7 +377,8 @@ def _load_document(doc: Document, path: Path, default_name: str, extensions: Ext
         name=name, path=path, line=doc.line, regions=tuple(regions), description=description, seed=seed,
         skill=skill, context=context, backend=backend, policy=policy, faults=tuple(faults), expect=expect,
         explore=explore,
-        coordinator=coordinator, tasks=graph, marks=marks,
+        coordinator=coordinator, tasks=graph, marks=marks, claude_script=claude_script,
+        claude_timeout=claude_timeout,
     )
     return LoadedDocument(name, doc.line, scenario=scenario)
 
@@ -713,7 +721,7 @@ def _unknown_region(value: Any, declared: list[str]) -> str:
     return f"unknown region {shown}{hint}; regions of this scenario: {regions}"
 
 
-def _faults(c: _Checker, value: Any, declared: list[str], policy: Policy) -> list[FaultSpec]:
+def _faults(c: _Checker, value: Any, declared: list[str], policy: Policy, backend: str = "fork") -> list[FaultSpec]:
     if not isinstance(value, list):
         c.fail("$.faults", f"expected a list of faults like [{{region: B, kind: raise}}], "
                f"got {_shown(value)}")
@@ -721,10 +729,15 @@ def _faults(c: _Checker, value: Any, declared: list[str], policy: Policy) -> lis
     faults: list[tuple[int, FaultSpec]] = []
     for index, item in enumerate(value):
         at = f"$.faults[{index}]"
+        before = len(c.problems)
+        if isinstance(item, dict) and item.get("kind") in MODEL_FAULT_KINDS:
+            model_fault = _model_fault(c, c.mapping(item, at, MODEL_FAULT_KEYS), at, declared, backend)
+            if model_fault is not None and len(c.problems) == before:
+                faults.append((index, model_fault))
+            continue
         body = c.mapping(item, at, FAULT_KEYS)
         if not isinstance(item, dict):
             continue
-        before = len(c.problems)
         region = body.get("region")
         if "region" not in body:
             c.fail(at, f"missing required key 'region' (one of {', '.join(declared) or 'the regions'})")
@@ -776,6 +789,59 @@ def _faults(c: _Checker, value: Any, declared: list[str], policy: Policy) -> lis
                                             message, c.doc.line_of(at))))
     _unreachable_faults(c, faults, policy)
     return [fault for _, fault in faults]
+
+
+def _model_fault(c: _Checker, body: dict[str, Any], at: str, declared: list[str], backend: str) -> FaultSpec | None:
+    """A fault of the claude-code backend that acts in the scripted model or as coordinator misbehaviour."""
+    kind = str(body["kind"])
+    if backend != "claude-code":
+        c.fail(f"{at}.kind", f"a {kind} fault acts only on the claude-code backend (in its scripted model); "
+               f"set 'backend: claude-code', or use a processor fault ({', '.join(FAULT_KIND_KEYS)})")
+        return None
+    allowed = ("region", "kind", *MODEL_FAULT_KINDS[kind])
+    for key in body:
+        if key in MODEL_FAULT_KEYS and key not in allowed:
+            c.fail(child_path(at, key), f"key {key!r} does not apply to a {kind} fault; it takes: {', '.join(allowed)}")
+    region = body.get("region")
+    if region is not None and str(region) not in declared:
+        c.fail(f"{at}.region", _unknown_region(region, declared))
+    status = c.typed(body.get("status", 529), f"{at}.status", int, "an HTTP error status from 400 to 599",
+                     lambda n: 400 <= n <= 599) or 529
+    count = c.typed(body.get("count", 1), f"{at}.count", int, "a number of requests, at least 1",
+                    lambda n: n >= 1) or 1
+    agent = c.choice(body.get("agent", ""), f"{at}.agent", ("", "main", "coordinator"), "agent") or ""
+    if agent and region is not None:
+        c.fail(f"{at}.agent", "give 'agent' or 'region', not both: 'region' names that region's forks")
+    seconds = c.duration(body["seconds"], f"{at}.seconds") if "seconds" in body else None
+    if kind == "api-stall" and not seconds:
+        c.fail(at, "an api-stall fault needs 'seconds', e.g. {kind: api-stall, seconds: 2}")
+    return FaultSpec("" if region is None else str(region), kind, (1,), seconds=seconds or 0.0, status=status,
+                     count=count, agent=agent, line=c.doc.line_of(at))
+
+
+def _claude_code(c: _Checker, value: Any, backend: str) -> tuple[Path | None, float | None]:
+    """``claude_code: {script: FILE, timeout: DURATION}``: a user's script of the model's turns (a Python file in
+    the scenario's folder) and how long the whole CLI run may take."""
+    body = c.mapping(value, "$.claude_code", CLAUDE_CODE_KEYS)
+    if backend != "claude-code":
+        c.fail("$.claude_code", "'claude_code' applies only with 'backend: claude-code'; add that, or remove it")
+    timeout = c.duration(body["timeout"], "$.claude_code.timeout") if "timeout" in body else None
+    return _claude_script(c, body), timeout
+
+
+def _claude_script(c: _Checker, body: dict[str, Any]) -> Path | None:
+    if "script" not in body:
+        return None
+    name = c.typed(body["script"], "$.claude_code.script", str, "a Python file relative to the scenario, "
+                   "e.g. scripts/model.py")
+    if not name:
+        return None
+    found = _inside(c, name, "$.claude_code.script", "model script")
+    if found is not None and not found.is_file():
+        c.fail("$.claude_code.script", f"model script {name!r} does not exist at {found}; create it (see "
+               "docs/claude-code.md, 'Scripting the model') or fix the path")
+        return None
+    return found
 
 
 def _kind_keys(c: _Checker, body: dict[str, Any], at: str, kind: str) -> None:
