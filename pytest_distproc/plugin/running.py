@@ -77,7 +77,7 @@ def run_for(node: Node, scenario: Scenario, *, backend: str | None = None,
     from pytest_distproc.run.runner import run_scenario
 
     settings = settings_for(node, scenario, backend=backend, journal_name=journal_name)
-    if (settings.backend or scenario.backend) == "claude-code":
+    if scenario.source is None and (settings.backend or scenario.backend) == "claude-code":
         require_claude_code(settings.claude)
     if backend is not None:
         settings = dataclasses.replace(settings, coordinator=None)

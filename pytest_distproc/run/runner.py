@@ -41,6 +41,10 @@ class RunSettings:
 def run_scenario(scenario: Scenario, settings: RunSettings | None = None) -> Run:
     """Run ``scenario`` once, to the end, and return its history and results. Always cleans up."""
     settings = settings or RunSettings()
+    if scenario.source is not None:  # a recorded Claude Code run is the history: nothing runs
+        from pytest_distproc.claude_code.recording import import_recording
+
+        return import_recording(scenario, scenario.source, scenario.run_seed(settings.seed))
     if (settings.backend or scenario.backend) == "claude-code":
         from pytest_distproc.claude_code.runner import Options, run_claude_code
 

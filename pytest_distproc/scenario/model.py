@@ -245,6 +245,9 @@ class Scenario:
     """pytest marks from ``marks:`` (``-m slow``, ``xfail``, ``skip``, ``skipif``), in the order written."""
     claude_script: Path | None = None
     """``claude_code: {script: FILE}``: the user's model script on backend claude-code (None: the ideal coordinator)."""
+    source: Path | None = None
+    """``source: {claude_code: PATH}``: a recorded Claude Code run is the history (no run of ours); ``regions``
+    may then be empty: the recording's ``process-region-*`` tasks are the regions."""
 
     def run_seed(self, session_seed: int | None) -> int:
         """The seed a run of this scenario uses: its own ``seed``, else the session's, else 0."""
