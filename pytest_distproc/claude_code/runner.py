@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_distproc.claude_code import cli, history
+from pytest_distproc.claude_code import cassette, cli, history
 from pytest_distproc.claude_code.launch import Artefacts, HermeticRun
 from pytest_distproc.claude_code.project import install_skills, write_jobs
 from pytest_distproc.claude_code.script import COORDINATOR_SKILL, ModelFault, Plan, ScriptedModel, Stage
@@ -106,13 +106,22 @@ def run_claude_code(scenario: Scenario, seed: int, options: Options | None = Non
             hermetic.responder = user_responder(scenario, plan, faults)
         else:
             placeholder.plan = plan
+        places = cassette.Placeholders(str(hermetic.dir))
+        if scenario.claude_replay is not None:
+            hermetic.responder = cassette.Replay.load(scenario.claude_replay, places)
     except BaseException:
         hermetic.discard()
         raise
-    found = hermetic.execute(PROMPT)
     model = hermetic.responder
+    recorder = hermetic.responder = cassette.CassetteRecorder(model, places)
+    found = hermetic.execute(PROMPT)
     fired = model.fired if isinstance(model, ScriptedModel) else getattr(model, "shared", placeholder).fired
-    return import_artefacts(scenario, seed, found, fired, version)
+    run = import_artefacts(scenario, seed, found, fired, version)
+    run.artefacts["cassette.jsonl"] = recorder.dump(claude_code=version, scenario=scenario.name, seed=seed)
+    if isinstance(model, cassette.Replay):
+        run.violations.extend(model.mismatches)
+        run.notes.insert(1, f"the model's replies replayed from {model.origin}")
+    return run
 
 
 def import_artefacts(scenario: Scenario, seed: int, found: Artefacts, fired: list[dict[str, Any]],

@@ -61,7 +61,7 @@ POLICY_KEYS = ("timeout", "retries", "backoff", "on_region_failure", "memory_lim
 EXPLORE_KEYS = ("examples", "faults", "max_faults", "interleavings")
 FAULT_KEYS = ("region", "kind", "attempts", "exit_code", "signal", "seconds", "fraction", "message")
 MODEL_FAULT_KEYS = ("region", "kind", "status", "count", "agent", "seconds")
-CLAUDE_CODE_KEYS = ("script",)
+CLAUDE_CODE_KEYS = ("script", "replay")
 EXPECT_KEYS = ("outcome", "status", "transitions", "order", "concurrent", "attempts", "aggregate", "transcript",
                "backoff")
 AGGREGATE_KEYS = ("total", "regions", "missing", "tolerance")
@@ -352,6 +352,7 @@ def _load_document(doc: Document, path: Path, default_name: str, extensions: Ext
     policy = _policy(c, c.section(top, "policy", {}))
     faults = _faults(c, c.section(top, "faults", []), declared, policy, backend)
     claude_script = _claude_code(c, top.get("claude_code"), backend) if "claude_code" in top else None
+    claude_replay = _claude_replay(c, top.get("claude_code")) if "claude_code" in top else None
     graph = parse_tasks(top.get("tasks"), declared, c.fail, c.doc.line_of) if "tasks" in top else ()
     expect = _expect(c, c.section(top, "expect", {}), declared, [t.id for t in graph], policy,
                      open_regions=source is not None and "regions" not in top)
@@ -370,6 +371,7 @@ def _load_document(doc: Document, path: Path, default_name: str, extensions: Ext
         skill=skill, context=context, backend=backend, policy=policy, faults=tuple(faults), expect=expect,
         explore=explore,
         coordinator=coordinator, tasks=graph, marks=marks, claude_script=claude_script, source=source,
+        claude_replay=claude_replay,
     )
     return LoadedDocument(name, doc.line, scenario=scenario)
 
@@ -816,6 +818,22 @@ def _source(c: _Checker, value: Any) -> Path | None:
     if found is not None and not found.exists():
         c.fail("$.source.claude_code", f"recording {name!r} does not exist at {found}; record a run (see "
                "docs/regression-test-your-skill.md) or fix the path")
+        return None
+    return found
+
+
+def _claude_replay(c: _Checker, value: Any) -> Path | None:
+    """``claude_code: {replay: CASSETTE}``: the model's replies of a recorded run, served on loopback."""
+    if not isinstance(value, dict) or "replay" not in value:
+        return None
+    if "script" in value:
+        c.fail("$.claude_code.replay", "'script' and 'replay' both say what the model answers; keep one")
+    name = c.typed(value["replay"], "$.claude_code.replay", str, "a cassette file relative to the scenario, e.g. "
+                   "cassettes/run1.jsonl")
+    found = _inside(c, name, "$.claude_code.replay", "cassette") if name else None
+    if found is not None and not found.is_file():
+        c.fail("$.claude_code.replay", f"cassette {name!r} does not exist at {found}; record one (a run's report "
+               "dir keeps it as cassette.jsonl, see docs/regression-test-your-skill.md) or fix the path")
         return None
     return found
 

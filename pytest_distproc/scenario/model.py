@@ -245,6 +245,8 @@ class Scenario:
     """pytest marks from ``marks:`` (``-m slow``, ``xfail``, ``skip``, ``skipif``), in the order written."""
     claude_script: Path | None = None
     """``claude_code: {script: FILE}``: the user's model script on backend claude-code (None: the ideal coordinator)."""
+    claude_replay: Path | None = None
+    """``claude_code: {replay: CASSETTE}``: the model answers from this cassette (a recorded run, replayed)."""
     source: Path | None = None
     """``source: {claude_code: PATH}``: a recorded Claude Code run is the history (no run of ours); ``regions``
     may then be empty: the recording's ``process-region-*`` tasks are the regions."""
