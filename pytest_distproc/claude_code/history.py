@@ -240,8 +240,10 @@ def _skill(state: _State, given: Mapping[str, Any], response: Any, evidence: str
     if ok:
         state.results[region] = result
     if response.get("success") is True and not ok:
-        state.run.tasks.note("claude-says-success", f"the Skill call of region {region} attempt {attempt} reported "
-                             f"success: true although its fork failed", task=task, attempt=attempt)
+        said = (f"the Skill call of region {region} attempt {attempt} reported success: true although its fork "
+                f"failed")
+        state.run.tasks.note("claude-says-success", said, task=task, attempt=attempt)
+        state.run.notes.append(said)
 
 
 def _close_forks(state: _State) -> None:
@@ -307,4 +309,4 @@ def _results(state: _State, report: str) -> None:
             run.violations.append(f"the report prints {printed['Total'].strip()!r}; our summary of the same "
                                   f"results gives {ours!r}")
     else:
-        run.missing = [r.id for r in run.scenario.regions if r.id not in run.regions]
+        run.missing = [r.id for r in run.scenario.regions if r.id not in state.results]

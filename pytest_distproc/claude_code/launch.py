@@ -72,7 +72,7 @@ class HermeticRun:
         for name in ("home", "tmp", "xdg", "project"):
             (self.dir / name).mkdir(mode=0o700)
         self.hook_log = self.dir / "hooks.jsonl"
-        self.token = self.dir.name
+        self.token = str(self.dir)
 
     def discard(self) -> None:
         """Remove the run dir of a run that never started."""

@@ -96,7 +96,8 @@ def run_claude_code(scenario: Scenario, seed: int, options: Options | None = Non
     version = cli.version(claude)
     faults = model_faults(scenario)
     policy = scenario.policy
-    budget = STARTUP_SECONDS + (policy.retries + 1) * len(scenario.regions) * (policy.timeout + 5)
+    budget = scenario.claude_timeout or STARTUP_SECONDS + (policy.retries + 1) * len(scenario.regions) * (
+        policy.timeout + 5)
     placeholder = ScriptedModel(Plan((), (), 0, 0, {}), faults)
     hermetic = HermeticRun(claude, placeholder, timeout=budget)
     try:
@@ -151,9 +152,24 @@ def import_artefacts(scenario: Scenario, seed: int, found: Artefacts, fired: lis
     run = history.import_run(scenario, found.hooks, history.Imported(
         report=coordinator_report(found), announced=found.faults, notes=notes, violations=violations, seed=seed,
         started=found.started, ended=found.ended))
-    run.notes.insert(0, f"run by Claude Code {version} against the scripted model on loopback")
+    run.notes[:0] = [f"run by Claude Code {version} against the scripted model on loopback",
+                     *retried_model_faults(found, fired)]
     run.artefacts = artefact_files(found)
     return run
+
+
+def retried_model_faults(found: Artefacts, fired: list[dict[str, Any]]) -> list[str]:
+    """One line per model fault: what the agent got and whether the CLI sent the request again."""
+    lines = []
+    for fault in fired:
+        asked = [e for e in found.exchanges if e.agent == fault["agent"]]
+        what = f"api-error {fault['status']}" if fault["kind"] == "api-error" else f"api-stall {fault['seconds']}s"
+        then = (f"the CLI sent it again ({len(asked)} requests of that agent in all)"
+                if fault["kind"] == "api-error" and len(asked) > fault["request"] else "no request followed")
+        if fault["kind"] == "api-stall":
+            then = "answered after the stall"
+        lines.append(f"model fault: {what} on request {fault['request']} of {fault['role']}; {then}")
+    return lines
 
 
 def coordinator_report(found: Artefacts) -> str:

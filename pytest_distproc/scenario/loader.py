@@ -61,7 +61,7 @@ POLICY_KEYS = ("timeout", "retries", "backoff", "on_region_failure", "memory_lim
 EXPLORE_KEYS = ("examples", "faults", "max_faults", "interleavings")
 FAULT_KEYS = ("region", "kind", "attempts", "exit_code", "signal", "seconds", "fraction", "message")
 MODEL_FAULT_KEYS = ("region", "kind", "status", "count", "agent", "seconds")
-CLAUDE_CODE_KEYS = ("script", "replay")
+CLAUDE_CODE_KEYS = ("script", "timeout", "replay")
 EXPECT_KEYS = ("outcome", "status", "transitions", "order", "concurrent", "attempts", "aggregate", "transcript",
                "backoff")
 AGGREGATE_KEYS = ("total", "regions", "missing", "tolerance")
@@ -351,7 +351,8 @@ def _load_document(doc: Document, path: Path, default_name: str, extensions: Ext
             coordinator = None  # like every path a scenario names: inside its folder
     policy = _policy(c, c.section(top, "policy", {}))
     faults = _faults(c, c.section(top, "faults", []), declared, policy, backend)
-    claude_script = _claude_code(c, top.get("claude_code"), backend) if "claude_code" in top else None
+    claude_script, claude_timeout = (_claude_code(c, top.get("claude_code"), backend) if "claude_code" in top
+                                     else (None, None))
     claude_replay = _claude_replay(c, top.get("claude_code")) if "claude_code" in top else None
     graph = parse_tasks(top.get("tasks"), declared, c.fail, c.doc.line_of) if "tasks" in top else ()
     expect = _expect(c, c.section(top, "expect", {}), declared, [t.id for t in graph], policy,
@@ -370,8 +371,8 @@ def _load_document(doc: Document, path: Path, default_name: str, extensions: Ext
         name=name, path=path, line=doc.line, regions=tuple(regions), description=description, seed=seed,
         skill=skill, context=context, backend=backend, policy=policy, faults=tuple(faults), expect=expect,
         explore=explore,
-        coordinator=coordinator, tasks=graph, marks=marks, claude_script=claude_script, source=source,
-        claude_replay=claude_replay,
+        coordinator=coordinator, tasks=graph, marks=marks, claude_script=claude_script,
+        claude_timeout=claude_timeout, claude_replay=claude_replay, source=source,
     )
     return LoadedDocument(name, doc.line, scenario=scenario)
 
@@ -838,11 +839,17 @@ def _claude_replay(c: _Checker, value: Any) -> Path | None:
     return found
 
 
-def _claude_code(c: _Checker, value: Any, backend: str) -> Path | None:
-    """``claude_code: {script: FILE}``: a user's script of the model's turns, a Python file in the scenario's folder."""
+def _claude_code(c: _Checker, value: Any, backend: str) -> tuple[Path | None, float | None]:
+    """``claude_code: {script: FILE, timeout: DURATION}``: a user's script of the model's turns (a Python file in
+    the scenario's folder) and how long the whole CLI run may take."""
     body = c.mapping(value, "$.claude_code", CLAUDE_CODE_KEYS)
     if backend != "claude-code":
         c.fail("$.claude_code", "'claude_code' applies only with 'backend: claude-code'; add that, or remove it")
+    timeout = c.duration(body["timeout"], "$.claude_code.timeout") if "timeout" in body else None
+    return _claude_script(c, body), timeout
+
+
+def _claude_script(c: _Checker, body: dict[str, Any]) -> Path | None:
     if "script" not in body:
         return None
     name = c.typed(body["script"], "$.claude_code.script", str, "a Python file relative to the scenario, "

@@ -250,6 +250,8 @@ class Scenario:
     source: Path | None = None
     """``source: {claude_code: PATH}``: a recorded Claude Code run is the history (no run of ours); ``regions``
     may then be empty: the recording's ``process-region-*`` tasks are the regions."""
+    claude_timeout: float | None = None
+    """``claude_code: {timeout: ...}``: the whole CLI run's limit (None: derived from the regions and the policy)."""
 
     def run_seed(self, session_seed: int | None) -> int:
         """The seed a run of this scenario uses: its own ``seed``, else the session's, else 0."""
