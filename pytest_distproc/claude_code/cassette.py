@@ -62,10 +62,13 @@ def request_key(request: Mapping[str, Any], places: Placeholders) -> dict[str, A
     opening = "\n".join(t for t in _texts(first.get("content")) if not t.lstrip().startswith("<system-reminder>"))
     opening = places.hide(opening).strip()
     answered: list[list[Any]] = []
-    last = messages[-1] if messages else {}
-    if last.get("role") == "user" and isinstance(last.get("content"), list):
-        answered = sorted([str(b.get("tool_use_id")), bool(b.get("is_error"))] for b in last["content"]
-                          if isinstance(b, dict) and b.get("type") == "tool_result")  # parallel calls end in any order
+    for message in reversed(messages):  # the results since the last turn (reminders may follow them)
+        if message.get("role") == "assistant":
+            break
+        content = message.get("content")
+        answered += [[str(b.get("tool_use_id")), bool(b.get("is_error"))] for b in content or ()
+                     if isinstance(content, list) and isinstance(b, dict) and b.get("type") == "tool_result"]
+    answered.sort()  # parallel calls end in any order
     return {"conversation": hashlib.sha256(opening.encode()).hexdigest()[:16], "opening": opening[:160],
             "turn": sum(1 for m in messages if m.get("role") == "assistant"), "answers": answered}
 

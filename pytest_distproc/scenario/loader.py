@@ -337,7 +337,7 @@ def _load_document(doc: Document, path: Path, default_name: str, extensions: Ext
     if top.get("seed") is not None:
         seed = c.typed(top["seed"], "$.seed", int, "a non-negative integer", lambda n: n >= 0)
     source = _source(c, top["source"]) if "source" in top else None
-    regions, declared = _regions(c, top, path) if source is None or "regions" in top else ([], [])
+    regions, declared = _regions(c, top, path) if "source" not in top or "regions" in top else ([], [])
     skill = _skill(c, c.section(top, "skill", "region-stats"), path)
     context = c.choice(c.section(top, "context", _skill_context(c, skill)), "$.context", CONTEXTS, "context") or "fork"
     backend = c.choice(c.section(top, "backend", "fork"), "$.backend", BACKENDS, "backend") or "fork"
@@ -356,7 +356,7 @@ def _load_document(doc: Document, path: Path, default_name: str, extensions: Ext
     claude_replay = _claude_replay(c, top.get("claude_code")) if "claude_code" in top else None
     graph = parse_tasks(top.get("tasks"), declared, c.fail, c.doc.line_of) if "tasks" in top else ()
     expect = _expect(c, c.section(top, "expect", {}), declared, [t.id for t in graph], policy,
-                     open_regions=source is not None and "regions" not in top)
+                     open_regions="source" in top and "regions" not in top)
     explore = _explore(c, top.get("explore"))
     marks = _marks(c, c.section(top, "marks", []))
     if explore is not None and top.get("expect") is not None:
