@@ -303,3 +303,55 @@ def test_a_file_that_is_no_recording_is_a_recording_error_at_its_first_line(tmp_
     with pytest.raises(RecordingError, match=r"x.jsonl:1: neither a hook log"):
         import_recording(source(tmp_path / "x.jsonl"), tmp_path / "x.jsonl", 0)
 
+
+
+LIVE_CONFTEST = """
+from pytest_distproc.claude_code import runner
+from pytest_distproc.claude_code.script import Plan, ScriptedModel
+from pytest_distproc.claude_code.server import ModelServer
+
+MODEL = ScriptedModel(Plan((), (), 0, 0, {}))
+UPSTREAM = ModelServer(MODEL).start()  # the scripted model's server plays the API: only the URL differs
+write_jobs = runner.write_jobs
+
+
+def scripted_plan(run_dir, project, scenario, seed):
+    commands = write_jobs(run_dir, project, scenario, seed)
+    MODEL.plan = runner.plan_of(scenario, commands)
+    return commands
+
+
+runner.write_jobs = scripted_plan
+
+
+def pytest_configure(config):
+    config.option.distproc_claude_live_url = UPSTREAM.url
+
+
+def pytest_unconfigure(config):
+    UPSTREAM.close()
+"""
+
+
+def test_live_mode_runs_the_cli_against_the_api_url_and_saves_a_cassette_that_replays(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    claude_or_skip()
+    sandbox = Sandbox(pytester, monkeypatch)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-not-a-real-key")
+    pytester.makeconftest(LIVE_CONFTEST)
+    sandbox.scenario("live", OK + "claude_code: {live: true}\n" + CHECKS)
+    skipped = sandbox.run("--distproc-scenarios", "scenarios", "-rs")
+    skipped.assert_outcomes(skipped=1)
+    skipped.stdout.fnmatch_lines(["*claude_code.live: runs the real model*pass --distproc-claude-live*"])
+    report = pytester.path / "report"
+    result = sandbox.run("--distproc-scenarios", "scenarios", "--distproc-claude-live", "--distproc-report",
+                         str(report), "-rA", timeout=600)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*against the live model at http://127.0.0.1:*on the host's network*"])
+    saved = report / "cassettes" / "recorded-ok.jsonl"  # the scenario's name
+    assert json.loads(saved.read_text().splitlines()[0])["format"] == cassette.FORMAT
+    shutil.copy(saved, pytester.path / "scenarios" / "live.jsonl")
+    pytester.makeconftest("")
+    sandbox.scenario("live", OK + "claude_code: {replay: live.jsonl}\n" + CHECKS)
+    sandbox.run("--distproc-scenarios", "scenarios").assert_outcomes(passed=1)
+    sandbox.assert_clean()

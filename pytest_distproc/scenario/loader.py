@@ -61,7 +61,7 @@ POLICY_KEYS = ("timeout", "retries", "backoff", "on_region_failure", "memory_lim
 EXPLORE_KEYS = ("examples", "faults", "max_faults", "interleavings")
 FAULT_KEYS = ("region", "kind", "attempts", "exit_code", "signal", "seconds", "fraction", "message")
 MODEL_FAULT_KEYS = ("region", "kind", "status", "count", "agent", "seconds")
-CLAUDE_CODE_KEYS = ("script", "timeout", "replay")
+CLAUDE_CODE_KEYS = ("script", "timeout", "replay", "live")
 EXPECT_KEYS = ("outcome", "status", "transitions", "order", "concurrent", "attempts", "aggregate", "transcript",
                "backoff")
 AGGREGATE_KEYS = ("total", "regions", "missing", "tolerance")
@@ -354,6 +354,8 @@ def _load_document(doc: Document, path: Path, default_name: str, extensions: Ext
     claude_script, claude_timeout = (_claude_code(c, top.get("claude_code"), backend) if "claude_code" in top
                                      else (None, None))
     claude_replay = _claude_replay(c, top.get("claude_code")) if "claude_code" in top else None
+    claude_live = bool(c.typed(top["claude_code"]["live"], "$.claude_code.live", bool, "true or false")) if (
+        isinstance(top.get("claude_code"), dict) and "live" in top["claude_code"]) else False
     graph = parse_tasks(top.get("tasks"), declared, c.fail, c.doc.line_of) if "tasks" in top else ()
     expect = _expect(c, c.section(top, "expect", {}), declared, [t.id for t in graph], policy,
                      open_regions="source" in top and "regions" not in top)
@@ -373,6 +375,7 @@ def _load_document(doc: Document, path: Path, default_name: str, extensions: Ext
         explore=explore,
         coordinator=coordinator, tasks=graph, marks=marks, claude_script=claude_script,
         claude_timeout=claude_timeout, claude_replay=claude_replay, source=source,
+        claude_live=claude_live,
     )
     return LoadedDocument(name, doc.line, scenario=scenario)
 
