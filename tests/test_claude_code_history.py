@@ -175,3 +175,15 @@ def test_the_loopback_namespace_has_only_lo_and_no_route_out() -> None:
     assert names == ["lo"]
     assert code == errno.ENETUNREACH
     assert interfaces() != ["lo"] or Path("/sys/class/net").exists()  # the caller's thread stayed where it was
+
+
+def test_a_planned_misbehaviour_or_model_fault_that_never_acted_is_reported() -> None:
+    from pytest_distproc.claude_code.launch import Artefacts
+    from pytest_distproc.claude_code.runner import import_artefacts
+
+    scenario = load_one(SCENARIO + "faults: [{kind: early-aggregate}, {kind: api-error, agent: main, status: 500}]\n",
+                        "s.yaml")
+    run = import_artefacts(scenario, 1, Artefacts(), fired=[], version="test")
+    assert "planned fault never fired: early-aggregate on the coordinator (the scripted coordinator never reached " \
+           "it)" in run.violations
+    assert "planned fault never fired: api-error 500 x1 on main (that agent made no request)" in run.violations

@@ -42,6 +42,7 @@ CHILD_SIDE = (
     "pytest_distproc.backends.protocol",
     "pytest_distproc.backends.processes",
     "pytest_distproc.backends.forkserver",
+    "pytest_distproc.claude_code.processor",
 )
 """What an attempt's process or the fork server loads: never pytest, Hypothesis or PyYAML."""
 MAX_FLAT_MODULES = 8

@@ -77,6 +77,8 @@ class _State:
     forks: dict[str, Fork] = field(default_factory=dict)
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Region -> the summary its last successful fork answered."""
+    answered: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    """Region -> the last summary a fork answered that we would not count, and why (short, corrupt)."""
 
 
 def import_run(scenario: Scenario, hooks: Iterable[Mapping[str, Any]], extra: Imported) -> Run:
@@ -106,6 +108,8 @@ def import_run(scenario: Scenario, hooks: Iterable[Mapping[str, Any]], extra: Im
     _together(run)
     _blocked_by(state, scenario)
     _results(state, extra.report)
+    for task in run.tasks:  # a retry stays in_progress in Claude Code: a task's attempts are its region's forks
+        task.attempts = max(task.attempts, len(run.attempts_of(task.id)))
     run.outcome = "COMPLETE" if run.tasks[AGGREGATE_TASK].state is State.COMPLETE else "FAILED"
     return run
 
@@ -239,6 +243,9 @@ def _skill(state: _State, given: Mapping[str, Any], response: Any, evidence: str
                          f"{'RESULT' if ok else 'FAILED'}{evidence}", task=task, attempt=attempt)
     if ok:
         state.results[region] = result
+        state.answered.pop(region, None)
+    elif isinstance(result, dict) and problem:
+        state.answered[region] = (result, problem)
     if response.get("success") is True and not ok:
         said = (f"the Skill call of region {region} attempt {attempt} reported success: true although its fork "
                 f"failed")
@@ -295,6 +302,10 @@ def _results(state: _State, report: str) -> None:
                 run.missing.append(spec.id)
             continue
         result = state.results.get(spec.id)
+        if result is None and spec.id in state.answered:
+            result, problem = state.answered[spec.id]
+            run.violations.append(f"the report aggregates region {spec.id}'s result, which its fork answered as a "
+                                  f"{problem}; a failed attempt's result must not be counted")
         if result is None:
             run.violations.append(f"the report prints {line!r}, but no fork of region {spec.id} answered a result")
             continue

@@ -27,9 +27,10 @@ from pytest_distproc.claude_code.server import Exchange, ModelServer, Responder
 from pytest_distproc.run.rundir import RUN_DIR_PREFIX, run_root
 
 MARKER = "DISTPROC_CC_RUN"
-HOOK_EVENTS = ("PostToolUse", "PostToolUseFailure", "SubagentStart", "SubagentStop", "TaskCreated",
-               "TaskCompleted", "StopFailure", "Stop")
-"""The hook events the recorder logs: the task tools, Skill and Bash results, the forks' lives, failures."""
+HOOK_EVENTS = {"PostToolUse": "TaskCreate|TaskUpdate|Skill", "PostToolUseFailure": "", "SubagentStart": "",
+               "SubagentStop": "", "TaskCreated": "", "TaskCompleted": "", "StopFailure": ""}
+"""The hook events the recorder logs, each with its tool matcher: the task tools' and Skill's results, the forks'
+lives, failures. Each hook costs a shell (~25 ms on a loaded machine), so no others."""
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
@@ -50,6 +51,8 @@ class Artefacts:
     interrupted: bool = False
     started: float = 0.0
     ended: float = 0.0
+    model_failures: list[str] = field(default_factory=list)
+    """Exceptions the responder raised (each answered as HTTP 500)."""
     killed: list[int] = field(default_factory=list)
     """Processes of the run still alive after the CLI ended, killed by the sweep."""
 
@@ -100,8 +103,8 @@ class HermeticRun:
         recorder = self.dir / "recorder.sh"
         recorder.write_bytes(resources.files("pytest_distproc.claude_code").joinpath("recorder.sh").read_bytes())
         command = f"/bin/sh {recorder} {self.hook_log}"
-        hooks = {event: [{"matcher": "", "hooks": [{"type": "command", "command": command}]}]
-                 for event in HOOK_EVENTS}
+        hooks = {event: [{"matcher": matcher, "hooks": [{"type": "command", "command": command}]}]
+                 for event, matcher in HOOK_EVENTS.items()}
         path = self.dir / "settings.json"
         path.write_text(json.dumps({"hooks": hooks}))
         return path
@@ -143,6 +146,7 @@ class HermeticRun:
             if server is not None:
                 server.close()
                 found.exchanges = list(server.exchanges)
+                found.model_failures = list(server.failures)
             found.ended = time.time()
             self._collect(found, stream_path, stderr_path)
             shutil.rmtree(self.dir, ignore_errors=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_distproc.attempt import execute, skills
+from pytest_distproc.attempt.skilldir import SkillDir
 
 MEMORY_LIMIT = 512 * 1024 * 1024
 """Bytes of address space an ``oom`` fault may take beyond the interpreter's own, so it ends as MemoryError."""
@@ -56,7 +57,8 @@ def main(argv: list[str]) -> int:
 
     attempt_job = {**job, "attempt": attempt, "faults": faults, "workdir": str(workdir)}
     try:
-        result = execute.execute(attempt_job, skills.resolve(job["skill"]), announce)
+        skill = SkillDir.load(job["skill"]).as_skill() if "/" in job["skill"] else skills.resolve(job["skill"])
+        result = execute.execute(attempt_job, skill, announce)
     except BaseException as exc:
         print(f"region {job['region']} attempt {attempt} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         traceback.print_exc(limit=3, file=sys.stderr)

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from pytest_distproc.attempt import data
+from pytest_distproc.attempt.skilldir import SkillDir
 from pytest_distproc.claude_code.script import COORDINATOR_SKILL, REGION_SKILL, task_of
+from pytest_distproc.errors import SkillError
 from pytest_distproc.run.model import planned_faults
 from pytest_distproc.scenario.model import MODEL_FAULT_KINDS, Scenario
 
@@ -30,7 +32,7 @@ def install_skills(project: Path, scenario: Scenario) -> None:
     for name in SHIPPED:
         (target / name).mkdir()
         (target / name / "SKILL.md").write_text(shipped.joinpath(name).joinpath("SKILL.md").read_text())
-    own = Path(scenario.skill) if "/" in scenario.skill or scenario.skill.endswith(".md") else None
+    own = Path(scenario.skill.partition("#")[0]) if _is_dir(scenario.skill) else None
     if own is not None:
         own = own if own.is_absolute() else scenario.path.parent / own
         own = own.parent if own.name == "SKILL.md" else own
@@ -42,10 +44,21 @@ def install_skills(project: Path, scenario: Scenario) -> None:
                     shutil.copytree(child, target / child.name, dirs_exist_ok=True)
 
 
+def _is_dir(skill: str) -> bool:
+    return "/" in skill or skill.endswith(".md")
+
+
 def processor_skill(scenario: Scenario) -> str:
-    """The skill our processor command computes a region with: a Python skill; a SKILL.md dir means region-stats."""
+    """What our processor command computes a region with: the scenario's Python skill, or the ``processor:``
+    script its skill directory names (``DIR#script.py`` too), else region-stats."""
     own = scenario.skill
-    return "region-stats" if "/" in own or own.endswith(".md") else own
+    if not _is_dir(own):
+        return own
+    try:
+        SkillDir.load(own)
+    except SkillError:
+        return "region-stats"
+    return own
 
 
 def write_jobs(run_dir: Path, project: Path, scenario: Scenario, seed: int) -> dict[str, str]:

@@ -71,11 +71,10 @@ def user_responder(scenario: Scenario, plan: Plan, faults: list[ModelFault]) -> 
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-        factory = module.responder
+        inner: Responder = module.responder(plan)
     except Exception as exc:
         raise ModelScriptError(f"model script {path} cannot be loaded: {type(exc).__name__}: {exc} (it must "
                                f"define responder(plan) returning an object with respond(request, headers))") from None
-    inner: Responder = factory(plan)
     return _Faulted(inner, faults) if faults else inner
 
 
@@ -143,6 +142,9 @@ def import_artefacts(scenario: Scenario, seed: int, found: Artefacts, fired: lis
     violations: list[str] = []
     by_time = {e.agent: e.at for e in found.exchanges}
     for fault in fired:
+        if fault["kind"] in ("early-aggregate", "skip-complete"):
+            notes.append((found.started, "misbehaviour", f"{fault['kind']} announced by the scripted coordinator"))
+            continue
         what = (f"api-error {fault['status']}" if fault["kind"] == "api-error" else f"api-stall {fault['seconds']}s")
         notes.append((by_time.get(fault["agent"], found.started), "model-fault",
                       f"{what} on request {fault['request']} of {fault['role']} (agent {fault['agent'] or 'main'})"))
@@ -151,7 +153,9 @@ def import_artefacts(scenario: Scenario, seed: int, found: Artefacts, fired: lis
             target = f"region:{spec.region}" if spec.region else spec.agent or "coordinator"
             if not any(f["kind"] == spec.kind and f["role"] == target for f in fired):
                 violations.append(f"planned fault never fired: {spec.describe()} (that agent made no request)")
-    violations += misbehaviour_checks(scenario, found)
+    violations += misbehaviour_checks(scenario, found, fired)
+    violations += [f"the model's script raised {failure}; the server answered that request with HTTP 500"
+                   for failure in found.model_failures]
     if found.timed_out:
         violations.append(f"the claude CLI did not finish within its budget and was killed (stderr: "
                           f"{found.stderr.strip()[-300:] or 'empty'})")
@@ -174,6 +178,13 @@ def retried_model_faults(found: Artefacts, fired: list[dict[str, Any]]) -> list[
     """One line per model fault: what the agent got and whether the CLI sent the request again."""
     lines = []
     for fault in fired:
+        if fault["kind"] == "early-aggregate":
+            lines.append("misbehaviour: the coordinator started aggregate-results with its regions (early-aggregate)")
+            continue
+        if fault["kind"] == "skip-complete":
+            lines.append(f"misbehaviour: the coordinator never marked region {fault['region']} completed "
+                         f"(skip-complete)")
+            continue
         asked = [e for e in found.exchanges if e.agent == fault["agent"]]
         what = f"api-error {fault['status']}" if fault["kind"] == "api-error" else f"api-stall {fault['seconds']}s"
         then = (f"the CLI sent it again ({len(asked)} requests of that agent in all)"
@@ -194,18 +205,22 @@ def coordinator_report(found: Artefacts) -> str:
     return found.result
 
 
-def misbehaviour_checks(scenario: Scenario, found: Artefacts) -> list[str]:
-    """``early-aggregate`` and ``skip-complete`` are announced by the plan; check the CLI saw them happen."""
+def misbehaviour_checks(scenario: Scenario, found: Artefacts, fired: list[dict[str, Any]]) -> list[str]:
+    """``early-aggregate`` and ``skip-complete`` fired when the script announced acting on them and Claude Code
+    took the TaskUpdate that carries them (the early start; the regions' completions without the skipped one)."""
     problems = []
     updates = [(line.get("hook") or {}).get("tool_input") or {} for line in found.hooks
                if (line.get("hook") or {}).get("tool_name") == "TaskUpdate"]
     statuses = [u.get("status") for u in updates if u.get("status")]
     for spec in scenario.faults:
-        if spec.kind == "early-aggregate" and "in_progress" not in statuses:
-            problems.append("planned fault never fired: early-aggregate (no TaskUpdate in_progress reached "
-                            "Claude Code)")
-        if spec.kind == "skip-complete" and not updates:
-            problems.append("planned fault never fired: skip-complete (no TaskUpdate reached Claude Code)")
+        if spec.kind not in ("early-aggregate", "skip-complete"):
+            continue
+        announced = any(f["kind"] == spec.kind for f in fired)
+        took = "in_progress" in statuses if spec.kind == "early-aggregate" else "completed" in statuses
+        if not (announced and took):
+            why = ("the scripted coordinator never reached it" if not announced
+                   else "Claude Code took no TaskUpdate that carries it")
+            problems.append(f"planned fault never fired: {spec.describe()} ({why})")
     return problems
 
 

@@ -222,6 +222,8 @@ class ScriptedModel:
         starts = [("TaskUpdate", {"taskId": ids[task_of(r)], "status": "in_progress"}) for r in plan.regions]
         if plan.early_aggregate:
             starts += [("TaskUpdate", {"taskId": ids[s.id], "status": "in_progress"}) for s in plan.stages]
+            self.fired.append({"kind": "early-aggregate", "role": "coordinator", "agent": "", "request": 0,
+                               "tasks": [s.id for s in plan.stages]})
         yield self._message(*starts)
         results: dict[str, dict[str, Any]] = {}
         failures: dict[str, str] = {}
@@ -249,6 +251,8 @@ class ScriptedModel:
                     failures[region] = " ".join(body.split())[:200]
             pending = [r for r in plan.regions if r in failures and attempts[r] <= plan.retries]
         done = [r for r in plan.regions if r in results and r not in plan.skip_complete]
+        self.fired += [{"kind": "skip-complete", "role": "coordinator", "agent": "", "request": 0, "region": r}
+                       for r in plan.skip_complete if r in results]
         if done:
             yield self._message(*(("TaskUpdate", {"taskId": ids[task_of(r)], "status": "completed"}) for r in done))
         complete = len(done) == len(plan.regions)

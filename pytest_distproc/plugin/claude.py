@@ -68,8 +68,8 @@ def require_claude_code(claude: str | None) -> None:
     """Skip the test, with the reason, when backend claude-code cannot run here; it never falls back."""
     try:
         cli.version(cli.find_claude(claude))
+        problem = namespace_problem()
     except cli.ClaudeNotFound as exc:
-        pytest.skip(f"backend claude-code: {exc}")
-    problem = namespace_problem()
-    if problem:
-        pytest.skip(f"backend claude-code: {problem}")
+        problem = str(exc)
+    if problem:  # located at the scenario item, as a skip mark would be, not at this line
+        raise pytest.skip.Exception(problem, _use_item_location=True)

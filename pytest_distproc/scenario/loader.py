@@ -339,8 +339,9 @@ def _load_document(doc: Document, path: Path, default_name: str, extensions: Ext
     source = _source(c, top["source"]) if "source" in top else None
     regions, declared = _regions(c, top, path) if "source" not in top or "regions" in top else ([], [])
     skill = _skill(c, c.section(top, "skill", "region-stats"), path)
-    context = c.choice(c.section(top, "context", _skill_context(c, skill)), "$.context", CONTEXTS, "context") or "fork"
     backend = c.choice(c.section(top, "backend", "fork"), "$.backend", BACKENDS, "backend") or "fork"
+    own_context = "fork" if backend == "claude-code" else _skill_context(c, skill)  # Claude Code reads that SKILL.md
+    context = c.choice(c.section(top, "context", own_context), "$.context", CONTEXTS, "context") or "fork"
     coordinator = None
     if "coordinator" in top:
         coordinator = c.typed(top["coordinator"], "$.coordinator", str,
