@@ -89,15 +89,26 @@ def save(run: Run, folder: Path) -> Path:
     return folder
 
 
+def users_settings(self: HermeticRun) -> Path:
+    """The run's hooks as a user installs them: the printed settings snippet, pointed at the run's log."""
+    path = self.dir / "settings.json"
+    path.write_text(json.dumps(settings(self.hook_log)))
+    return path
+
+
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[Run, Path]]]:
-    """Two real CLI runs (every region answers; region B's processor crashes), and their artefacts."""
+    """Two real CLI runs (every region answers; region B's processor crashes), and their artefacts. The
+    first is recorded through the settings snippet a user installs, the second through the backend's own."""
     claude = claude_or_skip()
     found = {}
     for text in (OK, FAILING):
         folder = tmp_path_factory.mktemp("recorded")
         loaded = scenario(text, folder)
-        run = run_claude_code(loaded, 7, Options(claude=claude))
+        with pytest.MonkeyPatch.context() as patch:
+            if text is OK:
+                patch.setattr(HermeticRun, "settings", users_settings)
+            run = run_claude_code(loaded, 7, Options(claude=claude))
         found[loaded.name] = (run, save(run, folder / "artefacts"))
     yield found
 
@@ -164,23 +175,17 @@ def test_the_distproc_fixture_imports_a_recording(recorded: dict[str, tuple[Run,
 
 
 def test_the_settings_snippet_installs_a_recorder_the_real_cli_feeds(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    claude = claude_or_skip()
+        recorded: dict[str, tuple[Run, Path]], tmp_path: Path) -> None:
     printed = subprocess.run([sys.executable, "-m", "pytest_distproc.claude_code", "settings", "--log",
                               str(tmp_path / "mine.jsonl")], capture_output=True, text=True, check=True).stdout
     snippet = json.loads(printed)
     assert set(snippet["hooks"]) == set(HOOK_EVENTS)
     assert snippet["env"] == {"CLAUDE_CODE_ENABLE_TODO_TOOLS": "1"}
-
-    def users_settings(self: HermeticRun) -> Path:  # the run's hooks are the snippet's, pointed at its log
-        path = self.dir / "settings.json"
-        path.write_text(json.dumps(settings(self.hook_log)))
-        return path
-
-    monkeypatch.setattr(HermeticRun, "settings", users_settings)
-    run = run_claude_code(scenario(OK, tmp_path), 7, Options(claude=claude))
+    assert str(tmp_path / "mine.jsonl") in snippet["hooks"]["PostToolUse"][0]["hooks"][0]["command"]
+    run, folder = recorded["recorded-ok"]  # recorded through that snippet (see the fixture)
     assert run.outcome == "COMPLETE", run.violations
-    assert [s.value for s in run.tasks.sequence("aggregate-results")] == ["BLOCKED", "IN_PROGRESS", "COMPLETE"]
+    events = {line["hook"]["hook_event_name"] for line in read_hook_log(folder / "hooks.jsonl").hooks}
+    assert {"PostToolUse", "SubagentStart", "SubagentStop"} <= events
 
 
 def test_the_recorder_appends_one_whole_stamped_line_per_event(tmp_path: Path) -> None:
