@@ -22,7 +22,7 @@ from pytest_distproc.attempt import data
 from pytest_distproc.attempt import stats as summary
 from pytest_distproc.errors import IllegalTransition
 from pytest_distproc.run.model import AttemptRecord, Run, create_tasks, planned_faults
-from pytest_distproc.scenario.model import AGGREGATE_TASK, MODEL_FAULT_KINDS, Scenario
+from pytest_distproc.scenario.model import AGGREGATE_TASK, MODEL_FAULT_KINDS, RegionSpec, Scenario
 from pytest_distproc.tasklist import LEGAL, State, TaskList
 
 BACKEND = "claude-code"
@@ -86,7 +86,8 @@ def import_run(scenario: Scenario, hooks: Iterable[Mapping[str, Any]], extra: Im
     clock = Clock(extra.started)
     run = Run(scenario=scenario, seed=extra.seed, backend=BACKEND, tasks=TaskList(clock=clock))
     run.started, run.ended = extra.started, extra.ended
-    run.expected_counts = {r.id: data.count(data.source_of(r, extra.seed)) for r in scenario.regions}
+    run.expected_counts = {r.id: data.count(data.source_of(r, extra.seed)) for r in scenario.regions
+                           if not unknown_data(r)}
     run.planned_faults = [f for f in planned_faults(scenario, extra.seed) if f["kind"] not in MODEL_FAULT_KINDS]
     run.violations.extend(extra.violations)
     create_tasks(run.tasks, scenario)
@@ -113,6 +114,16 @@ def import_run(scenario: Scenario, hooks: Iterable[Mapping[str, Any]], extra: Im
     return run
 
 
+def unknown_data(region: RegionSpec) -> bool:
+    """A region known only from a recording (``source:`` without ``regions:``): no record count of ours."""
+    return region.records is None and region.file is None and region.inline is None
+
+
+def _from(hook: Mapping[str, Any]) -> str:
+    """`` [evidence]``: where an imported entry came from, when the importer said (``evidence`` beside the hook)."""
+    return f" [{hook['evidence']}]" if hook.get("evidence") else ""
+
+
 def _note(run: Run, clock: Clock, stamp: float, kind: str, text: str) -> None:
     clock.now = stamp
     run.tasks.note(kind, text)
@@ -129,11 +140,11 @@ def _map(state: _State, hook: Mapping[str, Any]) -> None:
         name, given = hook.get("tool_name"), hook.get("tool_input") or {}
         response = hook.get("tool_response")
         if name == "TaskCreate":
-            _created(state, response)
+            _created(state, response, _from(hook))
         elif name == "TaskUpdate":
-            _updated(state, given, response)
+            _updated(state, given, response, _from(hook))
         elif name == "Skill":
-            _skill(state, given, response)
+            _skill(state, given, response, _from(hook))
     elif event in ("PostToolUseFailure", "StopFailure"):
         what = hook.get("tool_name") or "the agent"
         error = " ".join(str(hook.get("error") or hook.get("error_details") or hook.get("reason") or "").split())
@@ -141,18 +152,18 @@ def _map(state: _State, hook: Mapping[str, Any]) -> None:
                              f"{error[:300]}")
 
 
-def _created(state: _State, response: Any) -> None:
+def _created(state: _State, response: Any, evidence: str = "") -> None:
     task = response.get("task", {}) if isinstance(response, dict) else {}
     cc_id, subject = str(task.get("id", "")), str(task.get("subject", ""))
     if subject in state.run.tasks.ids():
         state.ids[cc_id] = subject
-        state.run.tasks.note("claude-task", f"TaskCreate #{cc_id} {subject}", task=subject)
+        state.run.tasks.note("claude-task", f"TaskCreate #{cc_id} {subject}{evidence}", task=subject)
     else:
         state.run.violations.append(f"Claude Code created task #{cc_id} {subject!r}, which the scenario does not "
                                     f"have (its tasks: {', '.join(state.run.tasks.ids())})")
 
 
-def _updated(state: _State, given: Mapping[str, Any], response: Any) -> None:
+def _updated(state: _State, given: Mapping[str, Any], response: Any, evidence: str = "") -> None:
     cc_id = str(given.get("taskId", ""))
     task = state.ids.get(cc_id)
     if task is None:
@@ -164,7 +175,7 @@ def _updated(state: _State, given: Mapping[str, Any], response: Any) -> None:
     if isinstance(response, dict) and isinstance(response.get("statusChange"), dict):
         status = response["statusChange"].get("to", status)
     if status:
-        move(state.run, task, str(status), f"TaskUpdate #{cc_id} status {status}", state.clock.now)
+        move(state.run, task, str(status), f"TaskUpdate #{cc_id} status {status}{evidence}", state.clock.now)
 
 
 def target_state(tasks: TaskList, task: str, status: str) -> State | None:
@@ -203,7 +214,7 @@ def region_of(state: _State, given: Mapping[str, Any]) -> str | None:
     return found.group(1) if found and found.group(1) in ids else None
 
 
-def _skill(state: _State, given: Mapping[str, Any], response: Any) -> None:
+def _skill(state: _State, given: Mapping[str, Any], response: Any, evidence: str = "") -> None:
     region = region_of(state, given)
     if region is None:
         return
@@ -229,7 +240,7 @@ def _skill(state: _State, given: Mapping[str, Any], response: Any) -> None:
                            event="" if ok else f"fork {agent or '?'} of region {region} failed: {reason}")
     state.run.attempts.append(record)
     state.run.tasks.note("fork", f"region {region} attempt {attempt} (agent {agent}): "
-                         f"{'RESULT' if ok else 'FAILED'}", task=task, attempt=attempt)
+                         f"{'RESULT' if ok else 'FAILED'}{evidence}", task=task, attempt=attempt)
     if ok:
         state.results[region] = result
         state.answered.pop(region, None)

@@ -65,8 +65,11 @@ class Artefacts:
 class HermeticRun:
     """A run dir with a project in it; :meth:`execute` runs the CLI there once and always cleans up."""
 
-    def __init__(self, claude: str, responder: Responder, *, timeout: float, max_retries: int = 2) -> None:
+    def __init__(self, claude: str, responder: Responder, *, timeout: float, max_retries: int = 2,
+                 loopback_only: bool = True) -> None:
         self.claude = claude
+        self.loopback_only = loopback_only
+        """False only for live runs (``live.py``): the model server must reach the real API."""
         self.responder = responder
         self.timeout = timeout
         self.max_retries = max_retries
@@ -127,7 +130,7 @@ class HermeticRun:
                         raise
                     return server, process
 
-                server, process = in_loopback_namespace(start)
+                server, process = in_loopback_namespace(start) if self.loopback_only else start()
                 try:
                     process.wait(timeout=self.timeout)
                 except subprocess.TimeoutExpired:

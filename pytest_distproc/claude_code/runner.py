@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_distproc.claude_code import cli, history
+from pytest_distproc.claude_code import cassette, cli, history, live
 from pytest_distproc.claude_code.launch import Artefacts, HermeticRun
 from pytest_distproc.claude_code.project import install_skills, write_jobs
 from pytest_distproc.claude_code.script import COORDINATOR_SKILL, ModelFault, Plan, ScriptedModel, Stage
@@ -28,12 +28,16 @@ PROMPT = "Run the distributed-processor skill on the regions of this project, th
 MAX_BASH_TIMEOUT_MS = 600_000
 STARTUP_SECONDS = 60.0
 """What the CLI needs beyond the regions' own time on a loaded machine: start-up and ~20 model turns."""
+LIVE_SECONDS = 900.0
+"""At least this for a live run: a real model's ~20 turns take minutes, not the scripted model's milliseconds."""
 
 
 @dataclass(frozen=True)
 class Options:
     claude: str | None = None
     """``--distproc-claude`` / ini ``distproc_claude`` (None: ``$DISTPROC_CLAUDE``, then PATH)."""
+    live_url: str | None = None
+    """``--distproc-claude-live``: the real model's API (None: the scripted model); replays stay replays."""
 
 
 class ModelScriptError(DistprocError):
@@ -98,7 +102,11 @@ def run_claude_code(scenario: Scenario, seed: int, options: Options | None = Non
     budget = scenario.claude_timeout or STARTUP_SECONDS + (policy.retries + 1) * len(scenario.regions) * (
         policy.timeout + 5)
     placeholder = ScriptedModel(Plan((), (), 0, 0, {}), faults)
-    hermetic = HermeticRun(claude, placeholder, timeout=budget)
+    live_url = options.live_url if scenario.claude_replay is None and scenario.claude_script is None else None
+    key = live.live_key() if live_url else ""
+    if live_url:
+        budget = max(budget, LIVE_SECONDS)
+    hermetic = HermeticRun(claude, placeholder, timeout=budget, loopback_only=not live_url)
     try:
         install_skills(hermetic.project, scenario)
         plan = plan_of(scenario, write_jobs(hermetic.dir, hermetic.project, scenario, seed))
@@ -106,13 +114,26 @@ def run_claude_code(scenario: Scenario, seed: int, options: Options | None = Non
             hermetic.responder = user_responder(scenario, plan, faults)
         else:
             placeholder.plan = plan
+        places = cassette.Placeholders(str(hermetic.dir))
+        if scenario.claude_replay is not None:
+            hermetic.responder = cassette.Replay.load(scenario.claude_replay, places)
+        elif live_url:
+            hermetic.responder = live.LiveModel(live_url, key)
     except BaseException:
         hermetic.discard()
         raise
-    found = hermetic.execute(PROMPT)
     model = hermetic.responder
+    recorder = hermetic.responder = cassette.CassetteRecorder(model, places)
+    found = hermetic.execute(PROMPT)
     fired = model.fired if isinstance(model, ScriptedModel) else getattr(model, "shared", placeholder).fired
-    return import_artefacts(scenario, seed, found, fired, version)
+    run = import_artefacts(scenario, seed, found, fired, version)
+    run.artefacts["cassette.jsonl"] = recorder.dump(claude_code=version, scenario=scenario.name, seed=seed)
+    if live_url:
+        run.notes[0] = f"run by Claude Code {version} against the live model at {live_url}, on the host's network"
+    if isinstance(model, cassette.Replay):
+        run.violations.extend(model.mismatches)
+        run.notes.insert(1, f"the model's replies replayed from {model.origin}")
+    return run
 
 
 def import_artefacts(scenario: Scenario, seed: int, found: Artefacts, fired: list[dict[str, Any]],

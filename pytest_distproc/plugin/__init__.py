@@ -67,6 +67,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("distproc_claude", "the claude CLI for backend claude-code (a path)", default="")
     group.addoption(
+        "--distproc-claude-live",
+        action="store_true",
+        default=False,
+        help="run backend claude-code scenarios with the real model (your $ANTHROPIC_API_KEY and network, "
+        "outside the loopback-only namespace) and save each run's cassette for replay; never the default.",
+    )
+    group.addoption(
+        "--distproc-claude-live-url",
+        default=None,
+        metavar="URL",
+        help="the Messages API a live run asks; default: $ANTHROPIC_BASE_URL, else https://api.anthropic.com.",
+    )
+    group.addoption(
         "--distproc-coordinator",
         default=None,
         metavar="MODULE:FACTORY",

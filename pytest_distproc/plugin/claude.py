@@ -4,6 +4,7 @@ when this machine cannot run it (no CLI, or no loopback-only network namespace) 
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import pytest
 
@@ -35,6 +36,32 @@ def namespace_problem() -> str | None:
     except NoLoopbackNamespace as exc:
         return str(exc)
     return None
+
+
+def live_url(config: pytest.Config) -> str | None:
+    """The real model's API under ``--distproc-claude-live`` (None: scripted runs)."""
+    if not config.getoption("distproc_claude_live", False):
+        return None
+    from pytest_distproc.claude_code.live import live_url as resolve
+
+    return resolve(config.getoption("distproc_claude_live_url", None))
+
+
+def skip_unless_live(config: pytest.Config, scenario_live: bool) -> None:
+    """A ``claude_code: {live: true}`` scenario runs only when asked: it spends the user's key and needs network."""
+    if scenario_live and live_url(config) is None:
+        pytest.skip("claude_code.live: runs the real model (your $ANTHROPIC_API_KEY and network); "
+                    "pass --distproc-claude-live to run it")
+
+
+def save_cassette(config: pytest.Config, scenario_name: str, scenario_folder: Path, text: str) -> Path:
+    """A live run's cassette: under ``--distproc-report DIR``/cassettes, else beside the scenario in cassettes/."""
+    report = config.getoption("distproc_report", None)
+    folder = Path(report) / "cassettes" if report else scenario_folder / "cassettes"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{scenario_name}.jsonl"
+    path.write_text(text)
+    return path
 
 
 def require_claude_code(claude: str | None) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_distproc.checks import expectations
-from pytest_distproc.plugin.claude import claude_path, require_claude_code
+from pytest_distproc.plugin.claude import claude_path, live_url, require_claude_code, save_cassette, skip_unless_live
 from pytest_distproc.scenario.extensions import Extensions
 from pytest_distproc.scenario.model import Scenario
 
@@ -59,6 +59,7 @@ def settings_for(node: Node, scenario: Scenario, *, backend: str | None = None,
         backend=backend or config.getoption("distproc_backend"),
         coordinator=config.getoption("distproc_coordinator"),
         claude=claude_path(config),
+        claude_live_url=live_url(config),
         coordinator_base=config.invocation_params.dir,
         journal=Path(journal_dir) / f"{name}.sqlite" if journal_dir else None,
         resume=bool(config.getoption("distproc_resume")),
@@ -79,11 +80,18 @@ def run_for(node: Node, scenario: Scenario, *, backend: str | None = None,
     from pytest_distproc.run.runner import run_scenario
 
     settings = settings_for(node, scenario, backend=backend, journal_name=journal_name)
-    if (settings.backend or scenario.backend) == "claude-code":
+    on_claude_code = scenario.source is None and (settings.backend or scenario.backend) == "claude-code"
+    if on_claude_code:
+        skip_unless_live(node.config, scenario.claude_live)
         require_claude_code(settings.claude)
     if backend is not None:
         settings = dataclasses.replace(settings, coordinator=None)
-    return run_scenario(scenario, settings)
+    run = run_scenario(scenario, settings)
+    if on_claude_code and settings.claude_live_url and "cassette.jsonl" in run.artefacts:
+        saved = save_cassette(node.config, scenario.name, scenario.path.parent, run.artefacts["cassette.jsonl"])
+        run.notes.append(f"the live model's replies are saved in {saved}: replay them with claude_code: "
+                         f"{{replay: ...}}")
+    return run
 
 
 def finished(node: Node, run: Run) -> None:

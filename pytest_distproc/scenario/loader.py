@@ -55,12 +55,14 @@ TOP_KEYS = (
     "tasks",
     "marks",
     "claude_code",
+    "source",
 )
+SOURCE_TOP_KEYS = ("claude_code",)
 POLICY_KEYS = ("timeout", "retries", "backoff", "on_region_failure", "memory_limit_mb")
 EXPLORE_KEYS = ("examples", "faults", "max_faults", "interleavings")
 FAULT_KEYS = ("region", "kind", "attempts", "exit_code", "signal", "seconds", "fraction", "message")
 MODEL_FAULT_KEYS = ("region", "kind", "status", "count", "agent", "seconds")
-CLAUDE_CODE_KEYS = ("script", "timeout")
+CLAUDE_CODE_KEYS = ("script", "timeout", "replay", "live")
 EXPECT_KEYS = ("outcome", "status", "transitions", "order", "concurrent", "attempts", "aggregate", "transcript",
                "backoff", "spread", "attempts_on_distinct_nodes")
 SPREAD_KEYS = ("min_nodes",)
@@ -68,6 +70,8 @@ AGGREGATE_KEYS = ("total", "regions", "missing", "tolerance")
 TOLERANCE_KEYS = ("rel", "abs")
 ENDING_KINDS = ("raise", "crash", "signal", "hang", "oom")
 """Built-in kinds after which the attempt goes no further (a delay ends it only when it outlasts the timeout)."""
+OPEN_REGION_TASK = "process-region-*"
+"""What globs are matched against when the regions come from a recording (any region task may exist)."""
 SUMMARY_KEYS = ("records", "sum", "mean", "min", "max", "variance")
 SOURCE_KEYS = ("records", "file", "inline")
 DATA_SUFFIXES = (".jsonl", ".ndjson", ".csv")
@@ -344,7 +348,8 @@ def _load_document(doc: Document, path: Path, default_name: str, extensions: Ext
     seed = None
     if top.get("seed") is not None:
         seed = c.typed(top["seed"], "$.seed", int, "a non-negative integer", lambda n: n >= 0)
-    regions, declared = _regions(c, top, path)
+    source = _source(c, top["source"]) if "source" in top else None
+    regions, declared = _regions(c, top, path) if "source" not in top or "regions" in top else ([], [])
     skill = _skill(c, c.section(top, "skill", "region-stats"), path)
     backend = c.choice(c.section(top, "backend", "fork"), "$.backend", BACKENDS, "backend") or "fork"
     own_context = "fork" if backend == "claude-code" else _skill_context(c, skill)  # Claude Code reads that SKILL.md
@@ -361,8 +366,12 @@ def _load_document(doc: Document, path: Path, default_name: str, extensions: Ext
     faults = _faults(c, c.section(top, "faults", []), declared, policy, backend)
     claude_script, claude_timeout = (_claude_code(c, top.get("claude_code"), backend) if "claude_code" in top
                                      else (None, None))
+    claude_replay = _claude_replay(c, top.get("claude_code")) if "claude_code" in top else None
+    claude_live = bool(c.typed(top["claude_code"]["live"], "$.claude_code.live", bool, "true or false")) if (
+        isinstance(top.get("claude_code"), dict) and "live" in top["claude_code"]) else False
     graph = parse_tasks(top.get("tasks"), declared, c.fail, c.doc.line_of) if "tasks" in top else ()
-    expect = _expect(c, c.section(top, "expect", {}), declared, [t.id for t in graph], policy)
+    expect = _expect(c, c.section(top, "expect", {}), declared, [t.id for t in graph], policy,
+                     open_regions="source" in top and "regions" not in top)
     explore = _explore(c, top.get("explore"))
     marks = _marks(c, c.section(top, "marks", []))
     if explore is not None and top.get("expect") is not None:
@@ -378,7 +387,8 @@ def _load_document(doc: Document, path: Path, default_name: str, extensions: Ext
         skill=skill, context=context, backend=backend, policy=policy, faults=tuple(faults), expect=expect,
         explore=explore,
         coordinator=coordinator, tasks=graph, marks=marks, claude_script=claude_script,
-        claude_timeout=claude_timeout,
+        claude_timeout=claude_timeout, claude_replay=claude_replay, source=source,
+        claude_live=claude_live,
     )
     return LoadedDocument(name, doc.line, scenario=scenario)
 
@@ -819,6 +829,41 @@ def _model_fault(c: _Checker, body: dict[str, Any], at: str, declared: list[str]
                      count=count, agent=agent, line=c.doc.line_of(at))
 
 
+def _source(c: _Checker, value: Any) -> Path | None:
+    """``source: {claude_code: PATH}``: a recorded run (hook log, transcript, or a folder of them), in the folder."""
+    body = c.mapping(value, "$.source", SOURCE_TOP_KEYS)
+    if "claude_code" not in body:
+        if isinstance(value, dict):
+            c.fail("$.source", "expected 'claude_code: PATH' (a hook log, a session transcript .jsonl, or a folder "
+                   "holding them), e.g. source: {claude_code: recordings/run1/hooks.jsonl}")
+        return None
+    name = c.typed(body["claude_code"], "$.source.claude_code", str, "a path relative to the scenario: a hook log, "
+                   "a session transcript .jsonl, or a folder holding them")
+    found = _inside(c, name, "$.source.claude_code", "recording", "copy the recording into the scenario's folder, "
+                    "e.g. recordings/run1/") if name else None
+    if found is not None and not found.exists():
+        c.fail("$.source.claude_code", f"recording {name!r} does not exist at {found}; record a run (see "
+               "docs/regression-test-your-skill.md) or fix the path")
+        return None
+    return found
+
+
+def _claude_replay(c: _Checker, value: Any) -> Path | None:
+    """``claude_code: {replay: CASSETTE}``: the model's replies of a recorded run, served on loopback."""
+    if not isinstance(value, dict) or "replay" not in value:
+        return None
+    if "script" in value:
+        c.fail("$.claude_code.replay", "'script' and 'replay' both say what the model answers; keep one")
+    name = c.typed(value["replay"], "$.claude_code.replay", str, "a cassette file relative to the scenario, e.g. "
+                   "cassettes/run1.jsonl")
+    found = _inside(c, name, "$.claude_code.replay", "cassette") if name else None
+    if found is not None and not found.is_file():
+        c.fail("$.claude_code.replay", f"cassette {name!r} does not exist at {found}; record one (a run's report "
+               "dir keeps it as cassette.jsonl, see docs/regression-test-your-skill.md) or fix the path")
+        return None
+    return found
+
+
 def _claude_code(c: _Checker, value: Any, backend: str) -> tuple[Path | None, float | None]:
     """``claude_code: {script: FILE, timeout: DURATION}``: a user's script of the model's turns (a Python file in
     the scenario's folder) and how long the whole CLI run may take."""
@@ -898,9 +943,14 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _expect(c: _Checker, value: Any, declared: list[str], graph: list[str], policy: Policy | None = None) -> Expect:
+def _expect(c: _Checker, value: Any, declared: list[str], graph: list[str], policy: Policy | None = None, *,
+            open_regions: bool = False) -> Expect:
+    """``open_regions``: the regions come from a recording (``source:`` without ``regions:``), so any
+    ``process-region-*`` task and any region id may be named; the run reports what the recording lacks."""
     body = c.mapping(value, "$.expect", (*EXPECT_KEYS, *c.extensions.expectation_kinds))
     tasks = [region_task(r) for r in declared] + (graph or [AGGREGATE_TASK])
+    if open_regions:
+        tasks.append(OPEN_REGION_TASK)
 
     def task_keys(at: str) -> Iterator[tuple[str, Any, str]]:
         key = at.rsplit(".", 1)[1]
@@ -909,7 +959,7 @@ def _expect(c: _Checker, value: Any, declared: list[str], graph: list[str], poli
             return
         for task, item in c.mapping(section, at, None).items():
             where = child_path(at, task)
-            if task not in tasks:
+            if task not in tasks and not (open_regions and task.startswith("process-region-")):
                 c.fail(where, f"unknown task {task!r}{_close(task, tasks)}; tasks of this scenario: "
                        f"{', '.join(tasks)}")
                 continue
@@ -933,7 +983,7 @@ def _expect(c: _Checker, value: Any, declared: list[str], graph: list[str], poli
     }
     order = tuple(_orders(c, c.section(body, "order", []), tasks))
     concurrent = tuple(_globs(c, c.section(body, "concurrent", []), "$.expect.concurrent", tasks))
-    aggregate = _aggregate(c, c.section(body, "aggregate", {}), declared)
+    aggregate = _aggregate(c, c.section(body, "aggregate", {}), declared, open_regions)
     extra = {key: body[key] for key in c.extensions.expectation_kinds if key in body}
     transcript = None
     if body.get("transcript") is not None:  # a golden file, beside the scenario; it need not exist yet
@@ -1021,7 +1071,7 @@ def _orders(c: _Checker, value: Any, tasks: list[str]) -> Iterator[OrderRule]:
                 c.fail(at, f"unknown state {state!r}{_close(state.upper(), STATES)} in order rule {rule!r}; "
                        f"states: {', '.join(STATES)}")
                 ok = False
-            if not fnmatch.filter(tasks, glob):
+            if not _names_a_task(tasks, glob):
                 c.fail(at, f"{glob!r} in order rule {rule!r} matches no task; tasks of this scenario: "
                        f"{', '.join(tasks)}")
                 ok = False
@@ -1029,19 +1079,23 @@ def _orders(c: _Checker, value: Any, tasks: list[str]) -> Iterator[OrderRule]:
             yield OrderRule(left_glob, left_state, right_glob, right_state, vacuous)
 
 
+def _names_a_task(tasks: list[str], glob: str) -> bool:
+    return bool(fnmatch.filter(tasks, glob)) or (OPEN_REGION_TASK in tasks and glob.startswith("process-region-"))
+
+
 def _globs(c: _Checker, value: Any, at: str, tasks: list[str]) -> Iterator[str]:
     if not isinstance(value, list):
         c.fail(at, f"expected a list of task globs like ['process-region-*'], got {_shown(value)}")
         return
     for index, glob in enumerate(value):
-        if not isinstance(glob, str) or not fnmatch.filter(tasks, glob):
+        if not isinstance(glob, str) or not _names_a_task(tasks, glob):
             c.fail(f"{at}[{index}]", f"{_shown(glob)} matches no task; tasks of this scenario: "
                    f"{', '.join(tasks)}")
             continue
         yield glob
 
 
-def _aggregate(c: _Checker, value: Any, declared: list[str]) -> dict[str, Any]:
+def _aggregate(c: _Checker, value: Any, declared: list[str], open_regions: bool = False) -> dict[str, Any]:
     body = c.mapping(value, "$.expect.aggregate", AGGREGATE_KEYS)
     result: dict[str, Any] = {}
     if body.get("tolerance") is not None:
@@ -1052,7 +1106,7 @@ def _aggregate(c: _Checker, value: Any, declared: list[str]) -> dict[str, Any]:
         regions = {}
         for region_id, summary in c.mapping(body["regions"], "$.expect.aggregate.regions", None).items():
             at = child_path("$.expect.aggregate.regions", region_id)
-            if region_id not in declared:
+            if region_id not in declared and not open_regions:
                 c.fail(at, _unknown_region(region_id, declared))
                 continue
             regions[region_id] = _summary(c, summary, at)
@@ -1060,7 +1114,8 @@ def _aggregate(c: _Checker, value: Any, declared: list[str]) -> dict[str, Any]:
     if "missing" in body:
         missing = body["missing"]
         if not isinstance(missing, list) or any(
-            not isinstance(m, (str, int)) or isinstance(m, bool) or str(m) not in declared for m in missing
+            not isinstance(m, (str, int)) or isinstance(m, bool) or (str(m) not in declared and not open_regions)
+            for m in missing
         ):
             ids = ", ".join(declared) or "(none)"
             c.fail("$.expect.aggregate.missing", "expected a list of region ids (regions that must not "

@@ -255,6 +255,13 @@ class Scenario:
     """pytest marks from ``marks:`` (``-m slow``, ``xfail``, ``skip``, ``skipif``), in the order written."""
     claude_script: Path | None = None
     """``claude_code: {script: FILE}``: the user's model script on backend claude-code (None: the ideal coordinator)."""
+    claude_replay: Path | None = None
+    """``claude_code: {replay: CASSETTE}``: the model answers from this cassette (a recorded run, replayed)."""
+    claude_live: bool = False
+    """``claude_code: {live: true}``: runs only under ``--distproc-claude-live`` (the real model), else skipped."""
+    source: Path | None = None
+    """``source: {claude_code: PATH}``: a recorded Claude Code run is the history (no run of ours); ``regions``
+    may then be empty: the recording's ``process-region-*`` tasks are the regions."""
     claude_timeout: float | None = None
     """``claude_code: {timeout: ...}``: the whole CLI run's limit (None: derived from the regions and the policy)."""
 
