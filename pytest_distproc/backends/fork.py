@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_distproc.attempt import execute as region
-from pytest_distproc.attempt.messages import ChildJob, Job, child_job
+from pytest_distproc.attempt.messages import MAX_DEPTH, MAX_MESSAGE_BYTES, ChildJob, Job, child_job, garbage
 from pytest_distproc.attempt.skills import Skill
 from pytest_distproc.backends import forkserver, processes
 from pytest_distproc.backends.protocol import Handle
@@ -25,6 +25,7 @@ from pytest_distproc.backends.protocol import Handle
 STACK_WAIT = 0.3
 STACK_SETTLE = 0.05
 TAIL = 2000
+READS_PER_POLL = 32
 PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER = 36, 37
 
 
@@ -47,6 +48,8 @@ class ForkHandle(Handle):
     pidfd: int = -1
     """A pidfd of our own child, registered in the selector (its exit); -1 when served or once discarded."""
     dumping: bool = False
+    skipping: bool = False
+    """A message ran past ``MAX_MESSAGE_BYTES``: what comes until its newline is dropped unread."""
     """A stack dump asked for by a kill has begun to be written: its SIGKILL waits ``STACK_SETTLE`` at most."""
 
 
@@ -190,7 +193,7 @@ class ForkBackend:
             return []
         chunks = []
         eof = False
-        while True:
+        for _ in range(READS_PER_POLL):  # a child that writes without end cannot hold the loop here
             try:
                 chunk = os.read(fd, 65536)
             except BlockingIOError:
@@ -200,9 +203,15 @@ class ForkBackend:
                 break
             chunks.append(chunk)
         buffer = handle.buffer + b"".join(chunks)
+        if handle.skipping:  # the rest of an overlong message, up to its newline
+            end = buffer.find(b"\n")
+            buffer, handle.skipping = (b"", True) if end < 0 else (buffer[end + 1:], False)
         *lines, rest = buffer.split(b"\n")
-        handle.buffer = rest
         messages = [decode(line) for line in lines if line.strip()]
+        if len(rest) > MAX_MESSAGE_BYTES:
+            messages.append(dict(garbage(rest, f"a message over {MAX_MESSAGE_BYTES} bytes")))
+            rest, handle.skipping = b"", True
+        handle.buffer = rest
         if eof:
             if rest.strip():
                 messages.append(decode(rest))
@@ -422,11 +431,17 @@ def describe_exit(returncode: int | None, signame: str | None, stack_fd: int, st
 
 
 def decode(line: bytes) -> dict[str, Any]:
-    """One JSON line from a child; anything else becomes a ``garbage`` message, never an exception."""
+    """One JSON line from a child; anything else becomes a ``garbage`` message, never an exception.
+    The bounds of :mod:`~pytest_distproc.attempt.messages` hold here already: the size of a line, and
+    its depth (the decoder recurses; the coordinator checks the depth of what it decoded)."""
+    if len(line) > MAX_MESSAGE_BYTES:
+        return dict(garbage(line, f"a message over {MAX_MESSAGE_BYTES} bytes ({len(line)} bytes)"))
     try:
         message = json.loads(line)
+    except RecursionError:
+        return dict(garbage(line, f"nested deeper than {MAX_DEPTH} levels"))
     except ValueError:
-        return {"type": "garbage", "text": line[:200].decode(errors="replace")}
+        return dict(garbage(line))
     return message if isinstance(message, dict) else {"type": "garbage", "text": repr(message)[:200]}
 
 

@@ -17,7 +17,18 @@ from typing import Any
 
 from pytest_distproc.attempt import data, faults, skills
 from pytest_distproc.attempt import stats as summary
-from pytest_distproc.attempt.messages import MESSAGE_KINDS, Error, Exit, FaultAnnounced, Garbage, Hello, Job, Result
+from pytest_distproc.attempt.messages import (
+    MESSAGE_KINDS,
+    Error,
+    Exit,
+    FaultAnnounced,
+    Garbage,
+    Hello,
+    Job,
+    Result,
+    garbage,
+    out_of_bounds,
+)
 from pytest_distproc.backends import make_backend
 from pytest_distproc.backends.protocol import Backend, Handle, start_all
 from pytest_distproc.run.journal import Journal, Journaled, replayable
@@ -259,6 +270,9 @@ class _Loop:
     # -- what an attempt says: one method per message kind ------------------------------
     def _on_message(self, attempt: _Attempt, message: Mapping[str, Any]) -> None:
         kind = message.get("type")
+        problem = out_of_bounds(message) if kind != "exit" else None  # an exit is the backend's own
+        if problem is not None:
+            kind, message = "garbage", garbage(b"", problem)
         if kind in MESSAGE_KINDS:
             getattr(self, f"attempt_{kind}")(attempt, message)
 
@@ -288,7 +302,9 @@ class _Loop:
         attempt.error = message
 
     def attempt_garbage(self, attempt: _Attempt, message: Garbage) -> None:
-        if attempt.error is None:
+        if attempt.error is None and message.get("reason"):
+            attempt.error = {"kind": "garbage", "message": f"sent an unreadable message: {message.get('reason')}"}
+        elif attempt.error is None:
             attempt.error = {"kind": "garbage", "message": f"sent unreadable data: {message.get('text')!r}"}
 
     def attempt_exit(self, attempt: _Attempt, message: Exit) -> None:
