@@ -3,6 +3,13 @@ protocol under load, and deadline-driven waits. Each test runs real processes in
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
 from tests.helpers import Sandbox
 
 HOSTILE = '''\
@@ -86,3 +93,89 @@ def test_a_line_of_100000_nested_brackets_is_a_worded_failed_attempt(sandbox: Sa
 
 def test_a_line_over_the_size_bound_is_a_worded_failed_attempt(sandbox: Sandbox) -> None:
     _assert_worded(sandbox, "long_line", "a message over")
+
+
+def _limited(sandbox: Sandbox, soft: int, hard: int) -> None:
+    """The sandbox's pytest runs with ``ulimit -n`` soft/hard, set before any scenario forks."""
+    sandbox.pytester.makeconftest(f"import resource\nresource.setrlimit(resource.RLIMIT_NOFILE, ({soft}, {hard}))\n")
+
+
+def _many(sandbox: Sandbox, name: str, regions: int, *, concurrent: bool) -> None:
+    listed = ", ".join(f"R{i}: {{inline: [{{value: {i}}}]}}" for i in range(regions))
+    sandbox.scenario(name, f"regions: {{{listed}}}\n"
+                     + ('expect: {concurrent: ["process-region-*"]}\n' if concurrent else ""))
+
+
+def test_under_ulimit_1024_a_concurrent_run_too_big_fails_clearly_and_the_next_item_passes(sandbox: Sandbox) -> None:
+    _limited(sandbox, 1024, 1024)
+    _many(sandbox, "a_big", 256, concurrent=True)
+    _many(sandbox, "b_small", 3, concurrent=True)
+    result = sandbox.run("--distproc-scenarios", "scenarios")
+    out = result.stdout.str()
+    result.assert_outcomes(passed=1, failed=1)
+    assert "a_big.yaml:1: expect.concurrent needs all 256 regions running at once" in out, out
+    assert "open-file limit of 1024" in out and "ulimit -n" in out, out
+    for raw in ("Traceback", "OSError", "Too many open files"):
+        assert raw not in out, out
+    sandbox.assert_clean()
+
+
+def test_the_soft_fd_limit_is_raised_to_the_hard_one(sandbox: Sandbox) -> None:
+    _limited(sandbox, 1024, 4096)
+    _many(sandbox, "big", 256, concurrent=True)
+    result = sandbox.run("--distproc-scenarios", "scenarios")
+    result.assert_outcomes(passed=1)
+    sandbox.assert_clean()
+
+
+def test_under_ulimit_1024_attempts_wait_for_fds_when_concurrency_is_not_asked(sandbox: Sandbox) -> None:
+    _limited(sandbox, 1024, 1024)
+    _many(sandbox, "a_big", 400, concurrent=False)
+    _many(sandbox, "b_small", 3, concurrent=True)
+    result = sandbox.run("--distproc-scenarios", "scenarios")
+    result.assert_outcomes(passed=2)
+    sandbox.assert_clean()
+
+
+FLOOD = '''
+import os, sys, tempfile
+from pytest_distproc.attempt.messages import child_job
+from pytest_distproc.backends import forkserver, processes
+
+processes.raise_fd_limit()
+server = forkserver.ForkServer()
+server.prepare("region-stats")
+run_dir = tempfile.mkdtemp()
+requests, keep = [], []
+for i in range(int(sys.argv[1])):
+    job = child_job({"task": f"process-region-r{i}", "region": f"R{i}", "attempt": 1, "skill": "region-stats",
+                     "seed": 1, "source": {"region": f"R{i}", "inline": [{"value": 1.0}]}, "faults": [],
+                     "memory_limit_mb": 256, "timeout": 5.0}, workdir=os.path.join(run_dir, f"r{i}"))
+    (read, write), (go_read, go_write) = os.pipe(), os.pipe()
+    requests.append((job, True, [write, os.memfd_create("err"), os.memfd_create("stack"), go_read]))
+    keep += [read, go_write]
+spawned = server.spawn_many(requests)
+for _, fds in ((job, fds) for job, _, fds in requests):
+    for fd in fds:
+        os.close(fd)
+for fd in keep[1::2]:
+    os.write(fd, b"g")  # the whole wave goes at once, and so its exits flood the socket
+    os.close(fd)
+while len(server.exits) < 50:
+    server.receive()
+for ident, _ in spawned:  # as the coordinator does: one reap per exit, without reading in between
+    server.reap(ident)
+print("swept", server.sweep())
+server.close()
+'''
+
+
+def test_the_fork_server_protocol_cannot_deadlock_when_exits_and_reaps_cross(tmp_path: Path) -> None:
+    # Each direction of the socket holds ~170-280 packets; 600 exits against 600 reaps overfill both ways.
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    try:
+        done = subprocess.run([sys.executable, "-c", FLOOD, "600"], capture_output=True, text=True, timeout=120,
+                              env=env)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the coordinator and the fork server deadlocked, both blocked sending")
+    assert done.returncode == 0 and "swept" in done.stdout, done.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import selectors
 import shutil
 import signal
@@ -27,6 +28,11 @@ STACK_SETTLE = 0.05
 TAIL = 2000
 READS_PER_POLL = 32
 PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER = 36, 37
+FDS_PER_ATTEMPT = 4
+"""What an attempt holds open in the coordinator while it runs: its result pipe, its stderr and stack
+memfds, and its pidfd (forked here) or go pipe (at a start barrier); one more with both."""
+FD_RESERVE = 64
+"""Fds kept free for everything else the coordinator's process opens while a run lasts."""
 
 
 @dataclass(eq=False, kw_only=True)
@@ -67,6 +73,9 @@ class ForkBackend:
 
     def __init__(self, run_dir: str) -> None:
         self.run_dir = run_dir
+        self.fd_limit = processes.raise_fd_limit()
+        self.fds_before = processes.open_fd_count()  # ours come on top: counted, not listed, per start
+        self.go_open = 0  # go pipes still held (start barrier)
         self.live: dict[int, ForkHandle] = {}  # pid -> handle, until reaped
         self.pending_kills: dict[int, float] = {}  # pid -> when its SIGKILL is due (after a stack dump)
         self.children_before = processes.children_of(os.getpid())
@@ -82,6 +91,23 @@ class ForkBackend:
     def start(self, job: Job, skill: Skill, *, barrier: bool) -> ForkHandle:
         return self.start_many([job], skill, barrier=barrier)[0]
 
+    def budget(self, count: int, *, barrier: bool) -> tuple[int, str]:
+        """How many of ``count`` attempts may start now within the open-file limit, and, when fewer,
+        the sentence that says what to raise and to what."""
+        per = FDS_PER_ATTEMPT + (1 if barrier else 0)
+        soft, hard = self.fd_limit
+        held = FDS_PER_ATTEMPT * len(self.live) + self.go_open
+        room = max(0, (soft - FD_RESERVE - self.fds_before - held) // per)
+        if room >= count:
+            return count, ""
+        needed = self.fds_before + held + FD_RESERVE + count * per
+        hard_text = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
+        return room, (f"{count} attempt(s) would need {count * per} more file descriptors ({per} each in the "
+                      f"coordinator) but only {room} fit under the open-file limit of {soft} (hard limit "
+                      f"{hard_text}, the soft one raised to it already) with {self.fds_before + held} open: "
+                      f"raise it to at least {needed}, e.g. `ulimit -n {needed}` in the shell that starts "
+                      f"pytest, or `--ulimit nofile={needed}` for a Docker container")
+
     def start_many(self, jobs: list[Job], skill: Skill, *, barrier: bool) -> list[ForkHandle]:
         """Fork every job in a tight loop, then register them: a page the parent writes between two
         forks costs a copy-on-write fault, so nothing but the forks happens between them. The forks
@@ -89,11 +115,17 @@ class ForkBackend:
         # From the first fd to the registration nothing may be lost to a Ctrl-C: it is delivered after.
         with _sigint_deferred():
             children = self._served(jobs, skill, barrier)
-            if children is None:
+            if children is not None:
+                return [self._register(child) for child in children]
+            children = []
+            try:
                 with processes.gc_frozen():
-                    children = [spawn(job, skill, self._workdir(job), barrier=barrier,
-                                      address_space=self.address_space) for job in jobs]
-            return [self._register(child) for child in children]
+                    for job in jobs:
+                        children.append(spawn(job, skill, self._workdir(job), barrier=barrier,
+                                              address_space=self.address_space))
+            finally:  # those forked before a failure are ours to kill and reap at close: never leaked
+                handles = [self._register(child) for child in children]
+            return handles
 
     def _workdir(self, job: Mapping[str, Any]) -> str:
         return os.path.join(self.run_dir, f"{job['task']}-a{job['attempt']}")
@@ -109,17 +141,20 @@ class ForkBackend:
         except (OSError, ValueError, forkserver.ForkServerError):
             return None  # e.g. the skill imports only in the coordinator's state: fork it here
         opened: list[tuple[_Pipes, ChildJob]] = []
+        idents: list[int] = []
         try:
             for job in jobs:
-                opened.append((_Pipes.open(job["task"], barrier), child_job(job, workdir=self._workdir(job))))
-            spawned = server.spawn_many([(job, barrier, pipes.child_ends) for pipes, job in opened])
+                pipes = _Pipes.open(job["task"], barrier)
+                opened.append((pipes, child_job(job, workdir=self._workdir(job))))
+                idents.append(server.spawn(opened[-1][1], barrier, pipes.child_ends))
+                pipes.close_child_ends()  # in flight now, held by the kernel: one attempt's ends open at a time
+            pids = server.pids_of(idents)
         except (OSError, ValueError, forkserver.ForkServerError):
             server.close()  # its children die with it (their parent-death signal); ours are fresh
-            for pipes, _ in opened:
-                pipes.close()
+            for index, (pipes, _) in enumerate(opened):
+                pipes.close(child_ends=index >= len(idents))
             return None
-        for pipes, _ in opened:
-            pipes.close_child_ends()
+        spawned = list(zip(idents, pids, strict=True))
         if self.server is None:
             self.server = server
             self.selector.register(server.fileno(), selectors.EVENT_READ, (None, "server"))
@@ -136,6 +171,7 @@ class ForkBackend:
             handle.pidfd = os.pidfd_open(child.pid)
             self.selector.register(handle.pidfd, selectors.EVENT_READ, (handle, "exit"))
         self.live[child.pid] = handle
+        self.go_open += handle.go >= 0
         self.attempt_groups.add(child.pid)
         return handle
 
@@ -153,6 +189,7 @@ class ForkBackend:
                 pass  # the child is already gone; its exit tells why
             os.close(go)
             handle.go = -1
+            self.go_open -= 1
 
     def poll(self, timeout: float) -> list[tuple[Handle, dict[str, Any]]]:
         self._kill_due()
@@ -355,10 +392,17 @@ class _Pipes:
 
     @classmethod
     def open(cls, task: str, barrier: bool) -> _Pipes:
-        stderr_fd = os.memfd_create(f"{task}-stderr")
-        stack_fd = os.memfd_create(f"{task}-stack")
-        read_fd, write_fd = os.pipe()
-        go_read, go_write = os.pipe() if barrier else (-1, -1)
+        """All of them or none: a failure (say EMFILE) closes those already open."""
+        opened: list[int] = []
+        try:
+            opened += [os.memfd_create(f"{task}-stderr"), os.memfd_create(f"{task}-stack"), *os.pipe()]
+            opened += os.pipe() if barrier else [-1, -1]
+        except BaseException:
+            for fd in opened:
+                if fd >= 0:
+                    os.close(fd)
+            raise
+        stderr_fd, stack_fd, read_fd, write_fd, go_read, go_write = opened
         return cls(read_fd, write_fd, go_read, go_write, stderr_fd, stack_fd)
 
     @property
@@ -371,8 +415,9 @@ class _Pipes:
         if self.go_read >= 0:
             os.close(self.go_read)
 
-    def close(self) -> None:
-        self.close_child_ends()
+    def close(self, *, child_ends: bool = True) -> None:
+        if child_ends:
+            self.close_child_ends()
         for fd in (self.read_fd, self.go_write, self.stderr_fd, self.stack_fd):
             if fd >= 0:
                 os.close(fd)
@@ -393,14 +438,18 @@ def spawn(
     pipes = _Pipes.open(job["task"], barrier)
     job = child_job(job, workdir=workdir, stderr_fd=pipes.stderr_fd, stack_fd=pipes.stack_fd,
                     address_space=address_space or region.address_space())
-    if sys.version_info >= (3, 12) and threading.active_count() > 1:
-        with warnings.catch_warnings():
-            # Python 3.12+ warns when a threaded process forks. The child only computes, writes to a
-            # raw fd and leaves via os._exit; skills are imported before the fork. See docs/architecture.md.
-            warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork.*")
+    try:
+        if sys.version_info >= (3, 12) and threading.active_count() > 1:
+            with warnings.catch_warnings():
+                # Python 3.12+ warns when a threaded process forks. The child only computes, writes to a
+                # raw fd and leaves via os._exit; skills are imported before the fork. See docs/architecture.md.
+                warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork.*")
+                pid = os.fork()
+        else:
             pid = os.fork()
-    else:
-        pid = os.fork()
+    except OSError:
+        pipes.close()  # e.g. EAGAIN: out of processes; nothing of this attempt stays open
+        raise
     if pid == 0:  # child
         try:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a deferred Ctrl-C is the parent's

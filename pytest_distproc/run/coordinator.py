@@ -30,7 +30,8 @@ from pytest_distproc.attempt.messages import (
     out_of_bounds,
 )
 from pytest_distproc.backends import make_backend
-from pytest_distproc.backends.protocol import Backend, Handle, start_all
+from pytest_distproc.backends.protocol import Backend, Handle, room_for, start_all
+from pytest_distproc.errors import ResourceLimit
 from pytest_distproc.run.journal import Journal, Journaled, replayable
 from pytest_distproc.run.model import AttemptRecord, Run, create_tasks, fault_dict, planned_faults
 from pytest_distproc.run.rundir import RUN_DIR_PREFIX, run_root, sweep_stale_run_dirs
@@ -143,6 +144,7 @@ class _Loop:
         self.running: dict[Handle, _Attempt] = {}
         self.retry_at: dict[str, float] = {}
         self.wave: list[_Attempt] = []  # the first attempts, held at the start barrier until all said hello
+        self.queued: list[RegionSpec] = []  # attempts due, waiting for room under the backend's budget (fds)
         self.journal = Journal(owner.journal_path) if owner.journal_path else None
         self.values: dict[str, dict[str, Any]] = {}  # task id -> its summary (regions' and the graph's)
         self.lost: dict[str, int] = {}
@@ -174,12 +176,13 @@ class _Loop:
             self.wave = launched
             for attempt in launched:
                 attempt.in_wave = True
-        while self.running or self.retry_at:
+        while self.running or self.retry_at or self.queued:
             for handle, message in self.backend.poll(self._wait_time()):
                 target = self.running.get(handle)
                 if target is not None:
                     self._on_message(target, message)
             self._enforce_deadlines()
+            self._start_queued()
             self._start_due_retries()
             self._advance_graph()
         self._advance_graph()
@@ -239,7 +242,23 @@ class _Loop:
 
     def _launch(self, specs: list[RegionSpec], *, barrier: bool) -> list[_Attempt]:
         """Start one attempt of each region, all forks first and the bookkeeping after: every page the
-        coordinator writes between two forks is copied once more while the children share it."""
+        coordinator writes between two forks is copied once more while the children share it.
+
+        Only as many as the backend has room for (the fork backend's open files): the others wait in
+        :attr:`queued` and start as attempts end. A start barrier needs them all at once, so there a
+        shortfall is an error before the first fork, saying what to raise."""
+        room, why = room_for(self.backend, len(specs), barrier=barrier)
+        if room < len(specs):
+            if barrier:
+                raise ResourceLimit(f"expect.concurrent needs all {len(specs)} regions running at once: {why}; "
+                                    "or drop expect.concurrent, and the regions start as others end")
+            if room == 0 and not self.running:
+                raise ResourceLimit(f"no attempt can start: {why}")
+            if not self.queued:
+                self.tasks.note("queued", f"{len(specs) - room} attempt(s) wait for file descriptors and start "
+                                f"as others end: {why}")
+            self.queued += specs[room:]
+            specs = specs[:room]
         jobs = [self._job(spec) for spec in specs]
         started = self.backend.now()
         handles = start_all(self.backend, jobs, self.skill, barrier=barrier)
@@ -394,6 +413,12 @@ class _Loop:
             if not attempt.killed and now - self._clock_start(attempt) >= self.policy.timeout:
                 attempt.record.timed_out = attempt.killed = True
                 self.backend.kill(attempt.handle, dump_stack=True)
+
+    def _start_queued(self) -> None:
+        """Start the attempts that waited for room, as far as there is room now."""
+        if self.queued:
+            waiting, self.queued = self.queued, []
+            self._launch(waiting, barrier=False)
 
     def _start_due_retries(self) -> None:
         now = self.backend.now()
