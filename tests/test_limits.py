@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from pytest_distproc.backends import fork, forkserver
+from pytest_distproc.run.coordinator import Coordinator
+from pytest_distproc.scenario.loader import load_one
 from tests.helpers import Sandbox
 
 HOSTILE = '''\
@@ -102,7 +105,7 @@ def _limited(sandbox: Sandbox, soft: int, hard: int) -> None:
 
 def _many(sandbox: Sandbox, name: str, regions: int, *, concurrent: bool) -> None:
     listed = ", ".join(f"R{i}: {{inline: [{{value: {i}}}]}}" for i in range(regions))
-    sandbox.scenario(name, f"regions: {{{listed}}}\n"
+    sandbox.scenario(name, f"policy: {{timeout: 120s}}\nregions: {{{listed}}}\n"
                      + ('expect: {concurrent: ["process-region-*"]}\n' if concurrent else ""))
 
 
@@ -179,3 +182,27 @@ def test_the_fork_server_protocol_cannot_deadlock_when_exits_and_reaps_cross(tmp
     except subprocess.TimeoutExpired:
         pytest.fail("the coordinator and the fork server deadlocked, both blocked sending")
     assert done.returncode == 0 and "swept" in done.stdout, done.stderr
+
+
+HANG = """
+regions: {A: {inline: [{value: 1}]}, B: {inline: [{value: 2}]}}
+policy: {timeout: 0.2s, retries: 0}
+faults: [{region: A, kind: hang}]
+expect: {outcome: FAILED}
+"""
+
+
+@pytest.mark.parametrize("server", ["on", "off"])
+def test_a_timed_out_attempt_dies_right_after_its_stack_dump_not_at_a_later_poll(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The dump's fallback waits are made absurd: the attempt must end on its own once the dump is written
+    # (faulthandler chains to SIGUSR1's default action), not when a poll notices the dump and kills it.
+    monkeypatch.setenv(forkserver.DISABLE_ENV, server)
+    monkeypatch.setattr(fork, "STACK_WAIT", 60.0)
+    monkeypatch.setattr(fork, "STACK_SETTLE", 60.0)
+    run = Coordinator(load_one(HANG, str(tmp_path / "hang.yaml"))).run()
+    hung = run.attempts[0] if run.attempts[0].region == "A" else run.attempts[1]
+    assert hung.timed_out and "timed out" in str(hung.reason), run.transcript
+    assert hung.duration < 30, f"the kill waited for a fallback: {hung.duration:.1f} s"
+    assert "_hang" in hung.stack, f"the stack dump was lost: {hung.stack!r}"

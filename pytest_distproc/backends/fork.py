@@ -222,7 +222,9 @@ class ForkBackend:
         server = self.server
         if server is None:
             return []
-        return [h for ident, h in self.served.items() if server.dead or ident in server.exits]
+        if server.dead:
+            return list(self.served.values())
+        return [self.served[ident] for ident in server.exits if ident in self.served]  # not a scan of every attempt
 
     def _read(self, handle: ForkHandle) -> list[dict[str, Any]]:
         fd = handle.fd

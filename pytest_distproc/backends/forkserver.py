@@ -130,7 +130,7 @@ class ForkServer:
 
     def pids_of(self, idents: list[int]) -> list[int]:
         """The pids of the children asked for as ``idents``, waiting for the answers still to come."""
-        while any(ident not in self.pids for ident in idents):
+        while self.awaited:  # every request in flight is the caller's: one run starts at a time
             self._answered(self._reply())
         return [self.pids.pop(ident) for ident in idents]
 
@@ -325,7 +325,7 @@ class _Server:
         self.address_space = region.address_space()
         # Our faulthandler writes to this fd; each child puts its stack memfd there (one dup2, no setup).
         self.stack_slot = os.open(os.devnull, os.O_WRONLY)
-        faulthandler.register(signal.SIGUSR1, file=self.stack_slot, all_threads=True)
+        faulthandler.register(signal.SIGUSR1, file=self.stack_slot, all_threads=True, chain=True)
         faulthandler.enable(file=self.stack_slot)
 
     def serve(self) -> None:

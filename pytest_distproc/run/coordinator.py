@@ -6,6 +6,8 @@ history as it is recorded: one loop, one source of order. A dead process becomes
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 import os
 import shutil
@@ -145,6 +147,8 @@ class _Loop:
         self.retry_at: dict[str, float] = {}
         self.wave: list[_Attempt] = []  # the first attempts, held at the start barrier until all said hello
         self.queued: list[RegionSpec] = []  # attempts due, waiting for room under the backend's budget (fds)
+        self.deadlines: list[tuple[float, int, _Attempt]] = []  # a heap: the nearest timeout is always first
+        self.order = itertools.count()  # breaks ties in the heap (attempts do not compare)
         self.journal = Journal(owner.journal_path) if owner.journal_path else None
         self.values: dict[str, dict[str, Any]] = {}  # task id -> its summary (regions' and the graph's)
         self.lost: dict[str, int] = {}
@@ -224,9 +228,13 @@ class _Loop:
                         f"{len(resumed.results)} region(s) already complete")
 
     def _wait_time(self) -> float:
+        """How long the next poll may wait: until the nearest deadline (an attempt's timeout, the start
+        barrier's limit, a retry's backoff), never a fixed tick. Events (a message, a death) end it sooner."""
         now = self.backend.now()
-        moments = [self._clock_start(a) + self.policy.timeout for a in self.running.values()
-                   if not a.killed and not a.in_wave]
+        heap = self.deadlines
+        while heap and (heap[0][2].killed or heap[0][2].handle not in self.running):
+            heapq.heappop(heap)  # ended or killed already: its deadline is no longer one
+        moments = [heap[0][0]] if heap else []
         if self.wave:
             moments.append(self.run_state.started + max(BARRIER_LIMIT, self.policy.timeout))
         moments += list(self.retry_at.values())
@@ -269,7 +277,13 @@ class _Loop:
             self.running[handle] = attempt
             self.run_state.attempts.append(attempt.record)
             launched.append(attempt)
+            if not barrier:
+                self._arm(attempt)
         return launched
+
+    def _arm(self, attempt: _Attempt) -> None:
+        """Start the attempt's timeout: it is due ``policy.timeout`` after its clock starts."""
+        heapq.heappush(self.deadlines, (self._clock_start(attempt) + self.policy.timeout, next(self.order), attempt))
 
     def _job(self, spec: RegionSpec) -> Job:
         attempt = self.tasks[spec.task].attempts + 1
@@ -347,6 +361,8 @@ class _Loop:
         for attempt in self.wave:
             self.backend.release(attempt.handle)
             attempt.in_wave, attempt.released_at = False, now  # its timeout starts now, not at its fork
+            if attempt.handle in self.running:
+                self._arm(attempt)
         self.wave = []
 
     def _finish(self, attempt: _Attempt, exit_message: Mapping[str, Any]) -> None:
@@ -409,8 +425,10 @@ class _Loop:
         now = self.backend.now()
         if self.wave and now - self.run_state.started >= max(BARRIER_LIMIT, self.policy.timeout):
             self._maybe_release_wave(give_up=True)  # a member never said hello: no proof, but no hang
-        for attempt in list(self.running.values()):
-            if not attempt.killed and now - self._clock_start(attempt) >= self.policy.timeout:
+        heap = self.deadlines
+        while heap and heap[0][0] <= now:
+            _, _, attempt = heapq.heappop(heap)
+            if not attempt.killed and attempt.handle in self.running:
                 attempt.record.timed_out = attempt.killed = True
                 self.backend.kill(attempt.handle, dump_stack=True)
 
