@@ -147,6 +147,7 @@ class _Loop:
         self.retry_at: dict[str, float] = {}
         self.wave: list[_Attempt] = []  # the first attempts, held at the start barrier until all said hello
         self.queued: list[RegionSpec] = []  # attempts due, waiting for room under the backend's budget (fds)
+        self.queued_noted = False
         self.deadlines: list[tuple[float, int, _Attempt]] = []  # a heap: the nearest timeout is always first
         self.order = itertools.count()  # breaks ties in the heap (attempts do not compare)
         self.journal = Journal(owner.journal_path) if owner.journal_path else None
@@ -262,7 +263,8 @@ class _Loop:
                                     "or drop expect.concurrent, and the regions start as others end")
             if room == 0 and not self.running:
                 raise ResourceLimit(f"no attempt can start: {why}")
-            if not self.queued:
+            if not self.queued_noted:  # once a run: the history says why starts were spread out
+                self.queued_noted = True
                 self.tasks.note("queued", f"{len(specs) - room} attempt(s) wait for file descriptors and start "
                                 f"as others end: {why}")
             self.queued += specs[room:]
