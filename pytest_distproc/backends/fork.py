@@ -30,7 +30,7 @@ READS_PER_POLL = 32
 PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER = 36, 37
 FDS_PER_ATTEMPT = 4
 """What an attempt holds open in the coordinator while it runs: its result pipe, its stderr and stack
-memfds, and its pidfd (forked here) or go pipe (at a start barrier); one more with both."""
+memfds, and its pidfd; one more at a start barrier, its go pipe."""
 FD_RESERVE = 64
 """Fds kept free for everything else the coordinator's process opens while a run lasts."""
 
@@ -167,9 +167,15 @@ class ForkBackend:
         self.selector.register(child.read_fd, selectors.EVENT_READ, (handle, "pipe"))
         if child.served:
             self.served[child.served] = handle
-        else:
+        try:
+            # Served children too: we see their death when the kernel reports it, not one hop later when
+            # the server has woken and told us (their status is read from the zombie the server keeps).
             handle.pidfd = os.pidfd_open(child.pid)
             self.selector.register(handle.pidfd, selectors.EVENT_READ, (handle, "exit"))
+        except OSError:
+            if not child.served:
+                raise  # our own child: its pidfd is how we learn of its death
+            handle.pidfd = -1  # the server's exit message tells us instead
         self.live[child.pid] = handle
         self.go_open += handle.go >= 0
         self.attempt_groups.add(child.pid)
@@ -224,7 +230,9 @@ class ForkBackend:
             return []
         if server.dead:
             return list(self.served.values())
-        return [self.served[ident] for ident in server.exits if ident in self.served]  # not a scan of every attempt
+        for ident in [i for i in server.exits if i not in self.served]:
+            del server.exits[ident]  # seen through its pidfd and finished already
+        return [self.served[ident] for ident in server.exits]  # not a scan of every attempt
 
     def _read(self, handle: ForkHandle) -> list[dict[str, Any]]:
         fd = handle.fd
@@ -275,7 +283,7 @@ class ForkBackend:
         served = handle.served
         self.served.pop(served, None)
         if served and self.server is not None:
-            ended = self.server.exits.get(served, {"signal": None, "returncode": None})
+            ended = self.server.exits.get(served) or _zombie_status(handle.pid)
             self.server.reap(served)
             signum = ended["signal"]
             message = describe_exit(ended["returncode"], signal.Signals(signum).name if signum else None,
@@ -466,6 +474,22 @@ def spawn(
         pass  # the child already did it, or already exited
     pipes.close_child_ends()
     return pipes.spawned(job, pid)
+
+
+def _zombie_status(pid: int) -> dict[str, Any]:
+    """How a served child ended, read from the zombie its fork server keeps until we say "reap"
+    (``exit_code``, field 52 of /proc/PID/stat, a wait status); unknown when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        if fields[0] not in ("Z", "X") or len(fields) < 50:
+            raise ValueError("not a zombie")
+        status = int(fields[49])
+    except (OSError, ValueError, IndexError):
+        return {"signal": None, "returncode": None}
+    if os.WIFSIGNALED(status):
+        return {"signal": os.WTERMSIG(status), "returncode": None}
+    return {"signal": None, "returncode": os.WEXITSTATUS(status)}
 
 
 def exit_message(status: int, stack_fd: int, stderr_fd: int) -> dict[str, Any]:
