@@ -22,7 +22,7 @@ LAYERS = (
     ("attempt",),
     ("scenario",),
     ("backends",),
-    ("run",),
+    ("run", "claude_code"),
     ("report",),
     ("checks",),
     ("explore",),
@@ -42,6 +42,7 @@ CHILD_SIDE = (
     "pytest_distproc.backends.protocol",
     "pytest_distproc.backends.processes",
     "pytest_distproc.backends.forkserver",
+    "pytest_distproc.claude_code.processor",
 )
 """What an attempt's process or the fork server loads: never pytest, Hypothesis or PyYAML."""
 MAX_FLAT_MODULES = 8

@@ -108,7 +108,7 @@ def test_a_conftests_names_stay_in_its_folder(sandbox: Sandbox) -> None:
     assert "PASSED scenarios/a/one.yaml::one" in out
     assert "two.yaml:4: $.skill: unknown skill 'tripled'" in out
     assert "two.yaml:5: $.faults[0].kind: expected one of raise, crash, signal, hang, delay, corrupt, drop, oom, " \
-           "got 'wobble'" in out
+           "node-loss, node-stall, worker-restart, got 'wobble'" in out
     sandbox.assert_clean()
 
 
