@@ -423,7 +423,9 @@ class _Server:
             self._send({"op": "spawned", "id": ident, "pid": pid})
 
     def _report_exit(self, ident: int) -> None:
-        pidfd = self.pidfds.pop(ident)
+        pidfd = self.pidfds.pop(ident, None)
+        if pidfd is None:
+            return  # reaped in this same round: the client saw the death through a pidfd of its own
         self.selector.unregister(pidfd)
         try:
             info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOWAIT)
