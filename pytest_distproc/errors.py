@@ -53,5 +53,10 @@ class UnknownTask(DistprocError):
     """A transition or lookup named a task id the TaskList never created."""
 
 
+class ResourceLimit(DistprocError):
+    """A run needs more of the machine than its limits allow (say, open files); raised before the
+    first fork, saying what to raise and to what."""
+
+
 class SkillError(DistprocError):
     """A skill reference cannot be resolved to something runnable."""

@@ -71,7 +71,7 @@ def isolate(job: Mapping[str, Any], keep: tuple[int, ...] = ()) -> None:
     if job.get("stack_slot") is not None:
         os.dup2(stack, job["stack_slot"])  # the fork server's faulthandler writes to that fd: now our memfd
     else:
-        faulthandler.register(signal.SIGUSR1, file=stack, all_threads=True)  # a bare fd: no file object
+        faulthandler.register(signal.SIGUSR1, file=stack, all_threads=True, chain=True)  # a bare fd: no file object
         faulthandler.enable(file=stack)
     limit_mb = int(job.get("memory_limit_mb", 0))
     if limit_mb:

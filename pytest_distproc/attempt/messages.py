@@ -9,7 +9,15 @@ the coordinator reads every field with a default.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, TypedDict, cast
+
+MAX_MESSAGE_BYTES = 1 << 20
+"""The longest message line a child may send; a summary takes a few hundred bytes."""
+MAX_DEPTH = 32
+"""How deeply a message may nest; ours nest three levels."""
+MAX_INT_DIGITS = 19
+"""The longest integer a message may carry: a record count fits in 64 bits."""
 
 
 class Job(TypedDict):
@@ -78,9 +86,11 @@ class Error(TypedDict, total=False):
     traceback: str
 
 
-class Garbage(TypedDict):
+class Garbage(TypedDict, total=False):
     type: Literal["garbage"]
     text: str
+    reason: str
+    """What was wrong with it, when it was read but out of bounds (size, depth, an integer's size)."""
 
 
 class Exit(TypedDict, total=False):
@@ -95,3 +105,29 @@ class Exit(TypedDict, total=False):
 
 Message = Hello | FaultAnnounced | Result | Error | Garbage | Exit
 MESSAGE_KINDS = frozenset({"hello", "fault", "result", "error", "garbage", "exit"})
+
+
+def out_of_bounds(message: object) -> str | None:
+    """Why a decoded message is more than the coordinator handles (nested too deeply, an integer too
+    long to turn into a float), or None. An iterative walk: a recursive one would hit the very limit
+    it guards against."""
+    stack: list[tuple[object, int]] = [(message, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list, tuple)):
+            if depth > MAX_DEPTH:
+                return f"nested deeper than {MAX_DEPTH} levels"
+            stack.extend((child, depth + 1) for child in (value.values() if isinstance(value, dict) else value))
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**MAX_INT_DIGITS:
+            bits = abs(value).bit_length()
+            digits = len(str(abs(value))) if bits < 10_000 else int(bits * math.log10(2)) + 1
+            return f"an integer of {digits} digits (at most {MAX_INT_DIGITS})"
+    return None
+
+
+def garbage(line: bytes, reason: str | None = None) -> Garbage:
+    """The message that stands for an unreadable ``line``; ``reason`` says what was wrong when it is known."""
+    message = Garbage(type="garbage", text=line[:200].decode(errors="replace"))
+    if reason:
+        message["reason"] = reason
+    return message

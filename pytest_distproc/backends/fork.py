@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import selectors
 import shutil
 import signal
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_distproc.attempt import execute as region
-from pytest_distproc.attempt.messages import ChildJob, Job, child_job
+from pytest_distproc.attempt.messages import MAX_DEPTH, MAX_MESSAGE_BYTES, ChildJob, Job, child_job, garbage
 from pytest_distproc.attempt.skills import Skill
 from pytest_distproc.backends import forkserver, processes
 from pytest_distproc.backends.protocol import Handle
@@ -25,7 +26,13 @@ from pytest_distproc.backends.protocol import Handle
 STACK_WAIT = 0.3
 STACK_SETTLE = 0.05
 TAIL = 2000
+READS_PER_POLL = 32
 PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER = 36, 37
+FDS_PER_ATTEMPT = 4
+"""What an attempt holds open in the coordinator while it runs: its result pipe, its stderr and stack
+memfds, and its pidfd; one more at a start barrier, its go pipe."""
+FD_RESERVE = 64
+"""Fds kept free for everything else the coordinator's process opens while a run lasts."""
 
 
 @dataclass(eq=False, kw_only=True)
@@ -47,6 +54,8 @@ class ForkHandle(Handle):
     pidfd: int = -1
     """A pidfd of our own child, registered in the selector (its exit); -1 when served or once discarded."""
     dumping: bool = False
+    skipping: bool = False
+    """A message ran past ``MAX_MESSAGE_BYTES``: what comes until its newline is dropped unread."""
     """A stack dump asked for by a kill has begun to be written: its SIGKILL waits ``STACK_SETTLE`` at most."""
 
 
@@ -64,6 +73,9 @@ class ForkBackend:
 
     def __init__(self, run_dir: str) -> None:
         self.run_dir = run_dir
+        self.fd_limit = processes.raise_fd_limit()
+        self.fds_before = processes.open_fd_count()  # ours come on top: counted, not listed, per start
+        self.go_open = 0  # go pipes still held (start barrier)
         self.live: dict[int, ForkHandle] = {}  # pid -> handle, until reaped
         self.pending_kills: dict[int, float] = {}  # pid -> when its SIGKILL is due (after a stack dump)
         self.children_before = processes.children_of(os.getpid())
@@ -79,6 +91,23 @@ class ForkBackend:
     def start(self, job: Job, skill: Skill, *, barrier: bool) -> ForkHandle:
         return self.start_many([job], skill, barrier=barrier)[0]
 
+    def budget(self, count: int, *, barrier: bool) -> tuple[int, str]:
+        """How many of ``count`` attempts may start now within the open-file limit, and, when fewer,
+        the sentence that says what to raise and to what."""
+        per = FDS_PER_ATTEMPT + (1 if barrier else 0)
+        soft, hard = self.fd_limit
+        held = FDS_PER_ATTEMPT * len(self.live) + self.go_open
+        room = max(0, (soft - FD_RESERVE - self.fds_before - held) // per)
+        if room >= count:
+            return count, ""
+        needed = self.fds_before + held + FD_RESERVE + count * per
+        hard_text = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
+        return room, (f"{count} attempt(s) would need {count * per} more file descriptors ({per} each in the "
+                      f"coordinator) but only {room} fit under the open-file limit of {soft} (hard limit "
+                      f"{hard_text}, the soft one raised to it already) with {self.fds_before + held} open: "
+                      f"raise it to at least {needed}, e.g. `ulimit -n {needed}` in the shell that starts "
+                      f"pytest, or `--ulimit nofile={needed}` for a Docker container")
+
     def start_many(self, jobs: list[Job], skill: Skill, *, barrier: bool) -> list[ForkHandle]:
         """Fork every job in a tight loop, then register them: a page the parent writes between two
         forks costs a copy-on-write fault, so nothing but the forks happens between them. The forks
@@ -86,11 +115,17 @@ class ForkBackend:
         # From the first fd to the registration nothing may be lost to a Ctrl-C: it is delivered after.
         with _sigint_deferred():
             children = self._served(jobs, skill, barrier)
-            if children is None:
+            if children is not None:
+                return [self._register(child) for child in children]
+            children = []
+            try:
                 with processes.gc_frozen():
-                    children = [spawn(job, skill, self._workdir(job), barrier=barrier,
-                                      address_space=self.address_space) for job in jobs]
-            return [self._register(child) for child in children]
+                    for job in jobs:
+                        children.append(spawn(job, skill, self._workdir(job), barrier=barrier,
+                                              address_space=self.address_space))
+            finally:  # those forked before a failure are ours to kill and reap at close: never leaked
+                handles = [self._register(child) for child in children]
+            return handles
 
     def _workdir(self, job: Mapping[str, Any]) -> str:
         return os.path.join(self.run_dir, f"{job['task']}-a{job['attempt']}")
@@ -106,17 +141,20 @@ class ForkBackend:
         except (OSError, ValueError, forkserver.ForkServerError):
             return None  # e.g. the skill imports only in the coordinator's state: fork it here
         opened: list[tuple[_Pipes, ChildJob]] = []
+        idents: list[int] = []
         try:
             for job in jobs:
-                opened.append((_Pipes.open(job["task"], barrier), child_job(job, workdir=self._workdir(job))))
-            spawned = server.spawn_many([(job, barrier, pipes.child_ends) for pipes, job in opened])
+                pipes = _Pipes.open(job["task"], barrier)
+                opened.append((pipes, child_job(job, workdir=self._workdir(job))))
+                idents.append(server.spawn(opened[-1][1], barrier, pipes.child_ends))
+                pipes.close_child_ends()  # in flight now, held by the kernel: one attempt's ends open at a time
+            pids = server.pids_of(idents)
         except (OSError, ValueError, forkserver.ForkServerError):
             server.close()  # its children die with it (their parent-death signal); ours are fresh
-            for pipes, _ in opened:
-                pipes.close()
+            for index, (pipes, _) in enumerate(opened):
+                pipes.close(child_ends=index >= len(idents))
             return None
-        for pipes, _ in opened:
-            pipes.close_child_ends()
+        spawned = list(zip(idents, pids, strict=True))
         if self.server is None:
             self.server = server
             self.selector.register(server.fileno(), selectors.EVENT_READ, (None, "server"))
@@ -129,10 +167,17 @@ class ForkBackend:
         self.selector.register(child.read_fd, selectors.EVENT_READ, (handle, "pipe"))
         if child.served:
             self.served[child.served] = handle
-        else:
+        try:
+            # Served children too: we see their death when the kernel reports it, not one hop later when
+            # the server has woken and told us (their status is read from the zombie the server keeps).
             handle.pidfd = os.pidfd_open(child.pid)
             self.selector.register(handle.pidfd, selectors.EVENT_READ, (handle, "exit"))
+        except OSError:
+            if not child.served:
+                raise  # our own child: its pidfd is how we learn of its death
+            handle.pidfd = -1  # the server's exit message tells us instead
         self.live[child.pid] = handle
+        self.go_open += handle.go >= 0
         self.attempt_groups.add(child.pid)
         return handle
 
@@ -150,6 +195,7 @@ class ForkBackend:
                 pass  # the child is already gone; its exit tells why
             os.close(go)
             handle.go = -1
+            self.go_open -= 1
 
     def poll(self, timeout: float) -> list[tuple[Handle, dict[str, Any]]]:
         self._kill_due()
@@ -182,7 +228,11 @@ class ForkBackend:
         server = self.server
         if server is None:
             return []
-        return [h for ident, h in self.served.items() if server.dead or ident in server.exits]
+        if server.dead:
+            return list(self.served.values())
+        for ident in [i for i in server.exits if i not in self.served]:
+            del server.exits[ident]  # seen through its pidfd and finished already
+        return [self.served[ident] for ident in server.exits]  # not a scan of every attempt
 
     def _read(self, handle: ForkHandle) -> list[dict[str, Any]]:
         fd = handle.fd
@@ -190,7 +240,7 @@ class ForkBackend:
             return []
         chunks = []
         eof = False
-        while True:
+        for _ in range(READS_PER_POLL):  # a child that writes without end cannot hold the loop here
             try:
                 chunk = os.read(fd, 65536)
             except BlockingIOError:
@@ -200,9 +250,15 @@ class ForkBackend:
                 break
             chunks.append(chunk)
         buffer = handle.buffer + b"".join(chunks)
+        if handle.skipping:  # the rest of an overlong message, up to its newline
+            end = buffer.find(b"\n")
+            buffer, handle.skipping = (b"", True) if end < 0 else (buffer[end + 1:], False)
         *lines, rest = buffer.split(b"\n")
-        handle.buffer = rest
         messages = [decode(line) for line in lines if line.strip()]
+        if len(rest) > MAX_MESSAGE_BYTES:
+            messages.append(dict(garbage(rest, f"a message over {MAX_MESSAGE_BYTES} bytes")))
+            rest, handle.skipping = b"", True
+        handle.buffer = rest
         if eof:
             if rest.strip():
                 messages.append(decode(rest))
@@ -227,7 +283,7 @@ class ForkBackend:
         served = handle.served
         self.served.pop(served, None)
         if served and self.server is not None:
-            ended = self.server.exits.get(served, {"signal": None, "returncode": None})
+            ended = self.server.exits.get(served) or _zombie_status(handle.pid)
             self.server.reap(served)
             signum = ended["signal"]
             message = describe_exit(ended["returncode"], signal.Signals(signum).name if signum else None,
@@ -346,10 +402,17 @@ class _Pipes:
 
     @classmethod
     def open(cls, task: str, barrier: bool) -> _Pipes:
-        stderr_fd = os.memfd_create(f"{task}-stderr")
-        stack_fd = os.memfd_create(f"{task}-stack")
-        read_fd, write_fd = os.pipe()
-        go_read, go_write = os.pipe() if barrier else (-1, -1)
+        """All of them or none: a failure (say EMFILE) closes those already open."""
+        opened: list[int] = []
+        try:
+            opened += [os.memfd_create(f"{task}-stderr"), os.memfd_create(f"{task}-stack"), *os.pipe()]
+            opened += os.pipe() if barrier else [-1, -1]
+        except BaseException:
+            for fd in opened:
+                if fd >= 0:
+                    os.close(fd)
+            raise
+        stderr_fd, stack_fd, read_fd, write_fd, go_read, go_write = opened
         return cls(read_fd, write_fd, go_read, go_write, stderr_fd, stack_fd)
 
     @property
@@ -362,8 +425,9 @@ class _Pipes:
         if self.go_read >= 0:
             os.close(self.go_read)
 
-    def close(self) -> None:
-        self.close_child_ends()
+    def close(self, *, child_ends: bool = True) -> None:
+        if child_ends:
+            self.close_child_ends()
         for fd in (self.read_fd, self.go_write, self.stderr_fd, self.stack_fd):
             if fd >= 0:
                 os.close(fd)
@@ -384,14 +448,18 @@ def spawn(
     pipes = _Pipes.open(job["task"], barrier)
     job = child_job(job, workdir=workdir, stderr_fd=pipes.stderr_fd, stack_fd=pipes.stack_fd,
                     address_space=address_space or region.address_space())
-    if sys.version_info >= (3, 12) and threading.active_count() > 1:
-        with warnings.catch_warnings():
-            # Python 3.12+ warns when a threaded process forks. The child only computes, writes to a
-            # raw fd and leaves via os._exit; skills are imported before the fork. See docs/architecture.md.
-            warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork.*")
+    try:
+        if sys.version_info >= (3, 12) and threading.active_count() > 1:
+            with warnings.catch_warnings():
+                # Python 3.12+ warns when a threaded process forks. The child only computes, writes to a
+                # raw fd and leaves via os._exit; skills are imported before the fork. See docs/architecture.md.
+                warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork.*")
+                pid = os.fork()
+        else:
             pid = os.fork()
-    else:
-        pid = os.fork()
+    except OSError:
+        pipes.close()  # e.g. EAGAIN: out of processes; nothing of this attempt stays open
+        raise
     if pid == 0:  # child
         try:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a deferred Ctrl-C is the parent's
@@ -408,6 +476,22 @@ def spawn(
     return pipes.spawned(job, pid)
 
 
+def _zombie_status(pid: int) -> dict[str, Any]:
+    """How a served child ended, read from the zombie its fork server keeps until we say "reap"
+    (``exit_code``, field 52 of /proc/PID/stat, a wait status); unknown when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        if fields[0] not in ("Z", "X") or len(fields) < 50:
+            raise ValueError("not a zombie")
+        status = int(fields[49])
+    except (OSError, ValueError, IndexError):
+        return {"signal": None, "returncode": None}
+    if os.WIFSIGNALED(status):
+        return {"signal": os.WTERMSIG(status), "returncode": None}
+    return {"signal": None, "returncode": os.WEXITSTATUS(status)}
+
+
 def exit_message(status: int, stack_fd: int, stderr_fd: int) -> dict[str, Any]:
     """The ``exit`` message for a reaped child, from its wait status."""
     if os.WIFSIGNALED(status):
@@ -422,11 +506,17 @@ def describe_exit(returncode: int | None, signame: str | None, stack_fd: int, st
 
 
 def decode(line: bytes) -> dict[str, Any]:
-    """One JSON line from a child; anything else becomes a ``garbage`` message, never an exception."""
+    """One JSON line from a child; anything else becomes a ``garbage`` message, never an exception.
+    The bounds of :mod:`~pytest_distproc.attempt.messages` hold here already: the size of a line, and
+    its depth (the decoder recurses; the coordinator checks the depth of what it decoded)."""
+    if len(line) > MAX_MESSAGE_BYTES:
+        return dict(garbage(line, f"a message over {MAX_MESSAGE_BYTES} bytes ({len(line)} bytes)"))
     try:
         message = json.loads(line)
+    except RecursionError:
+        return dict(garbage(line, f"nested deeper than {MAX_DEPTH} levels"))
     except ValueError:
-        return {"type": "garbage", "text": line[:200].decode(errors="replace")}
+        return dict(garbage(line))
     return message if isinstance(message, dict) else {"type": "garbage", "text": repr(message)[:200]}
 
 

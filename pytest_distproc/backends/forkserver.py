@@ -6,7 +6,11 @@ from a 40+ MiB pytest process (pytest, Hypothesis, plugins), and the child inher
 and no fds of sibling attempts. One server per coordinator process, started on first use and gone
 with it (socket EOF, or PR_SET_PDEATHSIG when the coordinator is killed).
 
-Protocol: one JSON object per SOCK_SEQPACKET packet, fds travel with SCM_RIGHTS.
+Protocol: one JSON object per SOCK_SEQPACKET packet, fds travel with SCM_RIGHTS. Neither side can
+deadlock the other: the server sends blocking, and the client never blocks sending without reading
+(a full socket makes it read what the server sent, then send again), so a server blocked sending is
+always drained. Spawns are pipelined: up to ``SPAWN_WINDOW`` are in flight while the client opens the
+next one's pipes, and the server forks whatever has arrived back to back.
 
 client -> server
     prepare {skill, sys_path, cwd}               -> prepared | error {message}
@@ -23,10 +27,12 @@ from __future__ import annotations
 
 import array
 import atexit
+import collections
 import faulthandler
 import json
 import os
 import resource
+import select
 import selectors
 import signal
 import socket
@@ -44,7 +50,10 @@ from pytest_distproc.backends import processes
 DISABLE_ENV = "DISTPROC_FORK_SERVER"  # "off": fork every attempt from the coordinator itself
 MAX_PACKET = 1 << 20
 MAX_FDS = 4
-SPAWN_CHUNK = 32  # spawn requests in flight; far below what a socket buffer holds
+SPAWN_WINDOW = 64
+"""Spawn requests in flight, unanswered: the fds they carry are open in the server until it forks."""
+READ_BATCH = 256
+"""Requests the server reads before it acts on them (spawns in a row are forked back to back)."""
 START_TIMEOUT = 60.0
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36
 
@@ -64,6 +73,9 @@ class ForkServer:
         self.owner = os.getpid()
         self.sock = ours
         self.exits: dict[int, dict[str, Any]] = {}  # spawn id -> exit message, read but not yet consumed
+        self.inbox: collections.deque[dict[str, Any]] = collections.deque()  # replies read while sending
+        self.awaited: set[int] = set()  # spawn ids sent and not answered yet
+        self.pids: dict[int, int] = {}  # spawn id -> pid, answered and not yet collected
         self.dead = False
         self.next_id = 0
         self.prepared: tuple[object, ...] | None = None
@@ -106,23 +118,33 @@ class ForkServer:
             raise ForkServerError(str(reply.get("message", reply)))
         self.prepared = wanted
 
+    def spawn(self, job: ChildJob, barrier: bool, fds: list[int]) -> int:
+        """Ask for one child and return its spawn id at once; the caller may close ``fds`` right after
+        (the kernel holds them in flight). At most ``SPAWN_WINDOW`` requests wait for their answer."""
+        while len(self.awaited) >= SPAWN_WINDOW:
+            self._answered(self._reply())
+        self.next_id += 1
+        self._send({"op": "spawn", "id": self.next_id, "job": job, "barrier": barrier}, fds)
+        self.awaited.add(self.next_id)
+        return self.next_id
+
+    def pids_of(self, idents: list[int]) -> list[int]:
+        """The pids of the children asked for as ``idents``, waiting for the answers still to come."""
+        while self.awaited:  # every request in flight is the caller's: one run starts at a time
+            self._answered(self._reply())
+        return [self.pids.pop(ident) for ident in idents]
+
     def spawn_many(self, requests: list[tuple[ChildJob, bool, list[int]]]) -> list[tuple[int, int]]:
-        """Fork one child per ``(job, barrier, fds)`` and return ``(id, pid)`` pairs. Requests go out in
-        chunks, each read back before the next: the server forks a chunk back to back, and neither side
-        can fill the other's socket buffer while it is itself blocked sending."""
-        spawned = []
-        for start in range(0, len(requests), SPAWN_CHUNK):
-            ids = []
-            for job, barrier, fds in requests[start:start + SPAWN_CHUNK]:
-                self.next_id += 1
-                ids.append(self.next_id)
-                self._send({"op": "spawn", "id": self.next_id, "job": job, "barrier": barrier}, fds)
-            for ident in ids:
-                reply = self._reply()
-                if reply.get("op") != "spawned" or reply.get("id") != ident:
-                    raise ForkServerError(str(reply.get("message", reply)))
-                spawned.append((ident, int(reply["pid"])))
-        return spawned
+        """Fork one child per ``(job, barrier, fds)`` and return ``(id, pid)`` pairs (pipelined)."""
+        idents = [self.spawn(job, barrier, fds) for job, barrier, fds in requests]
+        return list(zip(idents, self.pids_of(idents), strict=True))
+
+    def _answered(self, reply: dict[str, Any]) -> None:
+        ident = reply.get("id")
+        if reply.get("op") != "spawned" or ident not in self.awaited:
+            raise ForkServerError(str(reply.get("message", reply)))
+        self.awaited.discard(ident)
+        self.pids[ident] = int(reply["pid"])
 
     def reap(self, ident: int) -> None:
         """Let the server kill what is left of the attempt's group and reap it: its pid is free after."""
@@ -153,14 +175,22 @@ class ForkServer:
     def receive(self) -> None:
         """Read every pending message without blocking; exits are kept in :attr:`exits`."""
         try:
-            while True:
-                try:
-                    payload = self.sock.recv(MAX_PACKET, socket.MSG_DONTWAIT)
-                except BlockingIOError:
-                    return
-                self._keep(self._decode(payload))
+            self._drain()
         except (OSError, ValueError):
             self.dead = True
+
+    def _drain(self) -> None:
+        """Read whatever the server sent, without blocking: exits to :attr:`exits`, replies to :attr:`inbox`."""
+        while True:
+            try:
+                payload = self.sock.recv(MAX_PACKET, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            message = self._decode(payload)
+            if message.get("op") == "exit":
+                self._keep(message)
+            else:
+                self.inbox.append(message)
 
     def close(self) -> None:
         """Close the socket (the server leaves on EOF) and wait for it, killing it if it lingers."""
@@ -175,6 +205,9 @@ class ForkServer:
                 self.process.wait()
 
     def _reply(self) -> dict[str, Any]:
+        """The next message that is not an exit (those are kept as they pass)."""
+        if self.inbox:
+            return self.inbox.popleft()
         while True:
             message = self._receive()
             if message.get("op") != "exit":
@@ -186,11 +219,20 @@ class ForkServer:
             self.exits[int(message["id"])] = message
 
     def _send(self, message: Mapping[str, Any], fds: list[int] | None = None) -> None:
+        """Send without ever blocking while the server may be blocked sending to us: when our socket is
+        full, read what it sent (into :attr:`inbox` and :attr:`exits`) and wait until either side moves."""
         payload = json.dumps(message).encode()
-        if fds:
-            socket.send_fds(self.sock, [payload], fds)
-        else:
-            self.sock.send(payload)
+        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+        while True:
+            try:
+                # sendmsg, not socket.send_fds: before Python 3.12 that drops its flags and blocks
+                self.sock.sendmsg([payload], ancillary, socket.MSG_DONTWAIT)
+                return
+            except BlockingIOError:
+                waiting = select.poll()  # not select.select: our fd may be past FD_SETSIZE
+                waiting.register(self.sock, select.POLLIN | select.POLLOUT)
+                if any(event & (select.POLLIN | select.POLLHUP | select.POLLERR) for _, event in waiting.poll()):
+                    self._drain()
 
     def _receive(self) -> dict[str, Any]:
         return self._decode(self.sock.recv(MAX_PACKET))
@@ -283,7 +325,7 @@ class _Server:
         self.address_space = region.address_space()
         # Our faulthandler writes to this fd; each child puts its stack memfd there (one dup2, no setup).
         self.stack_slot = os.open(os.devnull, os.O_WRONLY)
-        faulthandler.register(signal.SIGUSR1, file=self.stack_slot, all_threads=True)
+        faulthandler.register(signal.SIGUSR1, file=self.stack_slot, all_threads=True, chain=True)
         faulthandler.enable(file=self.stack_slot)
 
     def serve(self) -> None:
@@ -298,9 +340,9 @@ class _Server:
 
     def _handle_request(self) -> bool:
         """Handle every request waiting on the socket; spawns in a row are forked back to back."""
-        requests = []
+        requests: list[tuple[dict[str, Any], list[int]]] = []
         flags = 0
-        while True:
+        while len(requests) < READ_BATCH:
             try:
                 payload, fds = _recv_with_fds(self.sock, flags)
             except BlockingIOError:
@@ -381,7 +423,9 @@ class _Server:
             self._send({"op": "spawned", "id": ident, "pid": pid})
 
     def _report_exit(self, ident: int) -> None:
-        pidfd = self.pidfds.pop(ident)
+        pidfd = self.pidfds.pop(ident, None)
+        if pidfd is None:
+            return  # reaped in this same round: the client saw the death through a pidfd of its own
         self.selector.unregister(pidfd)
         try:
             info = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOWAIT)
@@ -461,6 +505,7 @@ def _on_parent_death(signum: int, frame: Any) -> None:
 
 def main(argv: list[str]) -> None:
     _PARENT[:] = [os.getppid(), os.getpid()]
+    processes.raise_fd_limit()  # a pidfd per live attempt, and the fds of the spawns in flight
     signal.signal(signal.SIGTERM, _on_parent_death)
     region.SERVER_SIGTERM = _on_parent_death  # our attempts keep it (see attempt.execute._die_with_parent)
     if region._PRCTL is not None:

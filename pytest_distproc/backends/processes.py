@@ -1,11 +1,12 @@
 """Process bookkeeping shared by the fork backend and its fork server (both child subreapers): who our
-children are, and how a stray that was reparented to us is put down."""
+children are, how a stray that was reparented to us is put down, and how many fds we may open."""
 
 from __future__ import annotations
 
 import contextlib
 import gc
 import os
+import resource
 import signal
 from collections.abc import Iterator
 
@@ -47,3 +48,41 @@ def gc_frozen() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
+
+
+_FD_LIMIT: list[tuple[int, int]] = []
+
+
+def raise_fd_limit() -> tuple[int, int]:
+    """Raise this process's soft limit on open files to its hard one, once; return ``(soft, hard)``.
+
+    A run holds a few fds per attempt, and the common soft limit of 1,024 is a default, not a choice:
+    the hard limit is what the administrator allowed. Children inherit the raised limit (their own
+    fds are closed with ``close_range``, whatever the limit)."""
+    if _FD_LIMIT and _FD_LIMIT[0][0] == os.getpid():
+        return resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ceiling = hard if hard != resource.RLIM_INFINITY else _nr_open()  # the kernel's cap on an "unlimited" one
+    if ceiling > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+        except (ValueError, OSError):
+            pass  # keep the soft one: the budget then says what to raise
+    _FD_LIMIT[:] = [(os.getpid(), soft)]
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def open_fd_count() -> int:
+    """How many fds this process has open now."""
+    try:
+        return len(os.listdir("/proc/self/fd")) - 1  # the listing's own
+    except OSError:
+        return 0
+
+
+def _nr_open() -> int:
+    try:
+        with open("/proc/sys/fs/nr_open") as handle:
+            return int(handle.read())
+    except (OSError, ValueError):
+        return 1 << 20

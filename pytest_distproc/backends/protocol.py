@@ -61,3 +61,13 @@ def start_all(backend: Backend, jobs: list[Job], skill: Skill, *, barrier: bool)
         handles: list[Handle] = start_many(jobs, skill, barrier=barrier)
         return handles
     return [backend.start(job, skill, barrier=barrier) for job in jobs]
+
+
+def room_for(backend: Backend, count: int, *, barrier: bool) -> tuple[int, str]:
+    """How many of ``count`` attempts the backend can start now, through its ``budget`` when it has one
+    (the fork backend's open-file budget), and when fewer, why and what to raise."""
+    budget = getattr(backend, "budget", None)
+    if budget is None:
+        return count, ""
+    room, why = budget(count, barrier=barrier)
+    return int(room), str(why)

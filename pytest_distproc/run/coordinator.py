@@ -6,6 +6,8 @@ history as it is recorded: one loop, one source of order. A dead process becomes
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 import os
 import shutil
@@ -17,10 +19,21 @@ from typing import Any
 
 from pytest_distproc.attempt import data, faults, skills
 from pytest_distproc.attempt import stats as summary
-from pytest_distproc.attempt.messages import MESSAGE_KINDS, Error, Exit, FaultAnnounced, Garbage, Hello, Job, Result
+from pytest_distproc.attempt.messages import (
+    MESSAGE_KINDS,
+    Error,
+    Exit,
+    FaultAnnounced,
+    Garbage,
+    Hello,
+    Job,
+    Result,
+    garbage,
+    out_of_bounds,
+)
 from pytest_distproc.backends import make_backend
-from pytest_distproc.backends.protocol import Backend, Handle, start_all
-from pytest_distproc.errors import DistprocError
+from pytest_distproc.backends.protocol import Backend, Handle, room_for, start_all
+from pytest_distproc.errors import DistprocError, ResourceLimit
 from pytest_distproc.run.journal import LEFT, Journal, Journaled, JournalError, replayable
 from pytest_distproc.run.model import AttemptRecord, Run, create_tasks, fault_dict, planned_faults
 from pytest_distproc.run.rundir import RUN_DIR_PREFIX, run_root, sweep_stale_run_dirs
@@ -159,6 +172,10 @@ class _Loop:
         self.running: dict[Handle, _Attempt] = {}
         self.retry_at: dict[str, float] = {}
         self.wave: list[_Attempt] = []  # the first attempts, held at the start barrier until all said hello
+        self.queued: list[RegionSpec] = []  # attempts due, waiting for room under the backend's budget (fds)
+        self.queued_noted = False
+        self.deadlines: list[tuple[float, int, _Attempt]] = []  # a heap: the nearest timeout is always first
+        self.order = itertools.count()  # breaks ties in the heap (attempts do not compare)
         self.journal = Journal(owner.journal_path) if owner.journal_path else None
         self.values: dict[str, dict[str, Any]] = {}  # task id -> its summary (regions' and the graph's)
         self.lost: dict[str, int] = {}
@@ -197,12 +214,13 @@ class _Loop:
             self.wave = launched
             for attempt in launched:
                 attempt.in_wave = True
-        while self.running or self.retry_at:
+        while self.running or self.retry_at or self.queued:
             for handle, message in self.backend.poll(self._wait_time()):
                 target = self.running.get(handle)
                 if target is not None:
                     self._on_message(target, message)
             self._enforce_deadlines()
+            self._start_queued()
             self._start_due_retries()
             self._advance_graph()
         self._advance_graph()
@@ -263,9 +281,13 @@ class _Loop:
                    f"{len(resumed.results)} region(s) already complete")
 
     def _wait_time(self) -> float:
+        """How long the next poll may wait: until the nearest deadline (an attempt's timeout, the start
+        barrier's limit, a retry's backoff), never a fixed tick. Events (a message, a death) end it sooner."""
         now = self.backend.now()
-        moments = [self._clock_start(a) + self.policy.timeout for a in self.running.values()
-                   if not a.killed and not a.in_wave]
+        heap = self.deadlines
+        while heap and (heap[0][2].killed or heap[0][2].handle not in self.running):
+            heapq.heappop(heap)  # ended or killed already: its deadline is no longer one
+        moments = [heap[0][0]] if heap else []
         if self.wave:
             moments.append(self.run_state.started + max(BARRIER_LIMIT, self.policy.timeout))
         moments += list(self.retry_at.values())
@@ -281,7 +303,24 @@ class _Loop:
 
     def _launch(self, specs: list[RegionSpec], *, barrier: bool) -> list[_Attempt]:
         """Start one attempt of each region, all forks first and the bookkeeping after: every page the
-        coordinator writes between two forks is copied once more while the children share it."""
+        coordinator writes between two forks is copied once more while the children share it.
+
+        Only as many as the backend has room for (the fork backend's open files): the others wait in
+        :attr:`queued` and start as attempts end. A start barrier needs them all at once, so there a
+        shortfall is an error before the first fork, saying what to raise."""
+        room, why = room_for(self.backend, len(specs), barrier=barrier)
+        if room < len(specs):
+            if barrier:
+                raise ResourceLimit(f"expect.concurrent needs all {len(specs)} regions running at once: {why}; "
+                                    "or drop expect.concurrent, and the regions start as others end")
+            if room == 0 and not self.running:
+                raise ResourceLimit(f"no attempt can start: {why}")
+            if not self.queued_noted:  # once a run: the history says why starts were spread out
+                self.queued_noted = True
+                self._note("queued", f"{len(specs) - room} attempt(s) wait for file descriptors and start "
+                           f"as others end: {why}")
+            self.queued += specs[room:]
+            specs = specs[:room]
         jobs = [self._job(spec) for spec in specs]
         started = self.backend.now()
         handles = start_all(self.backend, jobs, self.skill, barrier=barrier)
@@ -294,7 +333,13 @@ class _Loop:
             self.running[handle] = attempt
             self.run_state.attempts.append(attempt.record)
             launched.append(attempt)
+            if not barrier:
+                self._arm(attempt)
         return launched
+
+    def _arm(self, attempt: _Attempt) -> None:
+        """Start the attempt's timeout: it is due ``policy.timeout`` after its clock starts."""
+        heapq.heappush(self.deadlines, (self._clock_start(attempt) + self.policy.timeout, next(self.order), attempt))
 
     def _job(self, spec: RegionSpec) -> Job:
         attempt = self.tasks[spec.task].attempts + 1
@@ -314,6 +359,9 @@ class _Loop:
     # -- what an attempt says: one method per message kind ------------------------------
     def _on_message(self, attempt: _Attempt, message: Mapping[str, Any]) -> None:
         kind = message.get("type")
+        problem = out_of_bounds(message) if kind != "exit" else None  # an exit is the backend's own
+        if problem is not None:
+            kind, message = "garbage", garbage(b"", problem)
         if kind in MESSAGE_KINDS:
             getattr(self, f"attempt_{kind}")(attempt, message)
 
@@ -347,7 +395,9 @@ class _Loop:
         attempt.error = message
 
     def attempt_garbage(self, attempt: _Attempt, message: Garbage) -> None:
-        if attempt.error is None:
+        if attempt.error is None and message.get("reason"):
+            attempt.error = {"kind": "garbage", "message": f"sent an unreadable message: {message.get('reason')}"}
+        elif attempt.error is None:
             attempt.error = {"kind": "garbage", "message": f"sent unreadable data: {message.get('text')!r}"}
 
     def attempt_exit(self, attempt: _Attempt, message: Exit) -> None:
@@ -371,6 +421,8 @@ class _Loop:
         for attempt in self.wave:
             self.backend.release(attempt.handle)
             attempt.in_wave, attempt.released_at = False, now  # its timeout starts now, not at its fork
+            if attempt.handle in self.running:
+                self._arm(attempt)
         self.wave = []
 
     def _finish(self, attempt: _Attempt, exit_message: Mapping[str, Any]) -> None:
@@ -433,10 +485,18 @@ class _Loop:
         now = self.backend.now()
         if self.wave and now - self.run_state.started >= max(BARRIER_LIMIT, self.policy.timeout):
             self._maybe_release_wave(give_up=True)  # a member never said hello: no proof, but no hang
-        for attempt in list(self.running.values()):
-            if not attempt.killed and now - self._clock_start(attempt) >= self.policy.timeout:
+        heap = self.deadlines
+        while heap and heap[0][0] <= now:
+            _, _, attempt = heapq.heappop(heap)
+            if not attempt.killed and attempt.handle in self.running:
                 attempt.record.timed_out = attempt.killed = True
                 self.backend.kill(attempt.handle, dump_stack=True)
+
+    def _start_queued(self) -> None:
+        """Start the attempts that waited for room, as far as there is room now."""
+        if self.queued:
+            waiting, self.queued = self.queued, []
+            self._launch(waiting, barrier=False)
 
     def _start_due_retries(self) -> None:
         now = self.backend.now()
