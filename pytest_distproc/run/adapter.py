@@ -44,6 +44,7 @@ from pytest_distproc.attempt import execute as region
 from pytest_distproc.attempt import stats as summary
 from pytest_distproc.attempt.faults import installed
 from pytest_distproc.errors import DistprocError, IllegalTransition
+from pytest_distproc.run import oracle
 from pytest_distproc.run.coordinator import Observer
 from pytest_distproc.run.model import AttemptRecord, Run, create_tasks, fault_dict, planned_faults
 from pytest_distproc.run.rundir import RUN_DIR_PREFIX, run_root
@@ -143,8 +144,10 @@ class Harness:
                "workdir": tempfile.mkdtemp(prefix=f"{self.task_of[region_id]}-{attempt}-", dir=self.run_dir)}
         emit = self._send if not in_coordinator else (lambda m: self._on_message(dict(m, pid=os.getpid(),
                                                                                    region=region_id, attempt=attempt)))
-        return dict(region.execute(job, self.skill, lambda m: emit({**m, "region": region_id, "attempt": attempt,
-                                                                      "pid": os.getpid()})))
+        result = dict(region.execute(job, self.skill, lambda m: emit({**m, "region": region_id, "attempt": attempt,
+                                                                        "pid": os.getpid()})))
+        emit({"type": "result", "result": result, "region": region_id, "attempt": attempt, "pid": os.getpid()})
+        return result  # the harness saw it too: the oracle's reference when no fault touched this attempt
 
     def _send(self, message: Mapping[str, Any]) -> None:
         region.send(self._hello_write, message)
@@ -227,6 +230,8 @@ class Harness:
                         self._release(proven=True)
                 else:
                     os.write(self._go_write, b"g")
+            elif kind == "result" and isinstance(message.get("result"), dict):
+                record.result = message["result"]
             elif kind == "fault":
                 record.faults.append(dict(message.get("fault", {})))
                 self.tasks.note("fault", f"{task} attempt {attempt}: injected {message['fault'].get('kind')}",
@@ -320,6 +325,7 @@ def _run(factory: Callable[[], Any], harness: Harness) -> Run:
     if not harness.reported:
         harness.violations.append("the coordinator never called harness.result(regions=..., total=...)")
     run.violations = harness.violations
+    oracle.derive(run, harness.skill)
     return run
 
 

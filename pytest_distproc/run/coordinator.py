@@ -20,6 +20,7 @@ from pytest_distproc.attempt import stats as summary
 from pytest_distproc.attempt.messages import MESSAGE_KINDS, Error, Exit, FaultAnnounced, Garbage, Hello, Job, Result
 from pytest_distproc.backends import make_backend
 from pytest_distproc.backends.protocol import Backend, Handle, start_all
+from pytest_distproc.run import oracle
 from pytest_distproc.run.journal import Journal, Journaled, replayable
 from pytest_distproc.run.model import AttemptRecord, Run, create_tasks, fault_dict, planned_faults
 from pytest_distproc.run.rundir import RUN_DIR_PREFIX, run_root, sweep_stale_run_dirs
@@ -174,6 +175,7 @@ class _Loop:
         self._advance_graph()
         self._finish_run()
         run.ended = self.backend.now()
+        oracle.derive(run, self.skill)
         return run
 
     def _open_journal(self) -> Journaled | None:
@@ -330,7 +332,7 @@ class _Loop:
         if reason is None:
             record.ok = True
             record.event = f"{who} completed {elapsed}"
-            self.run_state.regions[record.region] = dict(attempt.result)
+            self.run_state.regions[record.region] = record.result = dict(attempt.result)
             self.values[record.task] = self.run_state.regions[record.region]
             if self.journal is not None:  # the result first: a COMPLETE in the journal always has its result
                 self.journal.result(record.region, self.run_state.regions[record.region], len(self.tasks.transitions))
