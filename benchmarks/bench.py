@@ -22,6 +22,7 @@ import json
 import math
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -83,9 +84,22 @@ def _dig(*keys: str | int) -> Callable[[dict[str, Any]], float | None]:
 # -- one measured process tree -------------------------------------------------------------------
 
 
+ENVIRONMENT: dict[str, str] = {}
+"""Changes to the environment of every measured run (see :func:`bytecode_cached`)."""
+
+
+def bytecode_cached(prefix: str) -> None:
+    """Measure with Python's default, bytecode cached (in ``prefix``, so the venv stays as it was): with
+    ``PYTHONDONTWRITEBYTECODE`` set, every pytest start recompiles and re-rewrites every plugin (~3 s of
+    CPU here, for A and B alike), which would hide what a scenario itself costs."""
+    ENVIRONMENT.update(PYTHONPYCACHEPREFIX=prefix, PYTHONDONTWRITEBYTECODE="")
+
+
 def measure_tree(command: Sequence[str], cwd: str) -> dict[str, Any]:
     """Wall, CPU and peak RSS of ``command`` and everything it started (see :mod:`benchmarks.tree`)."""
-    env = dict(os.environ)
+    env = {**os.environ, **ENVIRONMENT}
+    if not env.get("PYTHONDONTWRITEBYTECODE"):
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH", "")) if p)
     proc = subprocess.run([sys.executable, "-m", "benchmarks.tree", "--", *command], cwd=cwd, env=env,
                           capture_output=True, text=True, check=False)
@@ -316,7 +330,8 @@ def render(result: dict[str, Any]) -> str:
     meta = result["meta"]
     lines = [f"pytest-distproc benchmark: whole pytest processes, A = one scenario item, B = a plain test forking N "
              f"(python {meta['python']}, {meta['cores']} cores, load {meta['loadavg_start'][0]:.2f}->"
-             f"{meta['loadavg_end'][0]:.2f}, git {meta['git']})", ""]
+             f"{meta['loadavg_end'][0]:.2f}, bytecode {meta['bytecode']}, {meta['seconds']:.0f} s wall, "
+             f"{meta['cpu_s']:.0f} s CPU, git {meta['git']})", ""]
     head = (f"{'case':<14} {'pairs':>5} {'A cpu':>8} {'B cpu':>8} {'CPU A/B median [min-max]':>26} "
             f"{'A wall':>8} {'B wall':>8} {'wall A/B median [min-max]':>26} {'A/B peak RSS':>13}")
     lines += [head, "-" * len(head)]
@@ -363,6 +378,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-collection", action="store_true", help="skip the collection pair")
     parser.add_argument("--runs-at-all", action=argparse.BooleanOptionalAction, default=None,
                         help=f"run {RUNS_AT_ALL} regions once (default: on, off with --quick)")
+    parser.add_argument("--env-as-is", action="store_true",
+                        help="keep PYTHONDONTWRITEBYTECODE if set (default: bytecode cached, Python's default)")
     parser.add_argument("--json", metavar="PATH", help="write every number as JSON to PATH")
     args = parser.parse_args(argv)
     if args.regions is None:
@@ -374,11 +391,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             "quick": args.quick}
     result: dict[str, Any] = {"meta": meta}
     started = time.perf_counter()
-    for phase in PHASES:
-        print(f"measuring {phase.name} ...", file=sys.stderr, flush=True)
-        result[phase.name] = phase.measure(args)
+    with _workdir() as cache:
+        if not args.env_as_is:
+            bytecode_cached(cache)
+            print("warming the bytecode cache (not timed) ...", file=sys.stderr, flush=True)
+            with _workdir() as top:
+                measure_case(3, RECORDS, 1, top)
+        meta["bytecode"] = "as is" if args.env_as_is else "cached"
+        for phase in PHASES:
+            print(f"measuring {phase.name} ...", file=sys.stderr, flush=True)
+            result[phase.name] = phase.measure(args)
     meta["loadavg_end"] = os.getloadavg()
     meta["seconds"] = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # every tree, reaped by its benchmarks.tree
+    meta["cpu_s"] = usage.ru_utime + usage.ru_stime
     result["targets"] = verdicts(result)
     print(render(result))
     if args.json:
