@@ -40,3 +40,25 @@ def test_a_skill_that_cannot_give_a_reference_is_a_worded_mismatch() -> None:
     problems = expectations.check_region_summaries(run)
     assert problems == ["region B: what its data gives under skill 'region-stats' could not be computed to check "
                         "its summary: RuntimeError: no network in the coordinator"]
+
+
+def test_a_custom_skill_is_run_again_in_an_isolated_attempt_never_in_this_process() -> None:
+    from tests import skills
+
+    before = list(skills.CALLS)
+    text = TWO.replace("seed: 7", "seed: 7\nskill: tests.skills:environment_probe")
+    run = Coordinator(load_one(text, "/tmp/two.yaml")).run()
+    assert run.outcome == "COMPLETE" and skills.CALLS == before
+    values = data.source_values(data.source_of(run.scenario.regions[1], run.seed))
+    assert {k: run.oracle["B"][0][k] for k in summary.FIELDS} == summary.summarize(values)
+    assert run.oracle["B"][0]["own_tmp"] == 1  # in a workdir of its own, as any attempt
+    assert expectations.check_invariants(run) == []
+
+
+def test_a_custom_skill_that_hangs_when_run_again_is_killed_at_the_timeout_and_worded() -> None:
+    text = TWO.replace("seed: 7", "seed: 7\nskill: tests.skills:hangs_when_checked\npolicy: {timeout: 1s}")
+    run = Coordinator(load_one(text, "/tmp/two.yaml")).run()
+    assert run.oracle_errors == {"B": "a fault-free attempt timed out without a valid result"}
+    assert expectations.check_region_summaries(run) == [
+        "region B: what its data gives under skill 'tests.skills:hangs_when_checked' could not be computed to "
+        "check its summary: a fault-free attempt timed out without a valid result"]

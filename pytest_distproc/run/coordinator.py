@@ -175,7 +175,7 @@ class _Loop:
         self._advance_graph()
         self._finish_run()
         run.ended = self.backend.now()
-        oracle.derive(run, self.skill)
+        oracle.derive(run, self.skill, self.backend)
         return run
 
     def _open_journal(self) -> Journaled | None:
