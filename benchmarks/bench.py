@@ -401,17 +401,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         for phase in PHASES:
             print(f"measuring {phase.name} ...", file=sys.stderr, flush=True)
             result[phase.name] = phase.measure(args)
+            _write_json(args.json, result)  # after every phase: a long run stopped midway keeps what it measured
     meta["loadavg_end"] = os.getloadavg()
     meta["seconds"] = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # every tree, reaped by its benchmarks.tree
     meta["cpu_s"] = usage.ru_utime + usage.ru_stime
     result["targets"] = verdicts(result)
     print(render(result))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
+    _write_json(args.json, result)
+    return 0
+
+
+def _write_json(path: str | None, result: dict[str, Any]) -> None:
+    if path:
+        with open(path, "w", encoding="utf-8") as handle:
             json.dump(result, handle, indent=2, default=str)
             handle.write("\n")
-    return 0
 
 
 def _cores() -> int:
