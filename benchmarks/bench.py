@@ -195,6 +195,8 @@ def measure_case(regions: int, records: int, pairs: int, top: str) -> dict[str, 
     a = (*PYTEST, "--distproc-scenarios", "scenario.yaml")
     b = (*PYTEST, "test_plain.py")
     out = measure_pairs(a, b, folder, pairs, f"{regions}x{records}")
+    print(f"  {regions}x{records}: CPU A/B {_spread(out['cpu'])}, wall A/B {_spread(out['wall'])}, peak RSS A/B "
+          f"{_spread(out['peak_rss'])}", file=sys.stderr, flush=True)
     return {"regions": regions, "records": records, **out}
 
 
