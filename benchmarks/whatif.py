@@ -3,7 +3,7 @@
     python -m benchmarks.whatif [--repeats N] [--json out.json]
 
 Each condition runs in a fresh interpreter (imports and ``tempfile.tempdir`` are sticky) and times
-``Coordinator(...).run()`` against the bare-fork floor of :mod:`benchmarks.bench`, at 3, 32 and 256
+``Coordinator(...).run()`` against the bare-fork floor of :mod:`benchmarks.inprocess`, at 3, 32 and 256
 regions of 100 records:
 
 - ``baseline``: as shipped.
@@ -31,7 +31,7 @@ import sys
 import tempfile
 from typing import Any
 
-from benchmarks import bench
+from benchmarks import inprocess as bench
 
 CONDITIONS = ("baseline", "ctypes", "tmpfs", "both", "all")
 SMALL = (("3x100", 3), ("32x100", 32), ("256x100", 256))

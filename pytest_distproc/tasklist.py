@@ -123,6 +123,8 @@ class TaskList:
         self._seq = 0
         self.transitions: list[Transition] = []
         self.events: list[Event] = []
+        self._by_task: dict[str, list[Transition]] = {}
+        self._indexed = 0
 
     # -- building -------------------------------------------------------------------------
     def create(
@@ -220,8 +222,21 @@ class TaskList:
 
     def sequence(self, task_id: str) -> list[State]:
         """Every state the task has been in, in order, starting with its initial state."""
+        return [t.to_state for t in self.of(task_id)]
+
+    def of(self, task_id: str) -> list[Transition]:
+        """The task's own transitions, in order, without a pass over the whole history: readers ask this
+        once per task, and at thousands of tasks a scan each time made every report quadratic."""
         self._get(task_id)
-        return [t.to_state for t in self.transitions if t.task == task_id]
+        if self._indexed != len(self.transitions):  # the history is append-only: index only what is new
+            for entry in self.transitions[self._indexed:]:
+                self._by_task.setdefault(entry.task, []).append(entry)
+            self._indexed = len(self.transitions)
+        return self._by_task.get(task_id, [])
+
+    def entries(self, task_id: str, state: State) -> list[int]:
+        """The numbers of the task's entries into ``state``, in order."""
+        return [t.seq for t in self.of(task_id) if t.to_state is state]
 
     def unblocked(self, task_id: str) -> bool:
         task = self._get(task_id)

@@ -124,3 +124,12 @@ def handler_survives_fork(records: list[dict[str, Any]], context: Mapping[str, A
     result: dict[str, Any] = summary.summarize([r["value"] for r in records])
     result["child_handler"] = answer
     return result
+
+
+def hangs_when_checked(records: list[dict[str, Any]], context: Mapping[str, Any]) -> dict[str, Any]:
+    """A summary, except in the oracle's fault-free attempt (attempt 0), where it hangs."""
+    import time
+
+    if context["attempt"] == 0:
+        time.sleep(60)
+    return summary.summarize([r["value"] for r in records])

@@ -215,4 +215,93 @@ def test_a_crashed_attempt_reported_complete_is_caught(sandbox: Sandbox) -> None
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*process-region-b attempt 1 was reported COMPLETE, but its child never got a "
                                  "summary back from harness.process('B', 1) (a fault or a crash ended it first)*"])
+
+
+FORKING = """
+import json, os
+from pytest_distproc.attempt import stats as summary
+
+def fork_all(harness):
+    '''Each region's first attempt in a child of its own; {region: summary or None}, None when it crashed.'''
+    children = {}
+    for region in harness.regions:
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_fd)
+            os.write(write_fd, json.dumps(harness.process(region, 1)).encode())
+            os._exit(0)
+        os.close(write_fd)
+        harness.record(f"process-region-{region.lower()}", "IN_PROGRESS", pid=pid)
+        children[region] = (pid, read_fd)
+    results = {}
+    for region, (pid, read_fd) in children.items():
+        chunks = []
+        while chunk := os.read(read_fd, 1 << 16):
+            chunks.append(chunk)
+        os.close(read_fd)
+        _, status = os.waitpid(pid, 0)
+        results[region] = json.loads(b"".join(chunks)) if status == 0 and chunks else None
+    return results
+"""
+
+
+def test_a_user_coordinator_that_swaps_two_regions_summaries_is_caught_by_region(sandbox: Sandbox) -> None:
+    sandbox.pyfile("swapper", FORKING + """
+class Swapper:
+    def run(self, harness):
+        results = fork_all(harness)
+        for region in harness.regions:
+            harness.record(f"process-region-{region.lower()}", "COMPLETE")
+        harness.record("aggregate-results", "IN_PROGRESS")
+        harness.record("aggregate-results", "COMPLETE")
+        swapped = {"A": results["B"], "B": results["A"], "C": results["C"]}
+        harness.result(regions=swapped, total=summary.merge(swapped.values()))
+""")
+    sandbox.scenario("three", "name: three\ncoordinator: swapper.py:Swapper\nseed: 5\n"
+                     "regions: {A: {records: 40}, B: {records: 40}, C: {records: 40}}\n")
+    result = sandbox.run("--distproc-scenarios")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*region A: its summary is not what its own data gives under skill 'region-stats' without faults, "
+        "in sum, min, max, mean, variance: *; it is region B's",
+        "*region B: its summary is not what its own data gives*; it is region A's",
+    ])
+    assert "region C:" not in result.stdout.str()
+    sandbox.assert_clean()
+
+
+def test_a_crashed_region_recorded_complete_with_anothers_summary_is_caught_for_a_custom_skill(
+        sandbox: Sandbox) -> None:
+    sandbox.pyfile("borrower", FORKING + """
+class Borrower:
+    def run(self, harness):
+        results = fork_all(harness)
+        borrowed = {region: value or results["A"] for region, value in results.items()}
+        for region in harness.regions:
+            harness.record(f"process-region-{region.lower()}", "COMPLETE")
+        harness.record("aggregate-results", "IN_PROGRESS")
+        harness.record("aggregate-results", "COMPLETE")
+        harness.result(regions=borrowed, total=summary.merge(borrowed.values()))
+""")
+    (sandbox.pytester.path / "scenarios" / "squares.py").write_text(
+        "from pytest_distproc.attempt import stats\n\n"
+        "def skill(records, context):\n"
+        "    return stats.summarize([r['value'] ** 2 for r in records])\n")
+    sandbox.scenario("crash", """\
+        name: crash
+        coordinator: borrower.py:Borrower
+        skill: squares:skill
+        seed: 5
+        regions: {A: {records: 30}, B: {records: 30}}
+        faults: [{region: B, kind: crash, exit_code: 3}]
+        """)
+    result = sandbox.run("--distproc-scenarios", "--rootdir", str(sandbox.pytester.path), "-o",
+                         "pythonpath=scenarios")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*region B: its summary is not what its own data gives under skill 'squares:skill' without faults, "
+        "in *; it is region A's",
+    ])
+    assert "region A:" not in result.stdout.str()
     sandbox.assert_clean()

@@ -12,7 +12,6 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pytest_distproc.attempt import data
 from pytest_distproc.attempt import stats as summary
 from pytest_distproc.scenario.extensions import Checker
 from pytest_distproc.scenario.model import AGGREGATE_TASK, Expect, OrderRule, Tolerance, region_task
@@ -100,6 +99,7 @@ def check_order(run: Run, rule: OrderRule | str) -> list[str]:
     left_glob, left_state, right_glob, right_state = rule.left, rule.left_state, rule.right, rule.right_state
     text = str(rule)
     ids = run.tasks.ids()
+    rights = fnmatch.filter(ids, right_glob)  # once, not once per left: a glob on both sides was quadratic
     problems = []
     for right in fnmatch.filter(ids, right_glob):  # vacuously true is no evidence: say which side is missing
         lefts = [left for left in fnmatch.filter(ids, left_glob) if left != right]
@@ -110,7 +110,7 @@ def check_order(run: Run, rule: OrderRule | str) -> list[str]:
                             f"put to the test (it would hold only vacuously); if that may happen, write "
                             f"{{rule: {text!r}, vacuous: true}}")
     for left in fnmatch.filter(ids, left_glob):
-        for right in fnmatch.filter(ids, right_glob):
+        for right in rights:
             if left == right:
                 continue
             last_left = _entries(run, left, left_state)
@@ -129,7 +129,7 @@ def check_order(run: Run, rule: OrderRule | str) -> list[str]:
 
 
 def _entries(run: Run, task: str, state: str) -> list[int]:
-    return [t.seq for t in run.tasks.transitions if t.task == task and t.to_state.value == state]
+    return run.tasks.entries(task, State(state))
 
 
 def check_concurrent(run: Run, globs: tuple[str, ...]) -> list[str]:
@@ -225,7 +225,7 @@ def _rounded(key: str, have: float, wanted: float, tolerance: Tolerance) -> str:
             f"{have!r}, or compare at that precision with tolerance: {{abs: {unit:g}}}")
 
 
-def _fmt(values: Mapping[str, float]) -> str:
+def _fmt(values: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in values.items())
 
 
@@ -271,6 +271,7 @@ def check_invariants(run: Run) -> list[str]:
         *check_aggregation_order(run),
         *check_retries(run),
         *check_conservation(run),
+        *check_region_summaries(run),
     ]
 
 
@@ -278,11 +279,12 @@ def check_faults_fired(run: Run) -> list[str]:
     """Every planned fault whose attempt ran must have announced itself."""
     problems = []
     fired = {(f["region"], f["kind"], f["attempt"]) for f in run.faults_fired}
+    attempts_ran = {(a.region, a.attempt) for a in run.attempts}
     for fault in run.planned_faults:
         key = (fault["region"], fault["kind"], fault["attempt"])
         if fault["attempt"] <= run.inherited.get(region_task(fault["region"]), 0):
             continue  # that attempt belonged to the coordinator we resumed from
-        ran = any(a.region == fault["region"] and a.attempt == fault["attempt"] for a in run.attempts)
+        ran = (fault["region"], fault["attempt"]) in attempts_ran
         if key in fired:
             continue
         if ran:
@@ -290,7 +292,7 @@ def check_faults_fired(run: Run) -> list[str]:
                             f"{fault['attempt']} ran without it")
         elif any(f.attempts is not None for f in run.scenario.faults
                  if f.region == fault["region"] and f.kind == fault["kind"]):
-            count = len([a for a in run.attempts if a.region == fault["region"]])
+            count = len(run.attempts_of(region_task(fault["region"])))
             problems.append(f"planned fault never fired: {fault['kind']} in region {fault['region']} on attempt "
                             f"{fault['attempt']}, but the region stopped after {count} attempt(s)")
     return problems
@@ -302,7 +304,7 @@ def check_aggregation_order(run: Run) -> list[str]:
         return []
     problems = []
     for spec in run.scenario.regions:
-        last = max(t.seq for t in run.tasks.transitions if t.task == spec.task)
+        last = run.tasks.of(spec.task)[-1].seq  # the task's own entries: a scan of the history per region was quadratic
         if last > starts[0] or run.tasks[spec.task].state not in (State.COMPLETE, State.FAILED):
             problems.append(f"aggregation started (#{starts[0]}) before {spec.task} finished (#{last})")
     return problems
@@ -335,12 +337,57 @@ def check_conservation(run: Run) -> list[str]:
     return problems
 
 
+def check_region_summaries(run: Run) -> list[str]:
+    """Every reported region summary is what that region's own data gives under the skill, without faults
+    (``run.oracle``, any skill): a summary swapped with another region's, or borrowed by a region that
+    crashed, is a mismatch naming the region."""
+    problems = []
+    owners: dict[tuple[float, ...], str] = {}  # a wrong summary's rightful region, for the message
+    for region_id, references in run.oracle.items():
+        for reference in references:
+            owners.setdefault(_key(reference), region_id)
+    for region_id, got in run.regions.items():
+        if region_id in run.oracle_errors:
+            problems.append(f"region {region_id}: what its data gives under skill {run.scenario.skill!r} could not "
+                            f"be computed to check its summary: {run.oracle_errors[region_id]}")
+            continue
+        references = run.oracle.get(region_id, [])
+        if not references or any(not _differing(got, reference) for reference in references):
+            continue
+        wrong = _differing(got, references[0])
+        owner = owners.get(_key(got))
+        whose = f"; it is region {owner}'s" if owner is not None and owner != region_id else ""
+        have = {k: got.get(k, "missing") for k in wrong}
+        want = {k: references[0].get(k, "missing") for k in wrong}
+        problems.append(f"region {region_id}: its summary is not what its own data gives under skill "
+                        f"{run.scenario.skill!r} without faults, in {', '.join(wrong)}: "
+                        f"{_fmt(have)} vs {_fmt(want)}{whose}")
+    return problems
+
+
+def _key(value: Mapping[str, Any]) -> tuple[float, ...]:
+    return tuple(round(float(value[k]), 9) if k in value else math.nan for k in summary.FIELDS)
+
+
+def _differing(got: Mapping[str, Any], reference: Mapping[str, Any]) -> list[str]:
+    """The summary fields in which ``got`` is not ``reference`` (counts exactly, the rest to 1e-7 relative)."""
+    wrong = []
+    for key in summary.FIELDS:
+        if key not in got or key not in reference:
+            wrong += [key] if (key in got) != (key in reference) else []
+        elif key == "count":
+            wrong += [key] if int(got[key]) != int(reference[key]) else []
+        elif not summary.close(float(got[key]), float(reference[key]), rel=1e-7):
+            wrong.append(key)
+    return wrong
+
+
 def _against_oracle(run: Run) -> list[str]:
-    values: list[float] = []
-    for spec in run.scenario.regions:
-        if spec.id in run.regions:
-            values.extend(data.source_values(data.source_of(spec, run.seed)))
-    reference = summary.summarize(values)
+    """The region-stats total against the merge of each aggregated region's reference: the summary over all
+    records at once up to float rounding, derived instead of regenerating every record in this process."""
+    if any(not run.oracle.get(r) for r in run.regions):
+        return []  # a region without a reference is reported by check_region_summaries
+    reference = summary.merge(run.oracle[r][0] for r in run.regions)
     assert run.total is not None
     wrong = [k for k in summary.FIELDS if not summary.close(float(run.total[k]), float(reference[k]), rel=1e-7)
              and not (math.isnan(float(run.total[k])) and math.isnan(float(reference[k])))]

@@ -31,7 +31,7 @@ def timeline(run: Run) -> str:
             if record.faults:
                 marks.append((record.started, record.started, "!"))
         if task.id == AGGREGATE_TASK:
-            entries = [t for t in run.tasks.transitions if t.task == task.id and t.to_state is State.IN_PROGRESS]
+            entries = [t for t in run.tasks.of(task.id) if t.to_state is State.IN_PROGRESS]
             if entries:
                 marks.append((entries[0].time, run.ended, "="))
         for begin, end, char in marks:

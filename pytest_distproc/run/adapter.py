@@ -46,6 +46,7 @@ from pytest_distproc.attempt import execute as region
 from pytest_distproc.attempt import stats as summary
 from pytest_distproc.attempt.faults import installed
 from pytest_distproc.errors import DistprocError, IllegalTransition
+from pytest_distproc.run import oracle
 from pytest_distproc.run.coordinator import Observer
 from pytest_distproc.run.model import AttemptRecord, Run, create_tasks, fault_dict, planned_faults
 from pytest_distproc.run.rundir import RUN_DIR_PREFIX, run_root
@@ -152,8 +153,9 @@ class Harness:
                                                                                    region=region_id, attempt=attempt)))
         result = dict(region.execute(job, self.skill, lambda m: emit({**m, "region": region_id, "attempt": attempt,
                                                                         "pid": os.getpid()})))
-        if not in_coordinator:
-            self._send({"type": "returned", "region": region_id, "attempt": attempt, "pid": os.getpid()})
+        # the harness sees it too: the oracle's reference when no fault touched this attempt, and the proof that
+        # the child got its summary back
+        emit({"type": "result", "result": result, "region": region_id, "attempt": attempt, "pid": os.getpid()})
         return result
 
     def _send(self, message: Mapping[str, Any]) -> None:
@@ -227,9 +229,7 @@ class Harness:
             if record is None:
                 record = AttemptRecord(task, region_id, attempt, pid, time.monotonic())
                 self.run.attempts.append(record)
-            if kind == "returned":
-                self._returned.add((region_id, attempt))
-            elif kind == "hello":
+            if kind == "hello":
                 self._children[pid] = record
                 self._ran.add((region_id, attempt))
                 self.tasks.note("started", f"{task} attempt {attempt} (pid {pid}) is running", task=task,
@@ -240,6 +240,9 @@ class Harness:
                         self._release(proven=True)
                 else:
                     os.write(self._go_write, b"g")
+            elif kind == "result" and isinstance(message.get("result"), dict):
+                record.result = message["result"]
+                self._returned.add((region_id, attempt))
             elif kind == "fault":
                 record.faults.append(dict(message.get("fault", {})))
                 self.tasks.note("fault", f"{task} attempt {attempt}: injected {message['fault'].get('kind')}",
@@ -362,6 +365,7 @@ def _run(factory: Callable[[], Any], harness: Harness) -> Run:
     if not harness.reported:
         harness.violations.append("the coordinator never called harness.result(regions=..., total=...)")
     run.violations = harness.violations
+    oracle.derive(run, harness.skill)
     return run
 
 

@@ -34,6 +34,7 @@ from pytest_distproc.attempt.messages import (
 from pytest_distproc.backends import make_backend
 from pytest_distproc.backends.protocol import Backend, Handle, room_for, start_all
 from pytest_distproc.errors import DistprocError, ResourceLimit
+from pytest_distproc.run import oracle
 from pytest_distproc.run.journal import LEFT, Journal, Journaled, JournalError, replayable
 from pytest_distproc.run.model import AttemptRecord, Run, create_tasks, fault_dict, planned_faults
 from pytest_distproc.run.rundir import RUN_DIR_PREFIX, run_root, sweep_stale_run_dirs
@@ -226,6 +227,7 @@ class _Loop:
         self._advance_graph()
         self._finish_run()
         run.ended = self.backend.now()
+        oracle.derive(run, self.skill, self.backend)
         return run
 
     def _refuse_node_faults_without_nodes(self) -> None:
@@ -441,7 +443,7 @@ class _Loop:
         if reason is None:
             record.ok = True
             record.event = f"{who} completed {elapsed}"
-            self.run_state.regions[record.region] = dict(attempt.result)
+            self.run_state.regions[record.region] = record.result = dict(attempt.result)
             self.values[record.task] = self.run_state.regions[record.region]
             if self.journal is not None:  # the result first: a COMPLETE in the journal always has its result
                 self.journal.result(record.region, self.run_state.regions[record.region], len(self.tasks.transitions))

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_distproc.attempt import stats as summary
-from pytest_distproc.scenario.model import AGGREGATE_TASK, FaultSpec, Scenario
+from pytest_distproc.scenario.model import AGGREGATE_TASK, FaultSpec, Scenario, region_task
 from pytest_distproc.tasklist import State, TaskList, Transition
 
 
@@ -35,6 +35,8 @@ class AttemptRecord:
     """Where it ran, on a backend with nodes (ray): ``{"id": Ray's node id, "name": its first 6 hex digits}``."""
     inherited: bool = False
     """Made by the coordinator this run resumed from: rebuilt from the journal, not run again."""
+    result: dict[str, Any] | None = None
+    """The summary this attempt delivered, if it delivered one (what its skill gave, faults and all)."""
 
     @property
     def duration(self) -> float:
@@ -64,6 +66,11 @@ class Run:
     """Summaries of the tasks between the regions and ``aggregate-results`` (``tasks:``)."""
     inherited: dict[str, int] = field(default_factory=dict)
     """Attempts per task made by the coordinator this run resumed from; their faults fired out of our sight."""
+    oracle: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Per region, what its own data gives under the skill without faults (:mod:`pytest_distproc.run.oracle`):
+    the results of its clean attempts, or one computed again. Every reported summary must be one of them."""
+    oracle_errors: dict[str, str] = field(default_factory=dict)
+    """Regions whose reference could not be computed, and why."""
     started: float = 0.0
     ended: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -71,6 +78,8 @@ class Run:
     artefacts: dict[str, str] = field(default_factory=dict)
     """Raw files the history was imported from (claude-code: hook log, stream-json, session transcripts, tasks
     folder), by relative path; ``--distproc-report`` writes them beside the scenario's report."""
+    _attempt_index: tuple[int, dict[str, list[AttemptRecord]]] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     @property
     def faults_fired(self) -> list[dict[str, Any]]:
@@ -82,7 +91,14 @@ class Run:
         return transcript(self)
 
     def attempts_of(self, task: str) -> list[AttemptRecord]:
-        return [a for a in self.attempts if a.task == task]
+        """The task's attempts in order; indexed once, not scanned per task (a report asks for every task)."""
+        index = self._attempt_index
+        if index is None or index[0] != len(self.attempts):
+            by_task: dict[str, list[AttemptRecord]] = {}
+            for record in self.attempts:
+                by_task.setdefault(record.task, []).append(record)
+            index = self._attempt_index = (len(self.attempts), by_task)
+        return list(index[1].get(task, ()))
 
 
 def fault_dict(fault: FaultSpec, attempt: int, seed: int) -> dict[str, Any]:
@@ -179,5 +195,5 @@ def transcript(run: Run) -> str:
 
 
 def _failed_region(run: Run, region_id: str) -> str:
-    attempts = [a for a in run.attempts if a.region == region_id]
+    attempts = run.attempts_of(region_task(region_id))
     return f"Region {region_id} (failed after {len(attempts)} attempt{'s' if len(attempts) != 1 else ''})"

@@ -41,13 +41,15 @@ def pytest_distproc_register_skills(config: pytest.Config) -> dict[str, Any]:
 
 
 # --8<-- [start:pytest_distproc_fault_kinds]
-def _negate(fault: Mapping[str, Any], state: dict[str, Any]) -> None:
-    # phase "before": runs in the child before the skill, and may change the records it gets.
-    state["records"] = [{**r, "value": -float(r["value"])} for r in state["records"]]
+def _reverse(fault: Mapping[str, Any], state: dict[str, Any]) -> None:
+    # phase "before": runs in the child before the skill, and may change the records it gets. Here their
+    # order only: a skill must not depend on it. (A fault that changes their values makes the region's
+    # summary differ from what its own data gives, which every run checks: the item would fail.)
+    state["records"] = list(reversed(state["records"]))
 
 
 def pytest_distproc_fault_kinds(config: pytest.Config) -> list[FaultKind]:
-    return [FaultKind("negate", "before", _negate, lethal=False)]  # usable as `kind: negate`
+    return [FaultKind("reverse", "before", _reverse, lethal=False)]  # usable as `kind: reverse`
 # --8<-- [end:pytest_distproc_fault_kinds]
 
 
