@@ -83,19 +83,23 @@ def _detect() -> Tier:
 
 
 def _make_bases(bases: list[str]) -> str | None:
-    """Create our base groups and check we may move processes into them; the problem, or None."""
+    """Check that we may create our base groups and move processes into them; the problem, or None.
+    The probe leaves nothing: :class:`RunGroups` creates the bases when a run needs them."""
     sweep_stale(bases)
     made = []
     try:
         for base in bases:
-            os.makedirs(base, exist_ok=True)
+            os.mkdir(base)
             made.append(base)
             if not os.access(os.path.join(base, "cgroup.procs"), os.W_OK):
                 raise PermissionError(f"{base}/cgroup.procs is not writable")
+    except FileExistsError:
+        return None  # ours already (this pid made it before, e.g. in a process that then forked us)
     except OSError as exc:
+        return exc.strerror if isinstance(exc.strerror, str) else str(exc)
+    finally:
         for base in made:
             remove_tree(base)
-        return f"{type(exc).__name__}: {exc.strerror or exc}" if isinstance(exc.strerror, str) else str(exc)
     return None
 
 
