@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
-from tests.hostile_skills.common import hang, ready
+from tests.hostile_skills.common import hang, ready, tagged_env
 
 PR_SET_PDEATHSIG = 1
 
@@ -18,14 +18,14 @@ def join_parent_group(records: list[dict[str, Any]], context: Mapping[str, Any])
     """Move into the parent's process group (same session: setpgid allows it) with a helper, and hang:
     a ``killpg`` of the attempt's own group finds nobody."""
     os.setpgid(0, os.getpgid(os.getppid()))
-    subprocess.Popen(["sleep", "600"])
+    subprocess.Popen(["sleep", "600"], env=tagged_env())
     ready(context)
     hang()
 
 
 def new_session_helper(records: list[dict[str, Any]], context: Mapping[str, Any]) -> NoReturn:
     """A helper in a session of its own (``start_new_session=True``), out of the attempt's group."""
-    subprocess.Popen(["sleep", "600"], start_new_session=True)
+    subprocess.Popen(["sleep", "600"], start_new_session=True, env=tagged_env())
     ready(context)
     hang()
 
@@ -38,7 +38,7 @@ def systemexit_on_sigterm(records: list[dict[str, Any]], context: Mapping[str, A
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, leave)
-    subprocess.Popen(["sleep", "600"])
+    subprocess.Popen(["sleep", "600"], env=tagged_env())
     ready(context)
     hang()
 
@@ -73,6 +73,6 @@ def everything(records: list[dict[str, Any]], context: Mapping[str, Any]) -> NoR
     """All of the above at once: for the ways pytest can die that are tried once each."""
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    subprocess.Popen(["sleep", "600"], start_new_session=True)
-    subprocess.Popen(["sleep", "600"])
+    subprocess.Popen(["sleep", "600"], start_new_session=True, env=tagged_env())
+    subprocess.Popen(["sleep", "600"], env=tagged_env())
     _session_chain(25, context)
