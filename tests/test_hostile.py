@@ -176,12 +176,13 @@ def test_output_past_the_limit_is_refused_and_said_to_be_truncated(tmp_path: Pat
     scenario = load_one("""
         skill: tests.hostile_skills.flood:flood
         regions: {A: {records: 5}, B: {records: 5}, C: {records: 5}}
-        policy: {retries: 0, memory_limit_mb: 64}
+        policy: {retries: 0, memory_limit_mb: 64, timeout: 60s}
     """, str(tmp_path / "s.yaml"))
     run = Coordinator(scenario).run()
     failed = [a for a in run.attempts if not a.ok]
     assert len(failed) == 3, run.transcript
     for attempt in failed:
+        assert "accepted" in attempt.reason, attempt.event
         accepted = int(attempt.reason.split("accepted ")[1].split(" MiB")[0])
         assert accepted <= 16, f"{attempt.region} kept {accepted} MiB of stdout: {attempt.reason}"
         assert "output truncated" in attempt.stderr, attempt.stderr[-300:]
