@@ -91,16 +91,33 @@ def _make_bases(bases: list[str]) -> str | None:
         for base in bases:
             os.mkdir(base)
             made.append(base)
-            if not os.access(os.path.join(base, "cgroup.procs"), os.W_OK):
-                raise PermissionError(f"{base}/cgroup.procs is not writable")
+        _probe_join(made)
     except FileExistsError:
         return None  # ours already (this pid made it before, e.g. in a process that then forked us)
     except OSError as exc:
         return exc.strerror if isinstance(exc.strerror, str) else str(exc)
     finally:
         for base in made:
-            remove_tree(base)
+            remove_tree(base, wait=1.0)
     return None
+
+
+def _probe_join(groups: list[str]) -> None:
+    """Fork a throwaway child that moves into ``groups``: write access is not enough (cgroup v2 refuses
+    a move under a group whose controllers forbid it, a delegated tree one that crosses its root)."""
+    import warnings
+
+    with warnings.catch_warnings():  # Python 3.12+ warns when a threaded process forks; the child only writes
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork.*")
+        pid = os.fork()
+    if pid == 0:
+        code = 0
+        for group in groups:
+            code |= 0 if _write(os.path.join(group, "cgroup.procs"), "0") else 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise PermissionError(f"a process cannot be moved into {', '.join(groups)}")
 
 
 def _cgroup_mounts() -> list[tuple[str, str]]:
