@@ -258,6 +258,13 @@ def _freeze(group: str, on: bool) -> bool:
 def remove_tree(base: str, *, wait: float = 0.0) -> bool:
     """rmdir ``base`` and every group below it, deepest first; waits up to ``wait`` seconds for the
     killed processes to leave. True when nothing is left."""
+    try:
+        os.rmdir(base)  # the common case: an attempt's group, with no group below it
+        return True
+    except FileNotFoundError:
+        return True
+    except OSError:
+        pass
     deadline = time.monotonic() + wait
     while True:
         try:
@@ -345,13 +352,12 @@ class RunGroups:
         _kill_twins(self.paths(name))
 
     def finish(self, name: str) -> None:
-        """The attempt ended: kill what it left running and remove its groups (later, if they are busy)."""
+        """The attempt ended: remove its groups; kill first what it left running in them (their rmdir
+        fails while a process is in them), and remove those later, once the killed have left."""
         paths = self.paths(name)
-        if paths and os.path.isdir(paths[0]) and populated(paths[0]):
+        if not all(remove_tree(path) for path in paths):
             _kill_twins(paths)
-        for path in paths:
-            if not remove_tree(path):
-                self.doomed.add(path)
+            self.doomed.update(paths)
         for path in list(self.doomed):
             if remove_tree(path):
                 self.doomed.discard(path)
