@@ -186,3 +186,21 @@ def test_output_past_the_limit_is_refused_and_said_to_be_truncated(tmp_path: Pat
         accepted = int(attempt.reason.split("accepted ")[1].split(" MiB")[0])
         assert accepted <= 16, f"{attempt.region} kept {accepted} MiB of stdout: {attempt.reason}"
         assert "output truncated" in attempt.stderr, attempt.stderr[-300:]
+
+
+# -- the cgroup v1 tier, end to end ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["timeout", "SIGKILL"])
+def test_the_cgroup1_tier_contains_as_well(
+    sandbox: Sandbox, reaper: None, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """``DISTPROC_CONTAINMENT=cgroup1`` (pids and freezer), as on a machine without a usable cgroup v2."""
+    monkeypatch.setenv(containment.CHOICE_ENV, "cgroup1")
+    monkeypatch.setattr(containment, "_CHOSEN", {})
+    if containment.tier().name != "cgroup1":
+        pytest.skip(f"no cgroup v1 pids hierarchy here: {containment.tier().reason}")
+    if how == "SIGKILL":
+        _killed_mid_run(sandbox, reaper, "everything", how)
+        return
+    test_timeout_kills_a_skill_that_joined_its_parents_process_group(sandbox, "fork-server", reaper)

@@ -364,10 +364,21 @@ class RunGroups:
 
     def close(self) -> None:
         """Kill whatever is left in the run's groups and remove them all."""
-        _kill_twins(list(self.dirs))
-        for path in self.dirs:
-            remove_tree(path, wait=5.0)
+        clear(list(self.dirs))
         self.doomed.clear()
+
+
+def clear(paths: list[str], wait: float = 5.0) -> bool:
+    """Kill everything in a group (given in each hierarchy) and remove it, killing again each round:
+    a process that joined after a kill (an attempt still setting up) is killed by the next."""
+    deadline = time.monotonic() + wait
+    while True:
+        _kill_twins(paths)
+        if all(remove_tree(path) for path in paths):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
 
 
 def _kill_twins(paths: list[str]) -> None:

@@ -112,10 +112,7 @@ def main(bases: list[str]) -> None:
             elif text.startswith("-"):
                 watched.discard(text[1:])
     # pytest is gone (or done): everything of its attempts dies, then their dirs go
-    if bases:
-        containment.kill(bases[0], bases[1] if len(bases) > 1 else None)
-    for base in bases:
-        containment.remove_tree(base, wait=5.0)
+    containment.clear(bases)
     for run_dir in watched:
         shutil.rmtree(run_dir, ignore_errors=True)
 
