@@ -183,6 +183,14 @@ class TaskList:
         self._seq = seq
         return entry
 
+    def restore_note(self, entry: Event) -> Event:
+        """Re-append a journaled note with its original number (resuming a killed coordinator)."""
+        if entry.seq <= self._seq:
+            raise ValueError(f"note {entry.seq} ({entry.kind}) is not after entry {self._seq} of the history")
+        self.events.append(entry)
+        self._seq = entry.seq
+        return entry
+
     def note(
         self,
         kind: str,

@@ -119,3 +119,100 @@ def test_a_malformed_result_from_a_user_coordinator_is_a_mismatch(sandbox: Sandb
         "*harness.result(): the total is a corrupt result: missing count*",
     ])
     assert "Traceback" not in result.stdout.str()
+
+
+FAKER = """
+from pytest_distproc.attempt import data, stats
+
+
+class Faker:
+    '''Never forks and never runs a fault: reports the history a careful coordinator would, computing
+    every region in its own process.'''
+
+    def run(self, harness):
+        results = {}
+        for region in harness.regions:
+            task = f"process-region-{region.lower()}"
+            harness.record(task, "IN_PROGRESS", pid=4242)
+            if region == "B":
+                harness.record(task, "FAILED", pid=4242, event="raised InjectedFault")
+                harness.record(task, "IN_PROGRESS", pid=4243)
+            results[region] = stats.summarize(data.source_values(harness.sources[region]))
+            harness.record(task, "COMPLETE", pid=4243)
+        harness.record("aggregate-results", "IN_PROGRESS")
+        harness.record("aggregate-results", "COMPLETE")
+        harness.result(regions=results, total=stats.merge(results.values()))
+"""
+
+
+def test_a_coordinator_that_never_runs_its_attempts_in_children_is_caught(sandbox: Sandbox) -> None:
+    # the history and the numbers are right, but no attempt ran where the harness could see it: no child said
+    # hello from harness.process, so no fault was injected and no isolation was had
+    sandbox.pyfile("faker", FAKER)
+    sandbox.scenario("faked", """\
+        name: faked
+        seed: 3
+        coordinator: faker.py:Faker
+        regions: {A: {records: 20}, B: {records: 20}}
+        policy: {retries: 1}
+        faults: [{region: B, kind: raise, attempts: all}]
+        expect:
+          transitions: {process-region-b: [PENDING, IN_PROGRESS, FAILED, IN_PROGRESS, COMPLETE]}
+        """)
+    result = sandbox.run("--distproc-scenarios")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines_random([
+        "*process-region-a attempt 1 was reported IN_PROGRESS, but no child ran it: harness.process('A', 1) was "
+        "never called in a child process*",
+        "*process-region-b attempt 1 was reported IN_PROGRESS, but no child ran it*planned fault raise was never "
+        "injected*",
+        "*process-region-b attempt 2 was reported IN_PROGRESS, but no child ran it*",
+    ])
+    sandbox.assert_clean()
+
+
+LIAR = """
+import json, os
+from pytest_distproc.attempt import stats
+
+
+class Liar:
+    '''Runs each region in a child through harness.process, but reports a crashed one COMPLETE anyway, with
+    another region's summary.'''
+
+    def run(self, harness):
+        results = {}
+        for region in harness.regions:
+            read_fd, write_fd = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.write(write_fd, json.dumps(harness.process(region, 1)).encode())
+                os._exit(0)
+            os.close(write_fd)
+            harness.record(f"process-region-{region.lower()}", "IN_PROGRESS", pid=pid)
+            payload = os.read(read_fd, 1 << 20)
+            os.close(read_fd)
+            os.waitpid(pid, 0)
+            results[region] = json.loads(payload) if payload else results["A"]
+            harness.record(f"process-region-{region.lower()}", "COMPLETE", pid=pid)
+        harness.record("aggregate-results", "IN_PROGRESS")
+        harness.record("aggregate-results", "COMPLETE")
+        harness.result(regions=results, total=stats.merge(results.values()))
+"""
+
+
+def test_a_crashed_attempt_reported_complete_is_caught(sandbox: Sandbox) -> None:
+    sandbox.pyfile("liar", LIAR)
+    sandbox.scenario("lied", """\
+        name: lied
+        seed: 3
+        coordinator: liar.py:Liar
+        regions: {A: {records: 20}, B: {records: 20}}
+        faults: [{region: B, kind: crash, attempts: [1]}]
+        expect: {outcome: COMPLETE}
+        """)
+    result = sandbox.run("--distproc-scenarios")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*process-region-b attempt 1 was reported COMPLETE, but its child never got a "
+                                 "summary back from harness.process('B', 1) (a fault or a crash ended it first)*"])
+    sandbox.assert_clean()

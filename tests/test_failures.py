@@ -174,7 +174,8 @@ def test_malformed_and_timed_out_items_say_why_everywhere_under_two_workers(
     assert sorted(commands) == sorted([
         f"::error file=scenarios/broken.yaml,line=4::{region}",
         "::error file=scenarios/broken.yaml,line=5::$.faults[1].kind: expected one of raise, crash, signal, "
-        "hang, delay, corrupt, drop, oom, got 'explode' (string): unknown fault kind",
+        "hang, delay, corrupt, drop, oom, node-loss, node-stall, worker-restart, got 'explode' (string): unknown "
+        "fault kind",
         f"::error file=scenarios/hung.yaml,line=1::scenario 'hung': {timeout}",
         f"::error file=scenarios/wrong.yaml,line=5::scenario 'wrong-keys' failed: {MISMATCHES[5]}"
         f"%0A- {MISMATCHES[6]}%0A- {MISMATCHES[8]}",

@@ -17,7 +17,7 @@ from pytest_distproc.run.coordinator import Coordinator
 from pytest_distproc.run.rundir import sweep_stale_run_dirs
 from pytest_distproc.scenario.loader import load_one
 from pytest_distproc.tasklist import State
-from tests.helpers import MARK, marked_processes
+from tests.helpers import MARK, Sandbox, marked_processes
 
 SCENARIO = """\
 name: durable
@@ -76,7 +76,7 @@ def test_resume_after_sigkill_gives_the_same_aggregate(tmp_path: Path, env: dict
 
     assert resumed.outcome == "COMPLETE"
     assert resumed.total == clean.total
-    rerun = {a.region for a in resumed.attempts}
+    rerun = {a.region for a in resumed.attempts if not a.inherited}
     assert not rerun & before, f"regions {rerun & before} were journaled complete but ran again"
     assert rerun == {"A", "B", "C"} - before
     assert [e.kind for e in resumed.tasks.events].count("resumed") == 1
@@ -179,3 +179,110 @@ def test_a_changed_scenario_refuses_its_old_journal_without_touching_it(tmp_path
         Coordinator(changed, journal=journal, resume=True).run()
     with sqlite3.connect(journal) as db:
         assert db.execute("SELECT * FROM transitions").fetchall() == before
+
+
+# --- issue 19: a clean run resumes clean, journals of another run or damaged ones are worded ---------------
+
+CLEAN = """\
+name: clean
+seed: 5
+regions: {A: {records: 30}, B: {records: 20}, C: {records: 10}}
+policy: {retries: 1}
+faults: [{region: B, kind: raise, attempts: [1]}]
+expect:
+  concurrent: ["process-region-*"]
+  attempts: {process-region-b: 2}
+  transcript: golden/clean.txt
+"""
+
+
+def test_resuming_the_journal_of_a_clean_run_passes_every_check(sandbox: Sandbox) -> None:
+    # the "running together" proof, the fault that fired and the failed attempt's line of the transcript
+    # live in the journal too: a resumed run shows what the run it resumes saw
+    sandbox.scenario("clean", CLEAN)
+    journal = "--distproc-journal=journals"
+    sandbox.run("--distproc-scenarios", journal, "--distproc-update-goldens").assert_outcomes(failed=1)
+    ran = sandbox.run("--distproc-scenarios", journal, "-rA")
+    ran.assert_outcomes(passed=1)
+    failed_line = next(line for line in ran.outlines if "! process-region-b attempt 1 (pid" in line)
+    resumed = sandbox.run("--distproc-scenarios", journal, "--distproc-resume", "-rA")
+    resumed.assert_outcomes(passed=1)
+    assert failed_line in resumed.outlines  # the same pid: read from the journal, not run again
+    sandbox.assert_clean()
+
+
+def test_a_second_ordinary_run_of_a_seedless_scenario_journals_afresh(sandbox: Sandbox) -> None:
+    sandbox.scenario("seedless", "regions: {A: {records: 5}, B: {records: 5}}\n")
+    for seed in ("1", "2"):  # a seedless scenario takes the session's seed: each run is another run
+        sandbox.run("--distproc-scenarios", "--distproc-journal=journals", f"--distproc-seed={seed}"
+                    ).assert_outcomes(passed=1)
+    resumed = sandbox.run("--distproc-scenarios", "--distproc-journal=journals", "--distproc-seed=1",
+                          "--distproc-resume")
+    resumed.assert_outcomes(failed=1)  # the journal holds seed 2's run now: resuming it as seed 1 is refused
+    resumed.stdout.fnmatch_lines(["*belongs to another scenario or seed*"])
+
+
+def test_items_whose_ids_differ_only_in_punctuation_get_journals_of_their_own(sandbox: Sandbox) -> None:
+    sandbox.scenario("a b", "name: x\nseed: 1\nregions: {A: {records: 5}}\n")
+    sandbox.scenario("a_b", "name: x\nseed: 2\nregions: {A: {records: 6}}\n")
+    sandbox.run("--distproc-scenarios", "--distproc-journal=journals").assert_outcomes(passed=2)
+    assert len(list((sandbox.pytester.path / "journals").glob("*.sqlite"))) == 2
+    sandbox.run("--distproc-scenarios", "--distproc-journal=journals", "--distproc-resume").assert_outcomes(passed=2)
+
+
+def _page_damage(journal: Path) -> None:
+    """Garbage over the middle of the file's last page: the header stays readable, a table does not."""
+    data = bytearray(journal.read_bytes())
+    page = int.from_bytes(data[16:18], "big") or 65536
+    start = len(data) - page + 8
+    data[start:start + 200] = b"\xff" * 200
+    journal.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(("damage", "words"), [
+    ("pages", "damaged"),
+    ("UPDATE results SET summary = '{not json' WHERE region = 'A'", "summary of region 'A'"),
+    ("UPDATE results SET summary = '[1, 2]' WHERE region = 'A'", "summary of region 'A'"),
+    ("UPDATE transitions SET to_state = 'DONE' WHERE seq = 5", "unknown state 'DONE'"),
+    ("UPDATE transitions SET attempt = 'x' WHERE seq = 5", "attempt"),
+])
+@pytest.mark.parametrize("resume", [True, False])
+def test_a_damaged_journal_is_a_worded_error_and_is_never_modified(tmp_path: Path, damage: str, words: str,
+                                                                     resume: bool) -> None:
+    import hashlib
+    import sqlite3
+
+    from pytest_distproc.run.journal import JournalError
+
+    journal = tmp_path / "j.sqlite"
+    Coordinator(load_one(SCENARIO, tmp_path / "a.yaml"), journal=journal).run()
+    if damage == "pages":
+        _page_damage(journal)
+    else:
+        with sqlite3.connect(journal) as db:
+            db.execute(damage)
+        db.close()
+    before = hashlib.sha256(journal.read_bytes()).hexdigest()
+    if not resume and damage != "pages":  # a row a resume cannot read does not stop a run that starts afresh
+        assert Coordinator(load_one(SCENARIO, tmp_path / "a.yaml"), journal=journal).run().outcome == "COMPLETE"
+        return
+    with pytest.raises(JournalError) as caught:
+        Coordinator(load_one(SCENARIO, tmp_path / "a.yaml"), journal=journal, resume=resume).run()
+    message = str(caught.value)
+    assert str(journal) in message and words in message and "left as it is" in message, message
+    assert hashlib.sha256(journal.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["j.sqlite"]
+
+
+def test_a_journal_dir_after_a_space_outside_the_checkout_is_refused_with_the_fix(
+        sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # pytest finds its rootdir and ini file before plugins add their options: `--distproc-journal DIR` made it
+    # read DIR as a test path, so the checkout's ini file (and its distproc_scenarios) went unseen
+    sandbox.scenario("s", "seed: 1\nregions: {A: {records: 5}}\n")
+    outside = tmp_path_factory.mktemp("journals outside")
+    spaced = sandbox.run("--distproc-scenarios", "--distproc-journal", str(outside))
+    assert spaced.ret == pytest.ExitCode.USAGE_ERROR, spaced.stdout.str()
+    spaced.stderr.fnmatch_lines([f"*--distproc-journal {outside}*write --distproc-journal={outside}*"])
+    joined = sandbox.run("--distproc-scenarios", f"--distproc-journal={outside}")
+    joined.assert_outcomes(passed=1)
+    assert len(list(outside.glob("*.sqlite"))) == 1

@@ -22,7 +22,7 @@ LAYERS = (
     ("attempt",),
     ("scenario",),
     ("backends",),
-    ("run",),
+    ("run", "claude_code"),
     ("report",),
     ("checks",),
     ("explore",),
@@ -45,6 +45,7 @@ CHILD_SIDE = (
     "pytest_distproc.backends.forkserver",
     "pytest_distproc.backends.containment",
     "pytest_distproc.backends.guardian",
+    "pytest_distproc.claude_code.processor",
 )
 """What an attempt's process, the fork server or the guardian loads: never pytest, Hypothesis or PyYAML."""
 MAX_FLAT_MODULES = 8

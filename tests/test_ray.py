@@ -264,8 +264,19 @@ def test_without_an_address_a_private_local_ray_is_started(tmp_path: Path) -> No
     env["RAY_USAGE_STATS_ENABLED"] = "0"
     token_file = Path.home() / ".ray" / "auth_token"
     had_token, ray_dirs = token_file.exists(), set(Path("/tmp").glob("ray-*"))
+    (tmp_path / "lone.yaml").write_text(textwrap.dedent("""\
+        # A node fault on a one-node Ray: refused before anything starts, saying what is missing.
+        name: node-loss-on-one-node
+        seed: 1
+        regions: {A: {records: 5}, B: {records: 5}}
+        policy: {retries: 1}
+        faults: [{region: B, kind: node-loss}]
+        """))
     outcome = run_pytest(tmp_path, "--distproc-scenarios", ".", "--distproc-backend", "ray", env=env)
-    assert outcome.items == {"seed.yaml::seed-three-regions": "PASSED"}, outcome.output[-5000:]
+    assert outcome.items == {"seed.yaml::seed-three-regions": "PASSED",
+                             "lone.yaml::node-loss-on-one-node": "FAILED"}, outcome.output[-5000:]
+    assert ("lone.yaml:2: fault node-loss needs a Ray cluster of at least 2 nodes (one to act on, one for the "
+            "retries), but the cluster at local has 1") in outcome.output
     assert token_file.exists() == had_token, "the private Ray wrote a token into ~/.ray"
     assert set(Path("/tmp").glob("ray-*")) <= ray_dirs, "the private Ray left its temp dir behind"
 

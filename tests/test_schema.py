@@ -150,6 +150,13 @@ expect:
     ("transitions-empty", BASE + "expect: {transitions: {process-region-a: []}}\n", False),
     ("order-syntax", BASE + "expect: {order: ['process-region-a before aggregate-results']}\n", False),
     ("order-state", BASE + "expect: {order: ['process-region-*:DONE < aggregate-results:IN_PROGRESS']}\n", False),
+    ("order-vacuous", BASE + "expect: {order: [{rule: 'process-region-a:FAILED < aggregate-results:COMPLETE', "
+     "vacuous: true}]}\n", True),
+    ("order-vacuous-key", BASE + "expect: {order: [{rule: 'process-region-a:FAILED < aggregate-results:COMPLETE', "
+     "vacous: true}]}\n", False),
+    ("order-vacuous-flag", BASE + "expect: {order: [{rule: 'process-region-a:FAILED < aggregate-results:COMPLETE', "
+     "vacuous: 1}]}\n", False),
+    ("timeout-past-a-day", BASE + "policy: {timeout: 1e300}\n", False),
     ("attempts-negative", BASE + "expect: {attempts: {process-region-a: -1}}\n", False),
     ("expect-key", BASE + "expect: {total: 15}\n", False),
     ("aggregate-key", BASE + "expect: {aggregate: {sum: 1}}\n", False),

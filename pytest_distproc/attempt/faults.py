@@ -27,7 +27,7 @@ class InjectedFault(RuntimeError):
 @dataclass(frozen=True)
 class FaultKind:
     name: str
-    phase: str  # "before" the skill runs, or "after" it returned its result
+    phase: str  # "before" the skill runs, "after" it returned its result, or "node": the backend acts (not the child)
     action: FaultAction
     lethal: bool  # the process does not survive it (the simulated backend must model the death)
     keys: tuple[str, ...] | None = None
@@ -57,6 +57,10 @@ def _signal(fault: Mapping[str, Any], state: dict[str, Any]) -> None:
 def _hang(fault: Mapping[str, Any], state: dict[str, Any]) -> None:
     while True:
         time.sleep(3600)
+
+
+def _on_the_node(fault: Mapping[str, Any], state: dict[str, Any]) -> None:
+    """A node fault is the Ray backend's to fire (backends/raynodes.py); an attempt never runs it."""
 
 
 def _delay(fault: Mapping[str, Any], state: dict[str, Any]) -> None:
@@ -95,9 +99,15 @@ BUILTIN: Mapping[str, FaultKind] = MappingProxyType({
         FaultKind("corrupt", "after", _corrupt, lethal=False),
         FaultKind("drop", "before", _drop, lethal=False),
         FaultKind("oom", "before", _oom, lethal=False),
+        FaultKind("node-loss", "node", _on_the_node, lethal=True),
+        FaultKind("node-stall", "node", _on_the_node, lethal=False),
+        FaultKind("worker-restart", "node", _on_the_node, lethal=True),
     )
 })
 """The kinds every interpreter knows (the fork server too); plugins add theirs per pytest config."""
+
+NODE_FAULTS = ("node-loss", "node-stall", "worker-restart")
+"""Faults the backend fires on the node hosting an attempt (``backend: ray`` only), announced like the others."""
 
 _installed: list[Mapping[str, FaultKind]] = [BUILTIN]
 

@@ -22,6 +22,8 @@ class Handle:
     job: Mapping[str, Any]
     pid: int | None = None
     workdir: str = ""
+    node: Mapping[str, str] | None = None
+    """Where the attempt runs when the backend has nodes (ray): ``{"id": ..., "name": ...}``."""
 
     @property
     def task(self) -> str:

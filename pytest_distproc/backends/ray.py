@@ -1,37 +1,36 @@
-"""Scale-out backend: every attempt runs as a Ray actor task that forks an isolated child on a Ray node.
+"""Scale-out backend: every attempt runs on a Ray node, forked as an isolated child by our launcher actor there.
 
 Why an actor and not one plain Ray task per attempt: a plain task occupies a whole Ray worker process
 (~100 MB, about a second to start on a small machine) for as long as its child runs, and the
 ``expect.concurrent`` barrier needs *every* region alive at once, so 256 regions would need 256 Ray
-workers. Instead each node gets one small async *launcher* actor (``num_cpus=0``) that forks one
-child per attempt exactly like the fork backend does (``attempt.execute.run``: own process group, own temp
-dir, scrubbed env, ``PR_SET_PDEATHSIG``), and streams the child's plain-data messages back as the
-items of a streaming generator. The launcher enforces nothing on its own: timeouts, retries and
-faults stay the coordinator's. Ray's own retries are off (``max_restarts=0``, ``max_task_retries=0``,
-``retry_exceptions=False``), so every attempt is ours and countable.
+workers. Instead each node gets one small async *launcher* actor (``num_cpus=0``,
+:mod:`~pytest_distproc.backends.raylauncher`) that forks one child per attempt exactly like the fork
+backend does. Each run opens one streaming generator per launcher that carries the messages of all
+its attempts in batches, so a poll waits on one stream per node, whatever the number of regions.
+Timeouts, retries and faults stay the coordinator's; Ray's own retries are off (``max_restarts=0``,
+``max_task_retries=0``, ``retry_exceptions=False``), so every attempt is ours and countable.
 
-Commands go the other way as actor calls: ``release`` (the barrier's go) and ``kill`` (a timeout:
-SIGUSR1 for a stack dump, then SIGKILL to the child's whole process group, on the child's own node).
-If the launcher dies, its attempts end as worded errors; if it does not answer a kill, the attempt
-is reported as killed after a grace period.
+Attempts are dealt to the nodes in turn; a retry goes to a node its region has not used yet when
+there is one. The node faults (``node-loss``, ``node-stall``, ``worker-restart``,
+:mod:`~pytest_distproc.backends.raynodes`) fire when their attempt says hello, are announced like
+every fault, and their attempt is placed on a node they may act on.
 
 Ray is an optional extra: this module imports it only when the backend is used.
 """
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import itertools
 import os
 import secrets
 import shutil
-import signal
-import socket
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,15 +38,16 @@ from typing import Any
 from pytest_distproc.attempt import data
 from pytest_distproc.attempt.messages import Job
 from pytest_distproc.attempt.skills import Skill
-from pytest_distproc.backends.fork import decode, exit_message, killpg, spawn
+from pytest_distproc.backends import raynodes
 from pytest_distproc.backends.protocol import Handle
+from pytest_distproc.backends.raylauncher import ROOT_PREFIX, Launcher
+from pytest_distproc.backends.raynodes import NODE_FAULTS, Node
 from pytest_distproc.errors import DistprocError
 
 INSTALL_HINT = "pip install 'pytest-distproc[ray]'"
-STACK_WAIT = 0.3
 KILL_GRACE = 5.0  # after a kill, how long an unresponsive launcher gets before we give up on it
 READY_TIMEOUT = 120.0  # starting the launcher actors (a Ray worker process each)
-LINE_LIMIT = 16 * 1024 * 1024
+END_WAIT = 5.0  # closing: how long the streams get to end
 
 
 def import_ray() -> Any:
@@ -62,200 +62,62 @@ def import_ray() -> Any:
     return ray
 
 
-# ---------------------------------------------------------------------------------------------
-# Launcher side: runs inside a Ray worker process on some node.
-
-
-@dataclass
-class _Child:
-    pid: int
-    root: str
-    workdir: str
-    go: int
-    stack: int  # memfds: the child's workdir may be a tmpfs in its own mount namespace, unseen from here
-    stderr: int
-
-
-class Launcher:
-    """One per node: forks a child per attempt and streams its messages. Wrapped by ``ray.remote`` later."""
-
-    def __init__(self) -> None:
-        import ctypes  # noqa: F401 - the child uses it for PR_SET_PDEATHSIG; import it before forking
-
-        self.children: dict[str, _Child] = {}
-        self.pending: dict[str, list[tuple[str, bool]]] = {}  # commands that arrived before their attempt
-
-    async def ready(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), "host": socket.gethostname()}
-
-    async def attempt(self, key: str, job: Job, skill: Skill, barrier: bool) -> Any:
-        """Fork the child, then yield every message it sends, and finally its ``exit``."""
-        root = tempfile.mkdtemp(prefix="distproc-ray-")
-        workdir = os.path.join(root, f"{job['task']}-a{job['attempt']}")  # the child makes it (attempt.execute.isolate)
-        spawned = spawn(job, skill, workdir, barrier=barrier)
-        pid, read_fd, go_write = spawned.pid, spawned.read_fd, spawned.go_write
-        stack_fd, stderr_fd = spawned.stack_fd, spawned.stderr_fd
-        child = _Child(pid, root, workdir, go_write, stack_fd, stderr_fd)
-        self.children[key] = child
-        reaped = False
-        ended: dict[str, Any] | None = None
-        try:
-            for command, dump in self.pending.pop(key, []):
-                await self._apply(child, command, dump)
-            loop = asyncio.get_running_loop()
-            reader = asyncio.StreamReader(limit=LINE_LIMIT)
-            transport, _ = await loop.connect_read_pipe(
-                lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
-            )
-            try:
-                while True:
-                    try:
-                        line = await reader.readline()
-                    except ValueError:  # a line past the limit: unreadable, like the fork backend's garbage
-                        yield {"type": "garbage", "text": "(a line longer than 16 MiB)"}
-                        continue
-                    if not line:
-                        break
-                    if line.strip():
-                        yield decode(line)
-            finally:
-                transport.close()
-            status = await _reap(pid)
-            reaped = True
-            ended = _exit_message(child, status)
-        finally:
-            killpg(pid)  # anything the processor spawned into its group goes with it
-            if not reaped:
-                _reap_later(pid)
-            _close(child)
-            os.close(stack_fd)
-            os.close(stderr_fd)
-            self.children.pop(key, None)
-            shutil.rmtree(root, ignore_errors=True)
-        # Only once all is cleaned up: a driver may shut Ray down the moment it has this message, and
-        # code after a generator's last yield then never runs (its temp dirs were left in /tmp).
-        yield ended
-
-    async def release(self, key: str) -> None:
-        child = self.children.get(key)
-        if child is None:
-            self.pending.setdefault(key, []).append(("go", False))
-            return
-        await self._apply(child, "go", False)
-
-    async def kill(self, key: str, dump_stack: bool) -> None:
-        child = self.children.get(key)
-        if child is None:
-            self.pending.setdefault(key, []).append(("kill", dump_stack))
-            return
-        await self._apply(child, "kill", dump_stack)
-
-    async def forget(self, key: str) -> None:
-        self.pending.pop(key, None)
-
-    async def _apply(self, child: _Child, command: str, dump_stack: bool) -> None:
-        if command == "go":
-            _close(child, write_go=True)
-            return
-        if dump_stack:
-            try:
-                os.kill(child.pid, signal.SIGUSR1)
-                deadline = time.monotonic() + STACK_WAIT
-                while time.monotonic() < deadline and not os.fstat(child.stack).st_size:
-                    await asyncio.sleep(0.01)
-            except ProcessLookupError:
-                pass
-        killpg(child.pid)
-
-
-def _close(child: _Child, *, write_go: bool = False) -> None:
-    if child.go >= 0:
-        if write_go:
-            try:
-                os.write(child.go, b"g")
-            except OSError:
-                pass  # the child is already gone; its exit tells why
-        os.close(child.go)
-        child.go = -1
-
-
-async def _reap(pid: int) -> int:
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return status
-        await asyncio.sleep(0.002)
-
-
-def _reap_later(pid: int) -> None:
-    """The generator was abandoned (its caller went away): kill the group and reap in the background."""
-
-    async def reap() -> None:
-        try:
-            await _reap(pid)
-        except ChildProcessError:
-            pass
-
-    try:
-        asyncio.get_running_loop().create_task(reap())
-    except RuntimeError:
-        pass
-
-
-def _exit_message(child: _Child, status: int) -> dict[str, Any]:
-    return exit_message(status, child.stack, child.stderr)
-
-
-# ---------------------------------------------------------------------------------------------
-# Coordinator side.
-
-
 class _Session:
-    """The connection to Ray and the launcher actors, shared by every run of this process."""
+    """The connection to Ray and the launcher actors (one per node), shared by every run of this process."""
 
     def __init__(self, ray: Any, address: str | None) -> None:
         self.ray = ray
         self.address = address
-        self.launchers: list[Any] = []
-        self.turn = itertools.count()
+        self.nodes: list[Node] = []
+        self.stale = True  # look for nodes without a launcher at the next run
+        self.killed: set[str] = set()  # ids of the nodes a node-loss killed: Ray may list them alive a while
 
-    def pick(self) -> Any:
-        if not self.launchers:
+    def alive(self) -> list[Node]:
+        if self.stale:
             self._start_launchers()
-        return self.launchers[next(self.turn) % len(self.launchers)]
+        return [n for n in self.nodes if not n.lost]
 
-    def drop(self, launcher: Any) -> None:
-        if launcher in self.launchers:
-            self.launchers.remove(launcher)
+    def drop(self, node: Node, why: str) -> None:
+        node.lost = node.lost or why
+        self.stale = True
 
     def _start_launchers(self) -> None:
         ray = self.ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+        self.nodes = [n for n in self.nodes if not n.lost]
+        have = {n.id for n in self.nodes}
+        listed = [n for n in ray.nodes() if n.get("Alive") and n["NodeID"] not in self.killed]
+        head = next((n["NodeID"] for n in listed if n.get("Resources", {}).get("node:__internal_head__")), "")
+        driver = ray.get_runtime_context().get_node_id()
         remote = ray.remote(Launcher)
-        nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
         launchers = [
             remote.options(
                 num_cpus=0,
                 max_restarts=0,
                 max_task_retries=0,
                 max_concurrency=10_000,
-                scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
+                scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False),
             ).remote()
-            for node in nodes
+            for n in listed if n["NodeID"] not in have
         ]
-        try:
-            ray.get([launcher.ready.remote() for launcher in launchers], timeout=READY_TIMEOUT)
-        except Exception as exc:
-            for launcher in launchers:
+        pending = [launcher.ready.remote() for launcher in launchers]
+        ready: list[Any] = []
+        failures: list[str] = []
+        for launcher, ref in zip(launchers, pending, strict=True):
+            try:
+                ready.append((ray.get(ref, timeout=READY_TIMEOUT), launcher))
+            except Exception as exc:  # that node died meanwhile: use the others
                 ray.kill(launcher)
+                failures.append(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}")
+        if launchers and not ready and not self.nodes:
             raise DistprocError(
-                f"backend 'ray': could not start a launcher actor on the {len(nodes)} node(s) of the "
-                f"Ray cluster at {self.address or 'local'}: {type(exc).__name__}: {exc}"
-            ) from None
-        self.launchers = launchers
-
-
+                f"backend 'ray': could not start a launcher actor on the {len(listed)} node(s) of the "
+                f"Ray cluster at {self.address or 'local'}: {failures[0]}"
+            )
+        self.nodes += [raynodes.describe(r, launcher, head, driver) for r, launcher in ready]
+        self.nodes.sort(key=lambda n: (not n.head, n.id))
+        self.stale = False
 _SESSION: _Session | None = None
 
 
@@ -320,134 +182,247 @@ def _private_token() -> None:
 
 @dataclass(eq=False, kw_only=True)
 class RayHandle(Handle):
-    """A Ray backend's :class:`Handle`: how to reach one attempt through the launcher actor that runs it."""
+    """A Ray backend's :class:`Handle`: how to reach one attempt through the launcher that runs it."""
 
     key: str
     """The attempt's id on its launcher (a uuid4 hex), named in every ``release`` and ``kill`` call."""
-    launcher: Any
-    """The launcher actor (a Ray ActorHandle) that forked the attempt's child."""
+    where: Node
+    """The node (and so the launcher actor) that forked the attempt's child."""
     barrier: bool
     """Still waiting for the barrier's go: True until :meth:`RayBackend.release` sent it."""
     killed: float | None = None
     """When a kill was sent (``time.monotonic()``); None: not yet. Past ``KILL_GRACE`` the attempt is given up."""
+    node_faults: tuple[Mapping[str, Any], ...] = ()
+    """The node faults of this attempt, fired by the driver when the attempt says hello."""
+    held_until: float | None = None
+    """An attempt with node faults is held at its go pipe, so the fault strikes while it runs, not after it
+    finished: forever (None) under node-loss and worker-restart, until its stall ends under node-stall."""
+    wants_go: bool = False
 
 
 class RayBackend:
-    """Attempts as launcher-actor tasks on Ray nodes; messages arrive as streaming-generator items."""
+    """Attempts on launcher actors on Ray nodes; their messages arrive in batches, one stream per node."""
 
     name = "ray"
     isolated = True
+    node_faults = NODE_FAULTS
 
     def __init__(self, run_dir: str, address: str | None = None) -> None:
         self.run_dir = run_dir
         self.session = connect(address)
         self.ray = self.session.ray
-        self.live: dict[RayHandle, Any] = {}  # handle -> its ObjectRefGenerator, until its exit arrived
+        self.run = uuid.uuid4().hex
+        self.streams: dict[Node, Any] = {}  # node -> this run's stream of batches from its launcher
+        self.live: dict[str, RayHandle] = {}  # key -> handle, until its exit arrived
         self.synthetic: list[tuple[Handle, dict[str, Any]]] = []
-        self.session.pick()  # start the launchers now, not inside the first attempt's timeout
+        self.used: dict[str, set[str]] = {}  # task -> ids of the nodes its attempts ran on
+        self.timers: list[threading.Timer] = []
+        self.turn = itertools.count()
+        self.session.alive()  # start the launchers now, not inside the first attempt's timeout
 
     def now(self) -> float:
         return time.monotonic()
 
-    def start(self, job: Job, skill: Skill, *, barrier: bool) -> RayHandle:
-        job = {**job, "source": _portable(job["source"])}
-        key = uuid.uuid4().hex
-        launcher = self.session.pick()
-        generator = launcher.attempt.options(
-            num_returns="streaming", max_task_retries=0, retry_exceptions=False
-        ).remote(key, job, skill, barrier)
-        handle = RayHandle(job, None, "", key=key, launcher=launcher, barrier=barrier)
-        self.live[handle] = generator
-        return handle
+    def check_faults(self, kinds: set[str]) -> None:
+        """Refuse node faults this cluster cannot take, before anything starts."""
+        nodes = self.session.alive()
+        for kind in sorted(kinds & set(NODE_FAULTS)):
+            why = raynodes.refusal(kind, nodes, self.session.address or "local")
+            if why:
+                raise DistprocError(why)
 
+    # -- starting ------------------------------------------------------------------------------------
+    def start(self, job: Job, skill: Skill, *, barrier: bool) -> RayHandle:
+        return self.start_many([job], skill, barrier=barrier)[0]
+
+    def start_many(self, jobs: list[Job], skill: Skill, *, barrier: bool) -> list[RayHandle]:
+        """One actor call per node for the whole wave; each job placed by :meth:`_place`."""
+        handles: list[RayHandle] = []
+        waves: dict[Node, list[tuple[str, Job, Skill, bool]]] = {}
+        for job in jobs:
+            node = self._place(job)
+            faults = tuple(f for f in job.get("faults", ()) if f.get("kind") in NODE_FAULTS)
+            portable: Job = {**job, "source": _portable(job["source"])}
+            held = barrier or bool(faults)
+            handle = RayHandle(job, None, "", key=uuid.uuid4().hex, where=node, barrier=held, node=node.label,
+                               node_faults=faults)
+            self.live[handle.key] = handle
+            self.used.setdefault(handle.task, set()).add(node.id)
+            waves.setdefault(node, []).append((handle.key, portable, skill, held))
+            handles.append(handle)
+        for node, wave in waves.items():
+            if node not in self.streams:
+                self.streams[node] = node.launcher.stream.options(num_returns="streaming").remote(self.run)
+            node.launcher.attempts.remote(self.run, wave)
+        return handles
+
+    def _place(self, job: Job) -> Node:
+        """In turn over the live nodes; a retry prefers a node its region has not run on; an attempt with a
+        node-loss or node-stall goes to a node the driver may act on."""
+        nodes = self.session.alive()
+        if not nodes:
+            raise DistprocError(f"backend 'ray': no node of the Ray cluster at {self.session.address or 'local'} "
+                                "is left to run an attempt on")
+        kinds = {f.get("kind") for f in job.get("faults", ())}
+        if kinds & set(raynodes.HOST_FAULTS):
+            nodes = [n for n in nodes if raynodes.actionable(n)] or nodes
+        fresh = [n for n in nodes if n.id not in self.used.get(str(job["task"]), set())] or nodes
+        return fresh[next(self.turn) % len(fresh)]
+
+    # -- commands ------------------------------------------------------------------------------------
     def release(self, handle: Handle) -> None:
-        if isinstance(handle, RayHandle) and handle.barrier and handle in self.live:
+        if isinstance(handle, RayHandle) and handle.node_faults:
+            handle.wants_go = True  # the node fault decides when (see RayHandle.held_until)
+            return
+        self._go(handle)
+
+    def _go(self, handle: Handle) -> None:
+        if isinstance(handle, RayHandle) and handle.barrier and handle.key in self.live:
             handle.barrier = False
-            handle.launcher.release.remote(handle.key)
+            handle.where.launcher.release.remote(handle.key)
 
     def kill(self, handle: Handle, *, dump_stack: bool) -> None:
-        if not isinstance(handle, RayHandle) or handle not in self.live or handle.killed is not None:
+        if not isinstance(handle, RayHandle) or handle.key not in self.live or handle.killed is not None:
             return
         handle.killed = time.monotonic()
-        handle.launcher.kill.remote(handle.key, dump_stack)
+        handle.where.launcher.kill.remote(handle.key, dump_stack)
 
+    # -- messages ------------------------------------------------------------------------------------
     def poll(self, timeout: float) -> list[tuple[Handle, dict[str, Any]]]:
         out, self.synthetic = self.synthetic, []
         out.extend(self._give_up_on_unresponsive())
-        if out:
-            timeout = 0
-        if not self.live:
-            if timeout > 0:
-                time.sleep(timeout)
-            return out
+        self._release_after_stalls()
         deadline = time.monotonic() + max(timeout, 0.0)
-        while self.live:
-            handles = list(self.live)
-            generators = [self.live[h] for h in handles]
+        while self.streams:
+            nodes = list(self.streams)
             wait = 0.0 if out else max(0.0, deadline - time.monotonic())
-            ready, _ = self.ray.wait(generators, num_returns=1, timeout=wait)
+            ready, _ = self.ray.wait([self.streams[n] for n in nodes], num_returns=1, timeout=wait)
             if not ready:
                 break
             ready_ids = {id(g) for g in ready}
-            for handle, generator in zip(handles, generators, strict=True):
-                if id(generator) in ready_ids:
-                    out.extend(self._next(handle, generator))
-            if not out and time.monotonic() >= deadline:
+            for node in nodes:
+                if id(self.streams[node]) in ready_ids:
+                    out.extend(self._take(node))
+            if out or time.monotonic() >= deadline:
                 break
+        if not self.streams and not out and timeout > 0:
+            time.sleep(timeout)
         return out
 
-    def _next(self, handle: RayHandle, generator: Any) -> list[tuple[Handle, dict[str, Any]]]:
+    def _take(self, node: Node) -> list[tuple[Handle, dict[str, Any]]]:
+        """The next batch of ``node``'s stream, or, if the stream broke, a worded loss for each of its attempts."""
         try:
-            ref = next(generator)
-            message = self.ray.get(ref)
+            batch = self.ray.get(next(self.streams[node]))
         except StopIteration:
-            del self.live[handle]
-            return [(handle, _lost(handle, "ended without reporting how its process exited"))]
-        except Exception as exc:  # the launcher or its node died, or Ray refused the task
-            del self.live[handle]
-            if isinstance(exc, self.ray.exceptions.RayActorError):  # the launcher is gone: use the others
-                self.session.drop(handle.launcher)
-            error = {"type": "error", "kind": "exception", "error": type(exc).__name__,
-                     "message": f"Ray lost the attempt: {str(exc).strip().splitlines()[0] if str(exc) else exc!r}"}
-            return [(handle, error), (handle, _lost(handle, ""))]
-        if not isinstance(message, dict):
-            message = {"type": "garbage", "text": repr(message)[:200]}
-        if message.get("type") == "hello" and isinstance(message.get("pid"), int):
-            handle.pid = message["pid"]
-        if message.get("type") == "exit":
-            del self.live[handle]
-            handle.workdir = ""
-        return [(handle, message)]
+            del self.streams[node]
+            return self._lose(node, "its launcher ended the stream early")
+        except Exception as exc:  # the launcher or its node died
+            del self.streams[node]
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            why = node.lost or f"{type(exc).__name__}: {first}"
+            self.session.drop(node, why)
+            return self._lose(node, why)
+        out: list[tuple[Handle, dict[str, Any]]] = []
+        for key, message in batch:
+            handle = self.live.get(key)
+            if handle is None:
+                continue
+            if not isinstance(message, dict):
+                message = {"type": "garbage", "text": repr(message)[:200]}
+            out.append((handle, message))
+            kind = message.get("type")
+            if kind == "hello" and isinstance(message.get("pid"), int):
+                handle.pid = message["pid"]
+                out.extend(self._fire_node_faults(handle))
+            elif kind == "exit":
+                del self.live[key]
+        return out
+
+    def _lose(self, node: Node, why: str) -> list[tuple[Handle, dict[str, Any]]]:
+        out: list[tuple[Handle, dict[str, Any]]] = []
+        for handle in [h for h in self.live.values() if h.where is node]:
+            del self.live[handle.key]
+            error = {"type": "error", "kind": "exception", "error": "RayNodeLost",
+                     "message": f"Ray lost the attempt on node {node.name}: {why}"}
+            out += [(handle, error), (handle, _lost(handle, ""))]
+        return out
+
+    # -- node faults ---------------------------------------------------------------------------------
+    def _fire_node_faults(self, handle: RayHandle) -> list[tuple[Handle, dict[str, Any]]]:
+        """Announce, then act: the attempt runs on ``handle.where`` right now (it just said hello)."""
+        out: list[tuple[Handle, dict[str, Any]]] = []
+        node = handle.where
+        for fault in handle.node_faults:
+            kind = str(fault["kind"])
+            out.append((handle, {"type": "fault", "fault": {**fault, "node": node.label}}))
+            if kind == "worker-restart":
+                node.launcher.die.remote()
+                self.session.drop(node, f"its Ray worker process (launcher pid {node.launcher_pid}) died "
+                                        "(fault worker-restart)")
+            elif kind == "node-loss":
+                raynodes.kill(node, f"the node was killed (fault node-loss; raylet pid {node.raylet})")
+                self.session.killed.add(node.id)
+                self.session.drop(node, node.lost)
+                for root in Path(node.tmp).glob(f"{ROOT_PREFIX}{node.launcher_pid}-*"):
+                    shutil.rmtree(root, ignore_errors=True)
+            elif kind == "node-stall":
+                seconds = float(fault.get("seconds") or 2.0)
+                self.timers.append(raynodes.stall(node, seconds))
+                handle.held_until = time.monotonic() + seconds
+        return out
+
+    def _release_after_stalls(self) -> None:
+        """A stalled attempt that outlived its stall (a timeout longer than the stall) goes on running."""
+        now = time.monotonic()
+        for handle in self.live.values():
+            if handle.wants_go and handle.held_until is not None and now >= handle.held_until:
+                handle.wants_go = False
+                self._go(handle)
 
     def _give_up_on_unresponsive(self) -> list[tuple[Handle, dict[str, Any]]]:
         out: list[tuple[Handle, dict[str, Any]]] = []
         now = time.monotonic()
-        for handle in list(self.live):
+        for handle in list(self.live.values()):
             killed = handle.killed
             if killed is not None and now - killed > KILL_GRACE:
-                del self.live[handle]
+                del self.live[handle.key]
                 out.append((handle, _lost(handle, f"its launcher did not confirm the kill within {KILL_GRACE:g} s",
                                           signal="SIGKILL")))
         return out
 
+    # -- the end -------------------------------------------------------------------------------------
     def close(self) -> None:
-        """Kill whatever still runs and wait briefly for the launchers to reap it. Safe to call twice."""
-        if not self.live:
-            return
-        for handle in list(self.live):
-            self.release(handle)
+        """Continue stalled nodes, kill whatever still runs, end this run's streams. Safe to call twice."""
+        for timer in self.timers:
+            timer.cancel()
+        for node in self.session.nodes:
+            raynodes.resume(node)
+        self.timers.clear()
+        for handle in list(self.live.values()):
+            self._go(handle)
             if handle.killed is None:
                 handle.killed = time.monotonic()
-                handle.launcher.kill.remote(handle.key, False)
+                handle.where.launcher.kill.remote(handle.key, False)
         deadline = time.monotonic() + KILL_GRACE
-        while self.live and time.monotonic() < deadline:
-            handles = list(self.live)
-            ready, _ = self.ray.wait([self.live[h] for h in handles], num_returns=1, timeout=0.2)
-            ready_ids = {id(g) for g in ready}
-            for handle in handles:
-                if id(self.live[handle]) in ready_ids:
-                    self._next(handle, self.live[handle])
+        while self.live and self.streams and time.monotonic() < deadline:
+            self.poll(0.2)
         self.live.clear()
+        for node in list(self.streams):
+            if not node.lost:
+                node.launcher.end.remote(self.run)
+        deadline = time.monotonic() + END_WAIT
+        while self.streams and time.monotonic() < deadline:
+            nodes = list(self.streams)
+            ready, _ = self.ray.wait([self.streams[n] for n in nodes], num_returns=1, timeout=0.2)
+            for node in nodes:
+                if any(r is self.streams[node] for r in ready):
+                    try:
+                        self.ray.get(next(self.streams[node]))
+                    except Exception:  # StopIteration: ended as asked; anything else: gone anyway
+                        del self.streams[node]
+        self.streams.clear()
+        if self.session.stale:
+            self.session.alive()  # a new launcher where one died: it removes the dead one's temp roots
 
 
 def _portable(source: dict[str, Any]) -> dict[str, Any]:

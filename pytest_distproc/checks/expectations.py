@@ -71,6 +71,10 @@ def locate_expectations(run: Run, expect: Expect,
         problems.extend(_locate_aggregate(run, expect.aggregate))
     if expect.backoff is not None:
         problems.extend(("$.expect.backoff", p) for p in check_backoff(run, expect.backoff))
+    if expect.min_nodes is not None:
+        problems.extend(("$.expect.spread.min_nodes", p) for p in check_spread(run, expect.min_nodes))
+    if expect.distinct_nodes:
+        problems.extend(("$.expect.attempts_on_distinct_nodes", p) for p in check_distinct_nodes(run))
     for name, value in expect.extra.items():
         checker = (kinds or {}).get(name)
         if checker is None:
@@ -91,11 +95,20 @@ def check_order(run: Run, rule: OrderRule | str) -> list[str]:
         match = ORDER.match(rule)
         if match is None:
             raise ValueError(f"bad order rule {rule!r}: expected 'TASKGLOB:STATE < TASKGLOB:STATE'")
-        rule = OrderRule(*match.groups())
+        left, left_state, right, right_state = match.groups()
+        rule = OrderRule(left, left_state, right, right_state)
     left_glob, left_state, right_glob, right_state = rule.left, rule.left_state, rule.right, rule.right_state
     text = str(rule)
     ids = run.tasks.ids()
     problems = []
+    for right in fnmatch.filter(ids, right_glob):  # vacuously true is no evidence: say which side is missing
+        lefts = [left for left in fnmatch.filter(ids, left_glob) if left != right]
+        if lefts and not rule.vacuous and not _entries(run, right, right_state):
+            absent = [left for left in lefts if not _entries(run, left, left_state)]
+            also = f", nor did {', '.join(absent)} enter {left_state}" if absent == lefts else ""
+            problems.append(f"order {text!r}: {right} never entered {right_state}{also}, so the rule was never "
+                            f"put to the test (it would hold only vacuously); if that may happen, write "
+                            f"{{rule: {text!r}, vacuous: true}}")
     for left in fnmatch.filter(ids, left_glob):
         for right in fnmatch.filter(ids, right_glob):
             if left == right:
@@ -103,8 +116,10 @@ def check_order(run: Run, rule: OrderRule | str) -> list[str]:
             last_left = _entries(run, left, left_state)
             first_right = _entries(run, right, right_state)
             if not first_right:
-                continue  # the right side never happened: nothing to order (status/outcome say why)
-            if not last_left:
+                continue  # reported above, once per right task (or excused by vacuous: true)
+            if not last_left and rule.vacuous:
+                continue
+            elif not last_left:
                 problems.append(f"order {text!r}: {right} entered {right_state} (#{first_right[0]}) "
                                 f"but {left} never entered {left_state}")
             elif last_left[-1] > first_right[0]:
@@ -212,6 +227,41 @@ def _rounded(key: str, have: float, wanted: float, tolerance: Tolerance) -> str:
 
 def _fmt(values: Mapping[str, float]) -> str:
     return ", ".join(f"{k}={v}" for k, v in values.items())
+
+
+def _nodeless(run: Run, key: str) -> list[str]:
+    if any(a.node for a in run.attempts):
+        return []
+    return [f"{key}: the attempts of this run have no nodes (backend {run.backend}); placement is checked on "
+            "backend: ray"]
+
+
+def check_spread(run: Run, min_nodes: int) -> list[str]:
+    """``spread: {min_nodes: N}``: the run's attempts ran on at least N distinct nodes."""
+    if (nodeless := _nodeless(run, "spread")):
+        return nodeless
+    names = dict.fromkeys((a.node["id"], a.node["name"]) for a in run.attempts if a.node)
+    if len(names) >= min_nodes:
+        return []
+    return [f"spread: expected the attempts on at least {min_nodes} nodes, got {len(names)} "
+            f"({', '.join(name for _, name in names)})"]
+
+
+def check_distinct_nodes(run: Run) -> list[str]:
+    """``attempts_on_distinct_nodes: true``: no region ran two of its attempts on one node."""
+    if (nodeless := _nodeless(run, "attempts_on_distinct_nodes")):
+        return nodeless
+    problems = []
+    for task in dict.fromkeys(a.task for a in run.attempts):
+        seen: dict[str, int] = {}
+        for record in run.attempts_of(task):
+            if not record.node:
+                continue
+            if record.node["id"] in seen:
+                problems.append(f"attempts_on_distinct_nodes: {task} attempts {seen[record.node['id']]} and "
+                                f"{record.attempt} both ran on node {record.node['name']}")
+            seen.setdefault(record.node["id"], record.attempt)
+    return problems
 
 
 def check_invariants(run: Run) -> list[str]:

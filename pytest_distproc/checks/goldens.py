@@ -10,6 +10,7 @@ partial run (``-k``, ``--lf``, one xdist worker's share) cannot lose one.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import re
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from pytest_distproc.scenario.files import NotAFile, read_bytes
 
 if TYPE_CHECKING:
     from pytest_distproc.run.model import Run
@@ -75,6 +78,25 @@ def normalise(transcript: str) -> str:
     return "\n".join(out) + "\n"
 
 
+class GoldenUnreadable(ValueError):
+    """A golden that is there but cannot be compared: no regular file, unreadable or not UTF-8."""
+
+
+def read_golden(path: Path) -> str | None:
+    """The golden's text, None when there is none; :class:`GoldenUnreadable` saying why it cannot be read.
+    Never blocks: a FIFO (made after the loader checked) is refused, not waited on."""
+    try:
+        return read_bytes(path).decode("utf-8")
+    except FileNotFoundError:
+        return None
+    except NotAFile as exc:
+        raise GoldenUnreadable(f"it is {exc}, not a regular file") from None
+    except OSError as exc:
+        raise GoldenUnreadable(f"it cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise GoldenUnreadable(f"it is not UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
+
+
 def _shown(path: Path, config: pytest.Config) -> str:
     try:
         return str(path.relative_to(config.rootpath))
@@ -88,7 +110,10 @@ def check(config: pytest.Config, run: Run) -> list[str]:
     if golden is None:
         return []
     folder = run.scenario.path.parent.resolve()
-    golden = (folder / golden).resolve()
+    try:
+        golden = (folder / golden).resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+        return [f"golden transcript {golden} cannot be resolved ({exc}); make it a regular file"]
     if not golden.is_relative_to(folder):  # the loader refuses these; a Scenario built in Python may not
         return [f"golden transcript {golden} is outside the scenario's folder {folder}: it is neither read nor "
                 f"written (not even by {UPDATE_FLAG}); keep goldens in the scenario's folder or below it"]
@@ -99,16 +124,23 @@ def check(config: pytest.Config, run: Run) -> list[str]:
         " (this scenario sets no seed, so its data changes from run to run: give it a 'seed' to make the "
         "transcript reproducible)")
     try:
-        expected: str | None = golden.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        expected = None
+        expected = read_golden(golden)
+    except GoldenUnreadable as exc:  # never replaced, even by the update flag: goldens are only ever written
+        return [f"golden transcript {shown} cannot be compared: {exc}; remove it (then {UPDATE_FLAG} writes it) "
+                "or make it a regular UTF-8 file"]
     if expected is not None and expected == actual:
         return []
     if update:
-        golden.parent.mkdir(parents=True, exist_ok=True)
         partial = golden.with_name(f".{golden.name}.{os.getpid()}.tmp")
-        partial.write_text(actual, encoding="utf-8")
-        partial.replace(golden)
+        try:
+            golden.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(actual, encoding="utf-8")
+            partial.replace(golden)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                partial.unlink()
+            return [f"golden transcript {shown} cannot be written by {UPDATE_FLAG}: {exc.strerror} "
+                    f"({exc.filename}); make its folder a writable directory"]
         verb = "written" if expected is None else "updated"
         return [f"golden transcript {shown} {verb} by {UPDATE_FLAG}; review the change, then rerun without "
                 f"the flag (an update never passes){seedless}"]

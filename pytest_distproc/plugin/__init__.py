@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import random
 from collections.abc import Generator
 from pathlib import Path
@@ -54,9 +56,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         metavar="ADDR",
         help="Ray cluster (GCS host:port) for the ray backend; default: ini distproc_ray_address, "
-        "else a private local Ray on 127.0.0.1.",
+        "else the environment's DISTPROC_RAY_ADDRESS, else a private local Ray on 127.0.0.1.",
     )
     parser.addini("distproc_ray_address", "Ray cluster address (host:port) for the ray backend", default="")
+    group.addoption(
+        "--distproc-claude",
+        default=None,
+        metavar="PATH",
+        help="the claude CLI for backend claude-code; default: ini distproc_claude, else $DISTPROC_CLAUDE, "
+        "else claude on PATH.",
+    )
+    parser.addini("distproc_claude", "the claude CLI for backend claude-code (a path)", default="")
+    group.addoption(
+        "--distproc-claude-live",
+        action="store_true",
+        default=False,
+        help="run backend claude-code scenarios with the real model (your $ANTHROPIC_API_KEY and network, "
+        "outside the loopback-only namespace) and save each run's cassette for replay; never the default.",
+    )
+    group.addoption(
+        "--distproc-claude-live-url",
+        default=None,
+        metavar="URL",
+        help="the Messages API a live run asks; default: $ANTHROPIC_BASE_URL, else https://api.anthropic.com.",
+    )
     group.addoption(
         "--distproc-coordinator",
         default=None,
@@ -68,7 +91,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--distproc-journal",
         default=None,
         metavar="DIR",
-        help="journal every scenario's TaskList history and results to SQLite files in DIR as they happen.",
+        help="journal every scenario's TaskList history and results to SQLite files in DIR as they happen; "
+        "write --distproc-journal=DIR (pytest reads a separate DIR as a test path while finding its rootdir).",
     )
     group.addoption(
         "--distproc-resume",
@@ -91,6 +115,7 @@ def pytest_configure(config: pytest.Config) -> None:
     elif seed is None:
         seed = random.Random().randrange(2**31)
     config.stash[SEED_KEY] = int(seed)
+    _refuse_journal_after_a_space(config)
     config.addinivalue_line("markers", f"{MARK}: a YAML scenario collected by pytest-distproc (on every scenario item)")
     config.pluginmanager.register(_Transcripts(config), "distproc-transcripts")
     if config.getoption("distproc_resume") and not config.getoption("distproc_journal"):
@@ -109,6 +134,22 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args = roots
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistSeed(), "distproc-xdist-seed")
+
+
+def _refuse_journal_after_a_space(config: pytest.Config) -> None:
+    """pytest finds its rootdir and ini file before it loads plugins and their options (pytest issue #1435), so
+    in ``--distproc-journal DIR`` it read DIR as a test path there; with DIR outside the invocation dir, it
+    looked for the ini file from their common ancestor and missed the checkout's. ``--distproc-journal=DIR``
+    is one argument: refused with that fix, as pytest-html and pytest-cov document ``--html=PATH``."""
+    args, here = [str(a) for a in config.invocation_params.args], config.invocation_params.dir.resolve()
+    for flag, value in itertools.pairwise(args):
+        if flag != "--distproc-journal" or not (here / value).exists():
+            continue
+        if not (here / value).resolve().is_relative_to(here):
+            raise pytest.UsageError(
+                f"--distproc-journal {value}: pytest reads a value after a space as a test path while it finds its "
+                f"rootdir and ini file (before plugins add options), and {value} lies outside {here}, so the ini "
+                f"file was looked for in the wrong place; write --distproc-journal={value} (one argument)")
 
 
 class _XdistSeed:
@@ -144,7 +185,8 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, p
 def pytest_distproc_make_backend(config: pytest.Config, scenario: Any, name: str, run_dir: str) -> Backend:
     from pytest_distproc.backends import make_backend
 
-    address = config.getoption("distproc_ray_address") or config.getini("distproc_ray_address") or None
+    address = (config.getoption("distproc_ray_address") or config.getini("distproc_ray_address")
+               or os.environ.get("DISTPROC_RAY_ADDRESS") or None)
     return make_backend(name, run_dir, ray_address=address)
 
 
@@ -171,8 +213,12 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         return None
     seed = config.stash[SEED_KEY]
     backend = config.getoption("distproc_backend") or "per scenario (default fork)"
-    return [f"distproc: seed {seed} for scenarios without one (rerun with --distproc-seed={seed}); backend {backend}",
-            f"distproc: containment {containment.tier().describe()}"]
+    lines = [f"distproc: seed {seed} for scenarios without one (rerun with --distproc-seed={seed}); backend {backend}",
+             f"distproc: containment {containment.tier().describe()}"]
+    from pytest_distproc.plugin.claude import header_line
+
+    lines.append(header_line(config))
+    return lines
 
 
 class _Transcripts:

@@ -16,7 +16,7 @@ from _pytest._code.code import (
     TerminalRepr,
 )
 
-from pytest_distproc.errors import DistprocError, ScenarioError
+from pytest_distproc.errors import DistprocError, Problem, ScenarioError
 from pytest_distproc.plugin.running import SEED_KEY, extensions_for, finished, located_mismatches_for, run_for
 from pytest_distproc.scenario.loader import LoadedDocument, load_file, not_a_scenario
 from pytest_distproc.scenario.model import MarkSpec, Scenario
@@ -101,7 +101,14 @@ def _more(count: int) -> str:
 
 class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[ScenarioItem]:
-        documents = load_file(self.path, extensions_for(self))
+        extensions = extensions_for(self)
+        try:
+            documents = load_file(self.path, extensions)
+        except Exception as exc:  # a bug of ours must fail this file's item, not stop the session's collection
+            problem = Problem(str(self.path), 1, "$", "pytest-distproc failed to load this file "
+                              f"({type(exc).__name__}: {exc}); this is a bug in pytest-distproc: please report it "
+                              "with the file")
+            documents = [LoadedDocument(self.path.stem, 1, error=ScenarioError([problem]))]
         reason = not_a_scenario(documents)
         if reason is not None:  # a docker-compose.yaml beside the scenarios: skipped, with the reason (-rs)
             pytest.skip(reason)

@@ -4,6 +4,7 @@ that apply to a node, the run itself, and the checks an item reports. One path, 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_distproc.checks import expectations
+from pytest_distproc.plugin.claude import claude_path, live_url, require_claude_code, save_cassette, skip_unless_live
 from pytest_distproc.scenario.extensions import Extensions
 from pytest_distproc.scenario.model import Scenario
 
@@ -50,11 +52,14 @@ def settings_for(node: Node, scenario: Scenario, *, backend: str | None = None,
 
     config, hook = node.config, node.ihook
     journal_dir = config.getoption("distproc_journal")
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", journal_name or node.nodeid)
+    exact = journal_name or node.nodeid  # the digest keeps 'a b.yaml::x' and 'a_b.yaml::x' apart
+    name = f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', exact)}-{hashlib.sha256(exact.encode()).hexdigest()[:8]}"
     return RunSettings(
         seed=config.stash[SEED_KEY],
         backend=backend or config.getoption("distproc_backend"),
         coordinator=config.getoption("distproc_coordinator"),
+        claude=claude_path(config),
+        claude_live_url=live_url(config),
         coordinator_base=config.invocation_params.dir,
         journal=Path(journal_dir) / f"{name}.sqlite" if journal_dir else None,
         resume=bool(config.getoption("distproc_resume")),
@@ -75,9 +80,18 @@ def run_for(node: Node, scenario: Scenario, *, backend: str | None = None,
     from pytest_distproc.run.runner import run_scenario
 
     settings = settings_for(node, scenario, backend=backend, journal_name=journal_name)
+    on_claude_code = scenario.source is None and (settings.backend or scenario.backend) == "claude-code"
+    if on_claude_code:
+        skip_unless_live(node.config, scenario.claude_live)
+        require_claude_code(settings.claude)
     if backend is not None:
         settings = dataclasses.replace(settings, coordinator=None)
-    return run_scenario(scenario, settings)
+    run = run_scenario(scenario, settings)
+    if on_claude_code and settings.claude_live_url and "cassette.jsonl" in run.artefacts:
+        saved = save_cassette(node.config, scenario.name, scenario.path.parent, run.artefacts["cassette.jsonl"])
+        run.notes.append(f"the live model's replies are saved in {saved}: replay them with claude_code: "
+                         f"{{replay: ...}}")
+    return run
 
 
 def finished(node: Node, run: Run) -> None:

@@ -100,10 +100,12 @@ def summarize_run(run: Run, *, nodeid: str, verdict: str, mismatches: Iterable[s
             "end": round((a.ended if a.ended is not None else run.ended) - start, 6),
             "duration": round(a.duration, 6), "ok": a.ok, "reason": a.reason, "event": a.event,
             "timed_out": a.timed_out, "faults": [f.get("kind") for f in a.faults],
+            **({"node": dict(a.node)} if a.node else {}),
         } for a in run.attempts],
         "faults": {
             "planned": len(run.planned_faults),
-            "fired": [{"region": f.get("region"), "kind": f.get("kind"), "attempt": f.get("attempt")}
+            "fired": [{"region": f.get("region"), "kind": f.get("kind"), "attempt": f.get("attempt"),
+                       **({"node": f["node"]} if f.get("node") else {})}
                       for f in run.faults_fired],
         },
         "events": [{"kind": e.kind, "task": e.task, "attempt": e.attempt, "t": round(e.time - start, 6),

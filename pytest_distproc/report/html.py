@@ -25,6 +25,14 @@ TOP = 46
 
 DASH = "\u2013"
 GREEN, RED, BLUE, GREY, ORANGE, INK = "#2f9e44", "#e03131", "#1c7ed6", "#868e96", "#f08c00", "#212529"
+NODE_COLOURS = ("#7048e8", "#0c8599", "#d6336c", "#5c940d", "#e8590c", "#1864ab", "#862e9c", "#495057")
+"""One colour per Ray node: a strip along the top of each attempt bar says where the attempt ran."""
+
+
+def node_colours(summary: Mapping[str, Any]) -> dict[str, str]:
+    """Each node's colour, in the order the nodes first appear among the attempts."""
+    names = dict.fromkeys(a["node"]["name"] for a in summary.get("attempts", []) if a.get("node"))
+    return {name: NODE_COLOURS[i % len(NODE_COLOURS)] for i, name in enumerate(names)}
 
 CSS = """
 :root { color-scheme: light; }
@@ -144,6 +152,7 @@ def timeline_svg(summary: Mapping[str, Any], *, compact: bool = False) -> str:
                        f'<text x="{gx + 3:.1f}" y="{y2 - 3}" font-size="10" fill="#7048e8">go</text></g>')
     # attempts
     attempts = summary.get("attempts", [])
+    colours = node_colours(summary)
     for attempt in attempts:
         y = lane_y(attempt["task"]) + (2 if compact else 10)
         x1, x2 = x(attempt["start"]), x(attempt["end"])
@@ -152,9 +161,15 @@ def timeline_svg(summary: Mapping[str, Any], *, compact: bool = False) -> str:
         fill = GREEN if ok else "url(#hatch)"
         stroke = "" if ok else f' stroke="{RED}" stroke-width="1"'
         tip = attempt["event"] or f"{attempt['task']} attempt {attempt['attempt']}"
+        node = attempt.get("node")
+        if node:
+            tip += f" (node {node['name']})"
         parts = [f'<g class="attempt {"ok" if ok else "failed"}"><title>{_e(tip)}</title>',
                  f'<rect x="{x1:.1f}" y="{y}" width="{w:.1f}" height="{bar}" rx="{2 if compact else 4}" '
                  f'fill="{fill}"{stroke}/>']
+        if node:
+            parts.append(f'<rect class="node" data-node="{_e(node["name"])}" x="{x1:.1f}" y="{y}" width="{w:.1f}" '
+                         f'height="{2 if compact else 4}" fill="{colours[node["name"]]}"/>')
         if not compact:
             mark = "✓" if ok else "✕"
             if w > 46:
@@ -233,7 +248,7 @@ def timeline_svg(summary: Mapping[str, Any], *, compact: bool = False) -> str:
                 out.append(f'<text x="{cx - 14:.1f}" y="{y + 15}" font-size="11.5" font-weight="700" '
                            f'fill="{GREY}" text-anchor="end">⊘ {_e(final["to"].lower())}</text>')
     if not compact:
-        out.append(_legend(width, height))
+        out.append(_legend(width, height, colours))
     out.append("</svg>")
     # ids must be unique in a page that holds many timelines (the index)
     uid = f"{zlib.crc32(str(summary.get('nodeid', summary['name'])).encode()):08x}{'c' if compact else ''}"
@@ -243,7 +258,7 @@ def timeline_svg(summary: Mapping[str, Any], *, compact: bool = False) -> str:
     return text
 
 
-def _legend(width: int, height: int) -> str:
+def _legend(width: int, height: int, colours: Mapping[str, str]) -> str:
     y = height - 18
     items = [
         (f'<rect width="22" height="12" rx="3" fill="{GREEN}"/>', "attempt completed"),
@@ -254,6 +269,7 @@ def _legend(width: int, height: int) -> str:
         ('<line x1="11" y1="-2" x2="11" y2="14" stroke="#7048e8" stroke-dasharray="2 3" stroke-width="1.5"/>',
          "regions released together"),
         (f'<rect width="22" height="12" rx="3" fill="{BLUE}"/>', "aggregation"),
+        *((f'<rect width="22" height="4" fill="{colour}"/>', f"node {name}") for name, colour in colours.items()),
     ]
     parts: list[str] = []
     cursor: float = LABEL

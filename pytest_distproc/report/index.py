@@ -28,6 +28,11 @@ def write_scenario(directory: Path, run: Run, summary: dict[str, Any]) -> Path:
     from pytest_distproc.report import html as htmltimeline
 
     _write(folder / "timeline.html", htmltimeline.scenario_page(summary, history_lines(run)))
+    for name, text in run.artefacts.items():  # the raw files a claude-code history was imported from
+        target = folder / "raw" / name
+        if target.resolve().is_relative_to((folder / "raw").resolve()):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _write(target, text)
     return folder
 
 

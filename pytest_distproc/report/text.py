@@ -39,8 +39,9 @@ def timeline(run: Run) -> str:
             for i in range(max(first, 0), min(max(last, first), TIMELINE_WIDTH) + 1):
                 cells[i] = char if char != "=" or cells[i] == " " else cells[i]
         final = task.state.value
+        nodes = ", ".join(dict.fromkeys(r.node["name"] for r in run.attempts_of(task.id) if r.node))
         rows.append(f"{task.id:{width}} |{''.join(cells)}| {final} ({task.attempts} attempt"
-                    f"{'s' if task.attempts != 1 else ''})")
+                    f"{'s' if task.attempts != 1 else ''}{f'; on node {nodes}' if nodes else ''})")
     rows.append(f"{'':{width}}  = running, x failed attempt, ! fault injected")
     return "\n".join(rows)
 

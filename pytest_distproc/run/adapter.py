@@ -15,7 +15,9 @@ The protocol: a coordinator is any object with ``run(harness)``, or a factory re
    for the graph's tasks before ``aggregate-results``, when it has any).
 
 The harness numbers what it is told, in the order it is told (one source of order), checks every
-transition against the TaskList's rules, proves concurrency with the same hello/go barrier as our
+transition against the TaskList's rules, requires proof that each attempt it was told of really ran in a
+child (that child said hello from ``harness.process``, so its faults were injected there) and that each
+attempt reported COMPLETE returned from ``harness.process``, proves concurrency with the same hello/go barrier as our
 own fork backend (through pipes the user's children inherit), and kills the attempts (the processes
 that called ``harness.process``) still running after ``run`` returns or past a deadline. It cannot
 interrupt a ``run`` that hangs without children, nor reach processes that never called ``process``.
@@ -108,6 +110,11 @@ class Harness:
         self._hello_read, self._hello_write = os.pipe()
         self._go_read, self._go_write = os.pipe()
         self._children: dict[int, AttemptRecord] = {}
+        self._ran: set[tuple[str, int]] = set()
+        """(region, attempt) whose child said hello from ``process``: proof the attempt ran, isolated."""
+        self._returned: set[tuple[str, int]] = set()
+        """(region, attempt) whose child got its summary back from ``process`` (no lethal fault ended it)."""
+        self._buffer = b""
         self._arrived: set[str] = set()
         self._wave_open = True
         try:
@@ -143,8 +150,11 @@ class Harness:
                "workdir": tempfile.mkdtemp(prefix=f"{self.task_of[region_id]}-{attempt}-", dir=self.run_dir)}
         emit = self._send if not in_coordinator else (lambda m: self._on_message(dict(m, pid=os.getpid(),
                                                                                    region=region_id, attempt=attempt)))
-        return dict(region.execute(job, self.skill, lambda m: emit({**m, "region": region_id, "attempt": attempt,
-                                                                      "pid": os.getpid()})))
+        result = dict(region.execute(job, self.skill, lambda m: emit({**m, "region": region_id, "attempt": attempt,
+                                                                        "pid": os.getpid()})))
+        if not in_coordinator:
+            self._send({"type": "returned", "region": region_id, "attempt": attempt, "pid": os.getpid()})
+        return result
 
     def _send(self, message: Mapping[str, Any]) -> None:
         region.send(self._hello_write, message)
@@ -217,8 +227,11 @@ class Harness:
             if record is None:
                 record = AttemptRecord(task, region_id, attempt, pid, time.monotonic())
                 self.run.attempts.append(record)
-            if kind == "hello":
+            if kind == "returned":
+                self._returned.add((region_id, attempt))
+            elif kind == "hello":
                 self._children[pid] = record
+                self._ran.add((region_id, attempt))
                 self.tasks.note("started", f"{task} attempt {attempt} (pid {pid}) is running", task=task,
                                 attempt=attempt, pid=pid)
                 if attempt == 1 and self._wave_open:
@@ -239,18 +252,46 @@ class Harness:
         os.write(self._go_write, b"g" * len(self._arrived))
         self._wave_open = False
 
+    def _read(self, timeout: float) -> bool:
+        """Handle what the children wrote, waiting up to ``timeout``; whether anything came."""
+        ready, _, _ = select.select([self._hello_read], [], [], timeout)
+        if not ready:
+            return False
+        self._buffer += os.read(self._hello_read, 65536)
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            if line.strip():
+                self._on_message(json.loads(line))
+        return True
+
+    def unproven(self) -> list[str]:
+        """Every attempt the coordinator reported without proof that it ran where its faults were planned: an
+        ``IN_PROGRESS`` no child said hello for, a ``COMPLETE`` whose child never got its summary back."""
+        while self._read(0):  # what children wrote before the coordinator returned: all of it, not a race
+            pass
+        problems = []
+        region_of = {task: region_id for region_id, task in self.task_of.items()}
+        for entry in self.tasks.transitions:
+            region_id = region_of.get(entry.task)
+            if region_id is None or entry.to_state not in (State.IN_PROGRESS, State.COMPLETE):
+                continue
+            key, call = (region_id, entry.attempt), f"harness.process({region_id!r}, {entry.attempt})"
+            if entry.to_state is State.IN_PROGRESS and key not in self._ran:
+                planned = [f.kind for f in self.scenario.faults if f.region == region_id and f.fires_on(entry.attempt)]
+                missed = f"; the planned fault {', '.join(planned)} was never injected" if planned else ""
+                problems.append(f"{entry.task} attempt {entry.attempt} was reported IN_PROGRESS, but no child ran it: "
+                                f"{call} was never called in a child process{missed}; run each attempt in a "
+                                f"process of its own that calls {call}")
+            elif entry.to_state is State.COMPLETE and key in self._ran and key not in self._returned:
+                problems.append(f"{entry.task} attempt {entry.attempt} was reported COMPLETE, but its child never got "
+                                f"a summary back from {call} (a fault or a crash ended it first): report it FAILED")
+        return problems
+
     def _watch(self, stop: threading.Event, deadline: float) -> None:
-        buffer = b""
         first_hello: float | None = None
         while not stop.is_set():
-            ready, _, _ = select.select([self._hello_read], [], [], 0.05)
-            if ready:
-                buffer += os.read(self._hello_read, 65536)
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        self._on_message(json.loads(line))
-                        first_hello = first_hello or time.monotonic()
+            if self._read(0.05):
+                first_hello = first_hello or time.monotonic()
             now = time.monotonic()
             with self.lock:
                 if self._wave_open and first_hello is not None and now - first_hello > BARRIER_GRACE:
@@ -313,6 +354,7 @@ def _run(factory: Callable[[], Any], harness: Harness) -> Run:
         leftovers = [p for p in harness._kill_children() if _alive_child(p)]
         if leftovers:
             harness.violations.append(f"the coordinator left processes running after it returned: {leftovers}")
+        harness.violations.extend(harness.unproven())
         harness.close()
     run.ended = time.monotonic()
     run.outcome = "COMPLETE" if harness.tasks[AGGREGATE_TASK].state is State.COMPLETE else "FAILED"

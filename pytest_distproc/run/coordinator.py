@@ -20,12 +20,13 @@ from pytest_distproc.attempt import stats as summary
 from pytest_distproc.attempt.messages import MESSAGE_KINDS, Error, Exit, FaultAnnounced, Garbage, Hello, Job, Result
 from pytest_distproc.backends import make_backend
 from pytest_distproc.backends.protocol import Backend, Handle, start_all
-from pytest_distproc.run.journal import Journal, Journaled, replayable
+from pytest_distproc.errors import DistprocError
+from pytest_distproc.run.journal import LEFT, Journal, Journaled, JournalError, replayable
 from pytest_distproc.run.model import AttemptRecord, Run, create_tasks, fault_dict, planned_faults
 from pytest_distproc.run.rundir import RUN_DIR_PREFIX, run_root, sweep_stale_run_dirs
 from pytest_distproc.scenario.extensions import Extensions
 from pytest_distproc.scenario.model import AGGREGATE_TASK, RegionSpec, Scenario, TaskSpec, region_task
-from pytest_distproc.tasklist import State, TaskList, Transition
+from pytest_distproc.tasklist import Event, State, TaskList, Transition
 
 Observer = Callable[[Transition], None]
 BackendFactory = Callable[[str, str], Backend]
@@ -51,6 +52,32 @@ def plan_digest(scenario: Scenario) -> str:
         scenario.context,
     )
     return hashlib.sha256(repr(plan).encode()).hexdigest()[:16]
+
+
+def inherited_attempts(scenario: Scenario, tasks: TaskList) -> list[AttemptRecord]:
+    """The attempts of the regions as a resumed history tells them: each ``IN_PROGRESS`` starts one, the next
+    ``COMPLETE`` or ``FAILED`` of its task ends it (its event is the record's), and the journaled ``fault`` notes
+    say what fired in it. So a resumed run's transcript and fault checks see what the run it resumes saw."""
+    regions = {spec.task: spec.id for spec in scenario.regions}
+    open_: dict[str, AttemptRecord] = {}
+    records: list[AttemptRecord] = []
+    for entry in tasks.transitions:
+        if entry.task not in regions:
+            continue
+        if entry.to_state is State.IN_PROGRESS:
+            open_[entry.task] = AttemptRecord(entry.task, regions[entry.task], entry.attempt, entry.pid, entry.time,
+                                              inherited=True)
+            records.append(open_[entry.task])
+        elif entry.to_state in (State.COMPLETE, State.FAILED) and entry.task in open_:
+            record = open_.pop(entry.task)
+            record.ended, record.ok, record.event = entry.time, entry.to_state is State.COMPLETE, entry.event
+            record.reason = "" if record.ok else entry.event
+    for note in tasks.events:
+        if note.kind == "fault":
+            found = [r for r in records if r.task == note.task and r.attempt == note.attempt]
+            for record in found[:1]:
+                record.faults.append(dict(note.data))
+    return records
 
 
 class Coordinator:
@@ -151,12 +178,19 @@ class _Loop:
         resumed = self._open_journal()
         self._notify_all(journal=resumed is None)  # a resumed journal holds these creations already
         if resumed is not None:
-            self._replay(resumed)
+            try:
+                self._replay(resumed)
+            except (DistprocError, ValueError) as exc:  # a history no coordinator could have written
+                if isinstance(exc, JournalError):
+                    raise
+                where = self.journal.path if self.journal else ""
+                raise JournalError(f"journal {where} cannot be resumed: {exc}; {LEFT}") from None
         run.expected_counts = {rid: data.count(src) for rid, src in self.sources.items()}
         run.planned_faults = planned_faults(scenario, self.owner.seed)
         # The start barrier proves concurrency; it holds every child until the last is forked, so it
         # is only paid for when the scenario asks for that proof.
         barrier = self.backend.isolated and len(scenario.regions) > 1 and bool(scenario.expect.concurrent)
+        self._refuse_node_faults_without_nodes()
         first = [spec for spec in scenario.regions if self._may_start(spec)]
         launched = self._launch(first, barrier=barrier)
         if barrier:
@@ -176,6 +210,18 @@ class _Loop:
         run.ended = self.backend.now()
         return run
 
+    def _refuse_node_faults_without_nodes(self) -> None:
+        """A node fault (node-loss, node-stall, worker-restart) needs a backend with nodes that can take it."""
+        kinds = {f.kind for f in self.scenario.faults if f.kind in faults.NODE_FAULTS}
+        if not kinds:
+            return
+        check = getattr(self.backend, "check_faults", None)
+        if check is None:
+            raise DistprocError(f"fault {', '.join(sorted(kinds))} acts on a Ray node: it needs backend: ray "
+                                f"(this run's backend is {self.backend.name}; set 'backend: ray' or "
+                                "--distproc-backend ray, see docs/ray.md)")
+        check(kinds)
+
     def _open_journal(self) -> Journaled | None:
         if self.journal is None:
             return None
@@ -184,8 +230,14 @@ class _Loop:
         return self.journal.start(identity, resume=self.owner.resume)
 
     def _replay(self, resumed: Journaled) -> None:
-        """Rebuild the history a killed coordinator journaled; in-flight attempts are recorded as lost."""
-        for entry in resumed.transitions:
+        """Rebuild the history a killed coordinator journaled, its notes and its attempts; in-flight attempts
+        are recorded as lost."""
+        notes = {entry["seq"]: entry for entry in resumed.events}
+        for seq in sorted({*notes, *(e["seq"] for e in resumed.transitions)}):
+            if seq in notes:
+                self.tasks.restore_note(Event(**notes[seq]))
+                continue
+            entry = next(e for e in resumed.transitions if e["seq"] == seq)
             if entry["from"] is None:
                 continue  # creations are made afresh above, in the same order and with the same numbers
             task, state, pid, event = replayable(entry)
@@ -206,8 +258,9 @@ class _Loop:
                 self._move(spec.task, State.FAILED, event=f"{spec.task} attempt {in_flight.attempts} {LOST} "
                            "(resumed from the journal)")
         self.run_state.lost = dict(self.lost)
-        self.tasks.note("resumed", f"resumed from journal {self.journal.path if self.journal else ''}: "
-                        f"{len(resumed.results)} region(s) already complete")
+        self.run_state.attempts.extend(inherited_attempts(self.scenario, self.tasks))
+        self._note("resumed", f"resumed from journal {self.journal.path if self.journal else ''}: "
+                   f"{len(resumed.results)} region(s) already complete")
 
     def _wait_time(self) -> float:
         now = self.backend.now()
@@ -235,7 +288,9 @@ class _Loop:
         launched = []
         for spec, job, handle in zip(specs, jobs, handles, strict=True):
             self._move(spec.task, State.IN_PROGRESS, pid=handle.pid, event=f"attempt {job['attempt']} started")
-            attempt = _Attempt(handle, AttemptRecord(spec.task, spec.id, job["attempt"], handle.pid, started))
+            record = AttemptRecord(spec.task, spec.id, job["attempt"], handle.pid, started,
+                                   node=dict(handle.node) if handle.node else None)
+            attempt = _Attempt(handle, record)
             self.running[handle] = attempt
             self.run_state.attempts.append(attempt.record)
             launched.append(attempt)
@@ -266,9 +321,11 @@ class _Loop:
         record = attempt.record
         if record.pid is None and isinstance(message.get("pid"), int):
             record.pid = message["pid"]  # a remote backend (ray) learns the pid only from the hello
-        self.tasks.note("started", f"{record.task} attempt {record.attempt} (pid {record.pid}) is running",
-                        task=record.task, attempt=record.attempt, pid=record.pid,
-                        data={"isolation": dict(message.get("isolation") or {})})
+        where = f" on node {record.node['name']}" if record.node else ""
+        self._note("started", f"{record.task} attempt {record.attempt} (pid {record.pid}) is running{where}",
+                   task=record.task, attempt=record.attempt, pid=record.pid,
+                   data={"isolation": dict(message.get("isolation") or {}),
+                         **({"node": dict(record.node)} if record.node else {})})
         if attempt.in_wave:
             attempt.arrived = True
             self._maybe_release_wave()
@@ -278,8 +335,10 @@ class _Loop:
     def attempt_fault(self, attempt: _Attempt, message: FaultAnnounced) -> None:
         record, fault = attempt.record, dict(message.get("fault", {}))
         record.faults.append(fault)
-        self.tasks.note("fault", f"{record.task} attempt {record.attempt}: injected {fault.get('kind')}",
-                        task=record.task, attempt=record.attempt, pid=record.pid, data=fault)
+        node = fault.get("node")
+        where = f" on node {node.get('name')}" if isinstance(node, dict) else ""
+        self._note("fault", f"{record.task} attempt {record.attempt}: injected {fault.get('kind')}{where}",
+                   task=record.task, attempt=record.attempt, pid=record.pid, data=fault)
 
     def attempt_result(self, attempt: _Attempt, message: Result) -> None:
         attempt.result, attempt.has_result = message.get("result"), True
@@ -307,7 +366,7 @@ class _Loop:
         if len(together) > 1 and not give_up:
             # Every one of them has said hello and is blocked reading its go pipe right now:
             # they are alive at the same moment. This is the proof behind `expect.concurrent`.
-            self.tasks.note("together", "running together: " + ", ".join(together), data={"tasks": together})
+            self._note("together", "running together: " + ", ".join(together), data={"tasks": together})
         now = self.backend.now()
         for attempt in self.wave:
             self.backend.release(attempt.handle)
@@ -446,6 +505,12 @@ class _Loop:
             self.journal.transition(entry)
         for observer in self.owner.observers:
             observer(entry)
+
+    def _note(self, kind: str, text: str, *, task: str | None = None, attempt: int = 0, pid: int | None = None,
+              data: Mapping[str, Any] | None = None) -> None:
+        entry = self.tasks.note(kind, text, task=task, attempt=attempt, pid=pid, data=data)
+        if self.journal is not None:
+            self.journal.event(entry)
 
     def _notify_all(self, *, journal: bool = True) -> None:
         for entry in self.tasks.transitions:

@@ -31,6 +31,10 @@ class AttemptRecord:
     stack: str = ""
     stderr: str = ""
     timed_out: bool = False
+    node: dict[str, str] | None = None
+    """Where it ran, on a backend with nodes (ray): ``{"id": Ray's node id, "name": its first 6 hex digits}``."""
+    inherited: bool = False
+    """Made by the coordinator this run resumed from: rebuilt from the journal, not run again."""
 
     @property
     def duration(self) -> float:
@@ -62,6 +66,11 @@ class Run:
     """Attempts per task made by the coordinator this run resumed from; their faults fired out of our sight."""
     started: float = 0.0
     ended: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    """Lines the transcript ends with: how this backend knows what it reports (claude-code: observed concurrency)."""
+    artefacts: dict[str, str] = field(default_factory=dict)
+    """Raw files the history was imported from (claude-code: hook log, stream-json, session transcripts, tasks
+    folder), by relative path; ``--distproc-report`` writes them beside the scenario's report."""
 
     @property
     def faults_fired(self) -> list[dict[str, Any]]:
@@ -143,6 +152,10 @@ def transcript(run: Run) -> str:
         for record in run.attempts_of(task.id):
             if (task.id, record.attempt) in waits:
                 lines.append(f"    ~ waited {waits[task.id, record.attempt]:.2f} s before attempt {record.attempt}")
+            for fault in record.faults:  # a node fault names where it struck (the others happen in the attempt)
+                if isinstance(fault.get("node"), dict):
+                    lines.append(f"    * attempt {record.attempt}: injected {fault['kind']} on node "
+                                 f"{fault['node']['name']}")
             if not record.ok and record.event:
                 lines.append(f"    ! {record.event}")
     lines.append("")
@@ -151,7 +164,7 @@ def transcript(run: Run) -> str:
         if run.missing:
             lines.append("Failed: " + ", ".join(_failed_region(run, r) for r in run.missing))
         lines.append("Distributed Processing: FAILED")
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines + [f"note: {n}" for n in run.notes]) + "\n"
     lines.append("=== AGGREGATED RESULTS ===")
     for spec in run.scenario.regions:
         if spec.id in run.regions:
@@ -162,7 +175,7 @@ def transcript(run: Run) -> str:
         lines.append(summary.line(stage, value))
     lines.append("")
     lines.append(summary.line("Total", run.total))
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + [f"note: {n}" for n in run.notes]) + "\n"
 
 
 def _failed_region(run: Run, region_id: str) -> str:

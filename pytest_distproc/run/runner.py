@@ -7,14 +7,14 @@ same :class:`~pytest_distproc.run.model.Run`, which is all that checks and repor
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pytest_distproc.run.adapter import run_adapter
 from pytest_distproc.run.coordinator import Aggregator, BackendFactory, Coordinator, Observer
 from pytest_distproc.run.model import Run
 from pytest_distproc.scenario.extensions import Extensions
-from pytest_distproc.scenario.model import Scenario
+from pytest_distproc.scenario.model import MODEL_FAULT_KINDS, Scenario
 
 
 @dataclass(frozen=True)
@@ -34,11 +34,26 @@ class RunSettings:
     observers: tuple[Observer, ...] = ()
     backend_factory: BackendFactory | None = None
     aggregate: Aggregator | None = None
+    claude: str | None = None
+    """The claude CLI for backend claude-code (``--distproc-claude`` / ini ``distproc_claude``)."""
+    claude_live_url: str | None = None
+    """``--distproc-claude-live``: backend claude-code asks the real model at this URL (None: scripted)."""
 
 
 def run_scenario(scenario: Scenario, settings: RunSettings | None = None) -> Run:
     """Run ``scenario`` once, to the end, and return its history and results. Always cleans up."""
     settings = settings or RunSettings()
+    if scenario.source is not None:  # a recorded Claude Code run is the history: nothing runs
+        from pytest_distproc.claude_code.recording import import_recording
+
+        return import_recording(scenario, scenario.source, scenario.run_seed(settings.seed))
+    if (settings.backend or scenario.backend) == "claude-code":
+        from pytest_distproc.claude_code.runner import Options, run_claude_code
+
+        options = Options(claude=settings.claude, live_url=settings.claude_live_url)
+        return run_claude_code(scenario, scenario.run_seed(settings.seed), options)
+    if any(f.kind in MODEL_FAULT_KINDS for f in scenario.faults):  # another backend than the scenario's own
+        scenario = replace(scenario, faults=tuple(f for f in scenario.faults if f.kind not in MODEL_FAULT_KINDS))
     reference = settings.coordinator or scenario.coordinator
     if reference:
         base = settings.coordinator_base if settings.coordinator else scenario.path.parent

@@ -21,6 +21,7 @@ from pytest_distproc.attempt.faults import FaultKind
 from pytest_distproc.errors import Problem, ScenarioError
 from pytest_distproc.scenario import matrix
 from pytest_distproc.scenario.extensions import Extensions
+from pytest_distproc.scenario.files import NotAFile, kind_of, read_bytes
 from pytest_distproc.scenario.graph import parse_tasks
 from pytest_distproc.scenario.model import (
     AGGREGATE_TASK,
@@ -28,6 +29,7 @@ from pytest_distproc.scenario.model import (
     CONTEXTS,
     FAULT_COMMON_KEYS,
     FAULT_KIND_KEYS,
+    MODEL_FAULT_KINDS,
     ON_REGION_FAILURE,
     OUTCOMES,
     Expect,
@@ -52,16 +54,24 @@ TOP_KEYS = (
     "coordinator",
     "tasks",
     "marks",
+    "claude_code",
+    "source",
 )
+SOURCE_TOP_KEYS = ("claude_code",)
 POLICY_KEYS = ("timeout", "retries", "backoff", "on_region_failure", "memory_limit_mb")
 EXPLORE_KEYS = ("examples", "faults", "max_faults", "interleavings")
 FAULT_KEYS = ("region", "kind", "attempts", "exit_code", "signal", "seconds", "fraction", "message")
+MODEL_FAULT_KEYS = ("region", "kind", "status", "count", "agent", "seconds")
+CLAUDE_CODE_KEYS = ("script", "timeout", "replay", "live")
 EXPECT_KEYS = ("outcome", "status", "transitions", "order", "concurrent", "attempts", "aggregate", "transcript",
-               "backoff")
+               "backoff", "spread", "attempts_on_distinct_nodes")
+SPREAD_KEYS = ("min_nodes",)
 AGGREGATE_KEYS = ("total", "regions", "missing", "tolerance")
 TOLERANCE_KEYS = ("rel", "abs")
 ENDING_KINDS = ("raise", "crash", "signal", "hang", "oom")
 """Built-in kinds after which the attempt goes no further (a delay ends it only when it outlasts the timeout)."""
+OPEN_REGION_TASK = "process-region-*"
+"""What globs are matched against when the regions come from a recording (any region task may exist)."""
 SUMMARY_KEYS = ("records", "sum", "mean", "min", "max", "variance")
 SOURCE_KEYS = ("records", "file", "inline")
 DATA_SUFFIXES = (".jsonl", ".ndjson", ".csv")
@@ -70,6 +80,10 @@ STATES = tuple(s.value for s in State)
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
 ORDER = re.compile(r"^\s*([^\s:<]+):([A-Za-z_]+)\s*<\s*([^\s:<]+):([A-Za-z_]+)\s*$")
 ORDER_EXAMPLE = "'process-region-*:COMPLETE < aggregate-results:IN_PROGRESS'"
+ORDER_KEYS = ("rule", "vacuous")
+MAX_SECONDS = 86_400.0
+"""The longest duration a scenario may write (24h): a wait past it never ends in a test run, and far past it
+overflows the clocks it is handed to (``1e300`` raised ``OverflowError`` in the coordinator's selector)."""
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 REGION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 
@@ -95,7 +109,10 @@ def load_file(path: str | Path, extensions: Extensions | None = None) -> list[Lo
     path = Path(path)
     shown = str(path)
     try:
-        raw = path.read_bytes()
+        raw = read_bytes(path)  # never blocks: a FIFO named like a scenario is refused, not waited on
+    except NotAFile as exc:
+        return [_failed(path.stem, 1, Problem(shown, None, "$", f"cannot read file: it is {exc}, not a regular "
+                                              "file; a scenario is a YAML file"))]
     except OSError as exc:
         return [_failed(path.stem, 1, Problem(shown, None, "$", f"cannot read file: {exc.strerror}"))]
     try:
@@ -276,7 +293,8 @@ class _Checker:
     ) -> T | None:
         ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value), True
+            ok = _finite(value)
+            value = float(value) if ok else value
         if ok and kind is float and not math.isfinite(value):
             ok = False
         if not ok or (check is not None and not check(value)):
@@ -296,18 +314,20 @@ class _Checker:
         return value
 
     def duration(self, value: Any, at: str) -> float | None:
+        seconds: float | None = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if math.isfinite(value) and value >= 0:
-                return float(value)
-            match = None
-        else:
-            match = DURATION.match(value) if isinstance(value, str) else None
-        if match is None:
+            seconds = value if value >= 0 else None  # NaN too fails; a 401-digit int stays an int here
+        elif isinstance(value, str) and (match := DURATION.match(value)) is not None:
+            seconds = float(match.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0}[match.group(2) or "s"]
+        if seconds is None:
             self.fail(at, "expected a duration like 5s, 250ms, 1.5m or a number of seconds (zero or more), "
                       f"got {_shown(value)}{yaml11_hint(value, 'duration')}")
             return None
-        number, unit = float(match.group(1)), match.group(2) or "s"
-        return number * {"ms": 0.001, "s": 1.0, "m": 60.0}[unit]
+        if not seconds <= MAX_SECONDS:
+            self.fail(at, f"expected a duration of at most 24h (1440m, {MAX_SECONDS:.0f} s), got {_shown(value)}: "
+                      "a wait that long never ends in a test run; write a shorter one, like 5s")
+            return None
+        return float(seconds)
 
 
 def _load_document(doc: Document, path: Path, default_name: str, extensions: Extensions) -> LoadedDocument:
@@ -328,10 +348,12 @@ def _load_document(doc: Document, path: Path, default_name: str, extensions: Ext
     seed = None
     if top.get("seed") is not None:
         seed = c.typed(top["seed"], "$.seed", int, "a non-negative integer", lambda n: n >= 0)
-    regions, declared = _regions(c, top, path)
+    source = _source(c, top["source"]) if "source" in top else None
+    regions, declared = _regions(c, top, path) if "source" not in top or "regions" in top else ([], [])
     skill = _skill(c, c.section(top, "skill", "region-stats"), path)
-    context = c.choice(c.section(top, "context", _skill_context(c, skill)), "$.context", CONTEXTS, "context") or "fork"
     backend = c.choice(c.section(top, "backend", "fork"), "$.backend", BACKENDS, "backend") or "fork"
+    own_context = "fork" if backend == "claude-code" else _skill_context(c, skill)  # Claude Code reads that SKILL.md
+    context = c.choice(c.section(top, "context", own_context), "$.context", CONTEXTS, "context") or "fork"
     coordinator = None
     if "coordinator" in top:
         coordinator = c.typed(top["coordinator"], "$.coordinator", str,
@@ -341,9 +363,15 @@ def _load_document(doc: Document, path: Path, default_name: str, extensions: Ext
         if target.endswith(".py") and _inside(c, target, "$.coordinator", "coordinator file") is None:
             coordinator = None  # like every path a scenario names: inside its folder
     policy = _policy(c, c.section(top, "policy", {}))
-    faults = _faults(c, c.section(top, "faults", []), declared, policy)
+    faults = _faults(c, c.section(top, "faults", []), declared, policy, backend)
+    claude_script, claude_timeout = (_claude_code(c, top.get("claude_code"), backend) if "claude_code" in top
+                                     else (None, None))
+    claude_replay = _claude_replay(c, top.get("claude_code")) if "claude_code" in top else None
+    claude_live = bool(c.typed(top["claude_code"]["live"], "$.claude_code.live", bool, "true or false")) if (
+        isinstance(top.get("claude_code"), dict) and "live" in top["claude_code"]) else False
     graph = parse_tasks(top.get("tasks"), declared, c.fail, c.doc.line_of) if "tasks" in top else ()
-    expect = _expect(c, c.section(top, "expect", {}), declared, [t.id for t in graph], policy)
+    expect = _expect(c, c.section(top, "expect", {}), declared, [t.id for t in graph], policy,
+                     open_regions="source" in top and "regions" not in top)
     explore = _explore(c, top.get("explore"))
     marks = _marks(c, c.section(top, "marks", []))
     if explore is not None and top.get("expect") is not None:
@@ -358,7 +386,9 @@ def _load_document(doc: Document, path: Path, default_name: str, extensions: Ext
         name=name, path=path, line=doc.line, regions=tuple(regions), description=description, seed=seed,
         skill=skill, context=context, backend=backend, policy=policy, faults=tuple(faults), expect=expect,
         explore=explore,
-        coordinator=coordinator, tasks=graph, marks=marks,
+        coordinator=coordinator, tasks=graph, marks=marks, claude_script=claude_script,
+        claude_timeout=claude_timeout, claude_replay=claude_replay, source=source,
+        claude_live=claude_live,
     )
     return LoadedDocument(name, doc.line, scenario=scenario)
 
@@ -434,6 +464,11 @@ def _data_file(c: _Checker, value: Any, at: str, scenario_path: Path) -> Path | 
         c.fail(at, f"data file {name!r} has suffix {resolved.suffix or '(none)'!r}; accepted: "
                f"{', '.join(DATA_SUFFIXES)} (JSON Lines or CSV)")
         return None
+    kind = kind_of(resolved)
+    if kind is not None:  # a FIFO would block the read below; a directory or a loop would raise
+        c.fail(at, f"data file {name!r} is {kind}, not a regular file (looked at {resolved}); give a JSON Lines "
+               "or CSV file, relative to the scenario file")
+        return None
     if not resolved.is_file():
         c.fail(at, f"data file {name!r} does not exist (looked for {resolved}); paths are relative to "
                "the scenario file")
@@ -453,7 +488,11 @@ def _inside(c: _Checker, name: str, at: str, what: str,
     folder = c.path.parent.resolve()
     try:
         resolved = (folder / name).resolve()
-    except (OSError, ValueError) as exc:  # e.g. a NUL byte, a symlink loop
+    except RuntimeError as exc:  # Python < 3.13 raises this on a symlink loop
+        c.fail(at, f"{what} {name!r} is a symlink loop ({exc}); point it at a regular file, relative to the "
+               "scenario file")
+        return None
+    except (OSError, ValueError) as exc:  # e.g. a NUL byte
         c.fail(at, f"{what} {name!r} is not a usable path ({exc}); give a path relative to the scenario file")
         return None
     if not resolved.is_relative_to(folder):
@@ -473,7 +512,7 @@ def _inline(c: _Checker, value: Any, at: str) -> tuple[dict[str, Any], ...] | No
             c.fail(row_at, f"expected a record with a numeric 'value' like {{value: 1.5}}, got {_shown(row)}")
             continue
         number = row["value"]
-        if not isinstance(number, (int, float)) or isinstance(number, bool) or not math.isfinite(number):
+        if not isinstance(number, (int, float)) or isinstance(number, bool) or not _finite(number):
             c.fail(f"{row_at}.value", f"expected a finite number, got {_shown(number)}")
             continue
         rows.append({**row, "value": float(number)})
@@ -692,7 +731,7 @@ def _unknown_region(value: Any, declared: list[str]) -> str:
     return f"unknown region {shown}{hint}; regions of this scenario: {regions}"
 
 
-def _faults(c: _Checker, value: Any, declared: list[str], policy: Policy) -> list[FaultSpec]:
+def _faults(c: _Checker, value: Any, declared: list[str], policy: Policy, backend: str = "fork") -> list[FaultSpec]:
     if not isinstance(value, list):
         c.fail("$.faults", f"expected a list of faults like [{{region: B, kind: raise}}], "
                f"got {_shown(value)}")
@@ -700,10 +739,15 @@ def _faults(c: _Checker, value: Any, declared: list[str], policy: Policy) -> lis
     faults: list[tuple[int, FaultSpec]] = []
     for index, item in enumerate(value):
         at = f"$.faults[{index}]"
+        before = len(c.problems)
+        if isinstance(item, dict) and item.get("kind") in MODEL_FAULT_KINDS:
+            model_fault = _model_fault(c, c.mapping(item, at, MODEL_FAULT_KEYS), at, declared, backend)
+            if model_fault is not None and len(c.problems) == before:
+                faults.append((index, model_fault))
+            continue
         body = c.mapping(item, at, FAULT_KEYS)
         if not isinstance(item, dict):
             continue
-        before = len(c.problems)
         region = body.get("region")
         if "region" not in body:
             c.fail(at, f"missing required key 'region' (one of {', '.join(declared) or 'the regions'})")
@@ -755,6 +799,94 @@ def _faults(c: _Checker, value: Any, declared: list[str], policy: Policy) -> lis
                                             message, c.doc.line_of(at))))
     _unreachable_faults(c, faults, policy)
     return [fault for _, fault in faults]
+
+
+def _model_fault(c: _Checker, body: dict[str, Any], at: str, declared: list[str], backend: str) -> FaultSpec | None:
+    """A fault of the claude-code backend that acts in the scripted model or as coordinator misbehaviour."""
+    kind = str(body["kind"])
+    if backend != "claude-code":
+        c.fail(f"{at}.kind", f"a {kind} fault acts only on the claude-code backend (in its scripted model); "
+               f"set 'backend: claude-code', or use a processor fault ({', '.join(FAULT_KIND_KEYS)})")
+        return None
+    allowed = ("region", "kind", *MODEL_FAULT_KINDS[kind])
+    for key in body:
+        if key in MODEL_FAULT_KEYS and key not in allowed:
+            c.fail(child_path(at, key), f"key {key!r} does not apply to a {kind} fault; it takes: {', '.join(allowed)}")
+    region = body.get("region")
+    if region is not None and str(region) not in declared:
+        c.fail(f"{at}.region", _unknown_region(region, declared))
+    status = c.typed(body.get("status", 529), f"{at}.status", int, "an HTTP error status from 400 to 599",
+                     lambda n: 400 <= n <= 599) or 529
+    count = c.typed(body.get("count", 1), f"{at}.count", int, "a number of requests, at least 1",
+                    lambda n: n >= 1) or 1
+    agent = c.choice(body.get("agent", ""), f"{at}.agent", ("", "main", "coordinator"), "agent") or ""
+    if agent and region is not None:
+        c.fail(f"{at}.agent", "give 'agent' or 'region', not both: 'region' names that region's forks")
+    seconds = c.duration(body["seconds"], f"{at}.seconds") if "seconds" in body else None
+    if kind == "api-stall" and not seconds:
+        c.fail(at, "an api-stall fault needs 'seconds', e.g. {kind: api-stall, seconds: 2}")
+    return FaultSpec("" if region is None else str(region), kind, (1,), seconds=seconds or 0.0, status=status,
+                     count=count, agent=agent, line=c.doc.line_of(at))
+
+
+def _source(c: _Checker, value: Any) -> Path | None:
+    """``source: {claude_code: PATH}``: a recorded run (hook log, transcript, or a folder of them), in the folder."""
+    body = c.mapping(value, "$.source", SOURCE_TOP_KEYS)
+    if "claude_code" not in body:
+        if isinstance(value, dict):
+            c.fail("$.source", "expected 'claude_code: PATH' (a hook log, a session transcript .jsonl, or a folder "
+                   "holding them), e.g. source: {claude_code: recordings/run1/hooks.jsonl}")
+        return None
+    name = c.typed(body["claude_code"], "$.source.claude_code", str, "a path relative to the scenario: a hook log, "
+                   "a session transcript .jsonl, or a folder holding them")
+    found = _inside(c, name, "$.source.claude_code", "recording", "copy the recording into the scenario's folder, "
+                    "e.g. recordings/run1/") if name else None
+    if found is not None and not found.exists():
+        c.fail("$.source.claude_code", f"recording {name!r} does not exist at {found}; record a run (see "
+               "docs/regression-test-your-skill.md) or fix the path")
+        return None
+    return found
+
+
+def _claude_replay(c: _Checker, value: Any) -> Path | None:
+    """``claude_code: {replay: CASSETTE}``: the model's replies of a recorded run, served on loopback."""
+    if not isinstance(value, dict) or "replay" not in value:
+        return None
+    if "script" in value:
+        c.fail("$.claude_code.replay", "'script' and 'replay' both say what the model answers; keep one")
+    name = c.typed(value["replay"], "$.claude_code.replay", str, "a cassette file relative to the scenario, e.g. "
+                   "cassettes/run1.jsonl")
+    found = _inside(c, name, "$.claude_code.replay", "cassette") if name else None
+    if found is not None and not found.is_file():
+        c.fail("$.claude_code.replay", f"cassette {name!r} does not exist at {found}; record one (a run's report "
+               "dir keeps it as cassette.jsonl, see docs/regression-test-your-skill.md) or fix the path")
+        return None
+    return found
+
+
+def _claude_code(c: _Checker, value: Any, backend: str) -> tuple[Path | None, float | None]:
+    """``claude_code: {script: FILE, timeout: DURATION}``: a user's script of the model's turns (a Python file in
+    the scenario's folder) and how long the whole CLI run may take."""
+    body = c.mapping(value, "$.claude_code", CLAUDE_CODE_KEYS)
+    if backend != "claude-code":
+        c.fail("$.claude_code", "'claude_code' applies only with 'backend: claude-code'; add that, or remove it")
+    timeout = c.duration(body["timeout"], "$.claude_code.timeout") if "timeout" in body else None
+    return _claude_script(c, body), timeout
+
+
+def _claude_script(c: _Checker, body: dict[str, Any]) -> Path | None:
+    if "script" not in body:
+        return None
+    name = c.typed(body["script"], "$.claude_code.script", str, "a Python file relative to the scenario, "
+                   "e.g. scripts/model.py")
+    if not name:
+        return None
+    found = _inside(c, name, "$.claude_code.script", "model script")
+    if found is not None and not found.is_file():
+        c.fail("$.claude_code.script", f"model script {name!r} does not exist at {found}; create it (see "
+               "docs/claude-code.md, 'Scripting the model') or fix the path")
+        return None
+    return found
 
 
 def _kind_keys(c: _Checker, body: dict[str, Any], at: str, kind: str) -> None:
@@ -811,9 +943,14 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _expect(c: _Checker, value: Any, declared: list[str], graph: list[str], policy: Policy | None = None) -> Expect:
+def _expect(c: _Checker, value: Any, declared: list[str], graph: list[str], policy: Policy | None = None, *,
+            open_regions: bool = False) -> Expect:
+    """``open_regions``: the regions come from a recording (``source:`` without ``regions:``), so any
+    ``process-region-*`` task and any region id may be named; the run reports what the recording lacks."""
     body = c.mapping(value, "$.expect", (*EXPECT_KEYS, *c.extensions.expectation_kinds))
     tasks = [region_task(r) for r in declared] + (graph or [AGGREGATE_TASK])
+    if open_regions:
+        tasks.append(OPEN_REGION_TASK)
 
     def task_keys(at: str) -> Iterator[tuple[str, Any, str]]:
         key = at.rsplit(".", 1)[1]
@@ -822,7 +959,7 @@ def _expect(c: _Checker, value: Any, declared: list[str], graph: list[str], poli
             return
         for task, item in c.mapping(section, at, None).items():
             where = child_path(at, task)
-            if task not in tasks:
+            if task not in tasks and not (open_regions and task.startswith("process-region-")):
                 c.fail(where, f"unknown task {task!r}{_close(task, tasks)}; tasks of this scenario: "
                        f"{', '.join(tasks)}")
                 continue
@@ -846,17 +983,38 @@ def _expect(c: _Checker, value: Any, declared: list[str], graph: list[str], poli
     }
     order = tuple(_orders(c, c.section(body, "order", []), tasks))
     concurrent = tuple(_globs(c, c.section(body, "concurrent", []), "$.expect.concurrent", tasks))
-    aggregate = _aggregate(c, c.section(body, "aggregate", {}), declared)
+    aggregate = _aggregate(c, c.section(body, "aggregate", {}), declared, open_regions)
     extra = {key: body[key] for key in c.extensions.expectation_kinds if key in body}
     transcript = None
     if body.get("transcript") is not None:  # a golden file, beside the scenario; it need not exist yet
         name = c.typed(body["transcript"], "$.expect.transcript", str, "a path like golden/NAME.txt, relative "
                        "to the scenario file", lambda t: bool(t.strip()))
         transcript = _inside(c, name, "$.expect.transcript", "golden transcript") if name else None
+        kind = kind_of(transcript) if transcript is not None else None
+        if kind is not None:  # reading a FIFO would block the check; a directory cannot be compared
+            c.fail("$.expect.transcript", f"golden transcript {name!r} is {kind}, not a regular file; remove it "
+                   "(--distproc-update-goldens then writes it) or name another file")
+            transcript = None
     backoff = _expect_backoff(c, body["backoff"], policy or Policy()) if body.get("backoff") is not None else None
     lines = {at: line for at, line in c.doc.lines.items() if at == "$.expect" or at.startswith("$.expect.")}
+    distinct = body.get("attempts_on_distinct_nodes")
+    if distinct is not None:
+        distinct = c.typed(distinct, "$.expect.attempts_on_distinct_nodes", bool, "true or false")
     return Expect(outcome, status, transitions, order, concurrent, attempts, aggregate, extra, transcript, backoff,
-                  lines)
+                  lines, min_nodes=_spread(c, body.get("spread")), distinct_nodes=bool(distinct))
+
+
+def _spread(c: _Checker, value: Any) -> int | None:
+    """``spread: {min_nodes: N}``: the attempts of the run land on at least N nodes."""
+    if value is None:
+        return None
+    body = c.mapping(value, "$.expect.spread", SPREAD_KEYS)
+    if "min_nodes" not in body:
+        c.fail("$.expect.spread", "expected {min_nodes: N}, the least number of nodes the attempts ran on, "
+               f"got {_shown(value)}")
+        return None
+    return c.typed(body["min_nodes"], "$.expect.spread.min_nodes", int, "an integer of at least 1 (nodes)",
+                   lambda n: n >= 1)
 
 
 def _expect_backoff(c: _Checker, value: Any, policy: Policy) -> float | bool | None:
@@ -891,6 +1049,16 @@ def _orders(c: _Checker, value: Any, tasks: list[str]) -> Iterator[OrderRule]:
         return
     for index, rule in enumerate(value):
         at = f"$.expect.order[{index}]"
+        vacuous = False
+        if isinstance(rule, dict) and any(k in rule for k in ORDER_KEYS):  # {rule: ..., vacuous: true}
+            body = c.mapping(rule, at, ORDER_KEYS)
+            if "vacuous" in body:
+                vacuous = bool(c.typed(body["vacuous"], f"{at}.vacuous", bool, "true or false"))
+            if "rule" not in body:
+                c.fail(at, f"missing required key 'rule': the order rule, e.g. {{rule: {ORDER_EXAMPLE}, vacuous: "
+                       "true}")
+                continue
+            rule, at = body["rule"], f"{at}.rule"
         match = ORDER.match(rule) if isinstance(rule, str) else None
         if match is None:
             c.fail(at, f"bad order rule {_shown(rule)}: expected 'TASKGLOB:STATE < TASKGLOB:STATE', e.g. "
@@ -903,12 +1071,16 @@ def _orders(c: _Checker, value: Any, tasks: list[str]) -> Iterator[OrderRule]:
                 c.fail(at, f"unknown state {state!r}{_close(state.upper(), STATES)} in order rule {rule!r}; "
                        f"states: {', '.join(STATES)}")
                 ok = False
-            if not fnmatch.filter(tasks, glob):
+            if not _names_a_task(tasks, glob):
                 c.fail(at, f"{glob!r} in order rule {rule!r} matches no task; tasks of this scenario: "
                        f"{', '.join(tasks)}")
                 ok = False
         if ok:
-            yield OrderRule(left_glob, left_state, right_glob, right_state)
+            yield OrderRule(left_glob, left_state, right_glob, right_state, vacuous)
+
+
+def _names_a_task(tasks: list[str], glob: str) -> bool:
+    return bool(fnmatch.filter(tasks, glob)) or (OPEN_REGION_TASK in tasks and glob.startswith("process-region-"))
 
 
 def _globs(c: _Checker, value: Any, at: str, tasks: list[str]) -> Iterator[str]:
@@ -916,14 +1088,14 @@ def _globs(c: _Checker, value: Any, at: str, tasks: list[str]) -> Iterator[str]:
         c.fail(at, f"expected a list of task globs like ['process-region-*'], got {_shown(value)}")
         return
     for index, glob in enumerate(value):
-        if not isinstance(glob, str) or not fnmatch.filter(tasks, glob):
+        if not isinstance(glob, str) or not _names_a_task(tasks, glob):
             c.fail(f"{at}[{index}]", f"{_shown(glob)} matches no task; tasks of this scenario: "
                    f"{', '.join(tasks)}")
             continue
         yield glob
 
 
-def _aggregate(c: _Checker, value: Any, declared: list[str]) -> dict[str, Any]:
+def _aggregate(c: _Checker, value: Any, declared: list[str], open_regions: bool = False) -> dict[str, Any]:
     body = c.mapping(value, "$.expect.aggregate", AGGREGATE_KEYS)
     result: dict[str, Any] = {}
     if body.get("tolerance") is not None:
@@ -934,7 +1106,7 @@ def _aggregate(c: _Checker, value: Any, declared: list[str]) -> dict[str, Any]:
         regions = {}
         for region_id, summary in c.mapping(body["regions"], "$.expect.aggregate.regions", None).items():
             at = child_path("$.expect.aggregate.regions", region_id)
-            if region_id not in declared:
+            if region_id not in declared and not open_regions:
                 c.fail(at, _unknown_region(region_id, declared))
                 continue
             regions[region_id] = _summary(c, summary, at)
@@ -942,7 +1114,8 @@ def _aggregate(c: _Checker, value: Any, declared: list[str]) -> dict[str, Any]:
     if "missing" in body:
         missing = body["missing"]
         if not isinstance(missing, list) or any(
-            not isinstance(m, (str, int)) or isinstance(m, bool) or str(m) not in declared for m in missing
+            not isinstance(m, (str, int)) or isinstance(m, bool) or (str(m) not in declared and not open_regions)
+            for m in missing
         ):
             ids = ", ".join(declared) or "(none)"
             c.fail("$.expect.aggregate.missing", "expected a list of region ids (regions that must not "
@@ -957,7 +1130,7 @@ def _tolerance(c: _Checker, value: Any, at: str) -> Tolerance:
     default = Tolerance()
     rel_what = "a relative tolerance from 0 to 1, like 0.01 for 1%"
     if not isinstance(value, dict):
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and _finite(value):
             if not 0 <= value <= 1:
                 c.fail(at, f"expected {rel_what} (a number alone is relative), got {_shown(value)}; for an "
                        "absolute tolerance write {abs: 0.5}")
@@ -997,6 +1170,14 @@ def _summary(c: _Checker, value: Any, at: str) -> dict[str, float]:
         if checked is not None:
             out[key] = checked
     return out
+
+
+def _finite(number: float) -> bool:
+    """A finite number that fits a float: a 401-digit integer does not (``math.isfinite`` raises on it)."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
 
 
 def _shown(value: Any) -> str:

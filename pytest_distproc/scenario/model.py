@@ -21,12 +21,26 @@ FAULT_KIND_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
     "corrupt": (),
     "drop": ("fraction",),
     "oom": (),
+    "node-loss": (),
+    "node-stall": ("seconds",),
+    "worker-restart": (),
 })
 """Each built-in fault kind's own keys beside :data:`FAULT_COMMON_KEYS`: the one table the loader and the
 JSON Schema follow (``tests/test_schema.py`` checks the schema against it). A key outside a kind's keys is an
 error, never silently ignored. A plugin's kind declares its keys in ``FaultKind.keys`` (unset: any fault key)."""
 CONTEXTS = ("fork", "inline")
-BACKENDS = ("fork", "inline", "ray")
+BACKENDS = ("fork", "inline", "ray", "claude-code")
+MODEL_FAULT_KINDS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "api-error": ("status", "count", "agent"),
+    "api-stall": ("seconds", "agent"),
+    "early-aggregate": (),
+    "skip-complete": (),
+})
+"""Faults of backend claude-code that act outside the processor: in the scripted model (``api-error``,
+``api-stall``, on ``agent`` main or coordinator, or on a region's forks) or as coordinator misbehaviour
+(``early-aggregate``: aggregate-results started before its blockers complete; ``skip-complete``: a region,
+the last one unless ``region`` names it, never marked completed). Keys beside ``kind``, ``region`` and
+``attempts``."""
 ON_REGION_FAILURE = ("fail", "partial")
 OUTCOMES = ("COMPLETE", "FAILED")
 AGGREGATE_TASK = "aggregate-results"
@@ -88,6 +102,12 @@ class FaultSpec:
     fraction: float = 0.1
     message: str = "injected fault"
     line: int | None = None
+    status: int = 529
+    """``api-error``: the HTTP status the model answers with."""
+    count: int = 1
+    """``api-error``: how many requests of the agent get it."""
+    agent: str = ""
+    """``api-error``/``api-stall``: ``main`` or ``coordinator`` (default: the region's forks, else coordinator)."""
 
     def fires_on(self, attempt: int) -> bool:
         return self.attempts is None or attempt in self.attempts
@@ -100,6 +120,11 @@ class FaultSpec:
             "drop": f" fraction={self.fraction:g}",
         }.get(self.kind, "")
         when = "every attempt" if self.attempts is None else "attempt " + ",".join(map(str, self.attempts))
+        if self.kind in MODEL_FAULT_KINDS:
+            target = f"region {self.region}'s fork" if self.region else self.agent or "the coordinator"
+            detail = {"api-error": f" {self.status} x{self.count}",
+                      "api-stall": f" {self.seconds:g}s"}.get(self.kind, "")
+            return f"{self.kind}{detail} on {target}"
         return f"{self.kind}{detail} in region {self.region} on {when}"
 
 
@@ -123,6 +148,9 @@ class OrderRule:
     left_state: str
     right: str
     right_state: str
+    vacuous: bool = False
+    """``{rule: ..., vacuous: true}``: a pair a side of which never happened passes. By default such a pair is
+    a mismatch: the rule was never put to the test."""
 
     def __str__(self) -> str:
         return f"{self.left}:{self.left_state} < {self.right}:{self.right_state}"
@@ -172,6 +200,10 @@ class Expect:
     policy's ``backoff``), measured on the history's times."""
     lines: Mapping[str, int] = field(default_factory=dict, compare=False)
     """Where each ``$.expect...`` path was written (1-based line), so a failure can point at its key."""
+    min_nodes: int | None = None
+    """``expect.spread: {min_nodes: N}``: the attempts ran on at least N distinct nodes (backend ray)."""
+    distinct_nodes: bool = False
+    """``expect.attempts_on_distinct_nodes: true``: no region ran two of its attempts on the same node."""
 
     def line_of(self, path: str) -> int | None:
         """Line of ``path`` (a ``$.expect...`` path) or of its nearest written ancestor; None if unknown."""
@@ -221,6 +253,17 @@ class Scenario:
     """Tasks after the regions, blockers first, ``aggregate-results`` last (empty: the default graph)."""
     marks: tuple[MarkSpec, ...] = ()
     """pytest marks from ``marks:`` (``-m slow``, ``xfail``, ``skip``, ``skipif``), in the order written."""
+    claude_script: Path | None = None
+    """``claude_code: {script: FILE}``: the user's model script on backend claude-code (None: the ideal coordinator)."""
+    claude_replay: Path | None = None
+    """``claude_code: {replay: CASSETTE}``: the model answers from this cassette (a recorded run, replayed)."""
+    claude_live: bool = False
+    """``claude_code: {live: true}``: runs only under ``--distproc-claude-live`` (the real model), else skipped."""
+    source: Path | None = None
+    """``source: {claude_code: PATH}``: a recorded Claude Code run is the history (no run of ours); ``regions``
+    may then be empty: the recording's ``process-region-*`` tasks are the regions."""
+    claude_timeout: float | None = None
+    """``claude_code: {timeout: ...}``: the whole CLI run's limit (None: derived from the regions and the policy)."""
 
     def run_seed(self, session_seed: int | None) -> int:
         """The seed a run of this scenario uses: its own ``seed``, else the session's, else 0."""
