@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-MARK = "DISTPROC_TEST_MARK"
+MARK = "DISTPROC_TAG"  # the one variable attempts keep in their environment block
 
 
 def marked_processes(mark: str) -> list[int]:

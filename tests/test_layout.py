@@ -34,6 +34,7 @@ ROOT_MAY_IMPORT = {"errors", "tasklist"}
 """What the package's ``__init__`` re-exports: importing the package must stay cheap."""
 CHILD_SIDE = (
     "pytest_distproc.attempt.execute",
+    "pytest_distproc.attempt.confine",
     "pytest_distproc.attempt.faults",
     "pytest_distproc.attempt.skills",
     "pytest_distproc.attempt.skilldir",
@@ -42,9 +43,11 @@ CHILD_SIDE = (
     "pytest_distproc.backends.protocol",
     "pytest_distproc.backends.processes",
     "pytest_distproc.backends.forkserver",
+    "pytest_distproc.backends.containment",
+    "pytest_distproc.backends.guardian",
     "pytest_distproc.claude_code.processor",
 )
-"""What an attempt's process or the fork server loads: never pytest, Hypothesis or PyYAML."""
+"""What an attempt's process, the fork server or the guardian loads: never pytest, Hypothesis or PyYAML."""
 MAX_FLAT_MODULES = 8
 
 

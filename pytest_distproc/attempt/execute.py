@@ -17,11 +17,13 @@ import traceback
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
-from pytest_distproc.attempt import data
+from pytest_distproc.attempt import confine, data
 from pytest_distproc.attempt.faults import installed
 from pytest_distproc.attempt.skills import Skill
 
-ENV_ALLOWLIST = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "PYTHONHASHSEED")
+ENV_ALLOWLIST = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "PYTHONHASHSEED", "DISTPROC_TAG")
+"""What passes from the coordinator's environment. ``DISTPROC_TAG`` is a label to find a run's processes by
+(``/proc/PID/environ``), as the tests' leak checks do: never a secret."""
 ISOLATION: dict[str, Any] = {}
 """What this child managed to set up, reported in its hello."""
 STACK_FILE = "stack.txt"
@@ -39,8 +41,11 @@ def send(fd: int, message: Mapping[str, Any]) -> None:
 
 
 def isolate(job: Mapping[str, Any], keep: tuple[int, ...] = ()) -> None:
-    """Own process group, own temp dir, scrubbed environment, quiet stdio, bounded memory, and no fd
-    but its own: the pipes and memfds of sibling attempts, inherited through fork, are closed."""
+    """Own cgroup and process group, own temp dir, scrubbed environment (the inherited block too), quiet
+    stdio, bounded memory, no fd but its own (the pipes and memfds of sibling attempts, inherited through
+    fork, are closed), and no privileges: see :mod:`.confine`."""
+    if job.get("cgroups"):
+        ISOLATION["cgroup"] = confine.join(list(job["cgroups"]))  # first: before it can start anything
     _close_other_fds({0, 1, 2, *keep, job.get("stderr_fd", -1), job.get("stack_fd", -1), job.get("stack_slot", -1)})
     try:
         os.setpgid(0, 0)
@@ -78,6 +83,8 @@ def isolate(job: Mapping[str, Any], keep: tuple[int, ...] = ()) -> None:
         size = job.get("address_space") or address_space()  # measured by the parent at the fork, if it could
         ceiling = size + limit_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
+    ISOLATION["environ_block"] = confine.rewrite_environ_block(dict(os.environ))
+    ISOLATION.update(confine.drop_privileges())  # last: the set-up above needed them (the tmpfs mount)
 
 
 def _scrub_env(job: Mapping[str, Any], workdir: str) -> None:

@@ -51,6 +51,8 @@ class ChildJob(Job, total=False):
     """The fork server's faulthandler fd, which the child points at its own stack memfd."""
     env_scrubbed: bool
     """The fork server holds only the allow-listed environment already."""
+    cgroups: list[str]
+    """The attempt's cgroups (one per hierarchy), which it creates and joins before anything else."""
 
 
 def child_job(job: Job, **keys: Any) -> ChildJob:

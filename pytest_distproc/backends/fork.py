@@ -20,7 +20,7 @@ from typing import Any
 from pytest_distproc.attempt import execute as region
 from pytest_distproc.attempt.messages import MAX_DEPTH, MAX_MESSAGE_BYTES, ChildJob, Job, child_job, garbage
 from pytest_distproc.attempt.skills import Skill
-from pytest_distproc.backends import forkserver, processes
+from pytest_distproc.backends import bounded, containment, forkserver, guardian, processes
 from pytest_distproc.backends.protocol import Handle
 
 STACK_WAIT = 0.3
@@ -87,6 +87,9 @@ class ForkBackend:
         with _sigint_deferred():  # a Ctrl-C here must not leave the selector open or us a subreaper
             self.selector = selectors.DefaultSelector()
             self.was_subreaper = _subreaper(True)
+            self.groups = containment.RunGroups()  # every attempt in cgroups of its own, where we may
+            containment.hide(True)  # an attempt may not read our memory, fds or environment
+            guardian.watch(run_dir)  # if pytest dies: the groups are killed and the run dir removed
 
     def start(self, job: Job, skill: Skill, *, barrier: bool) -> ForkHandle:
         return self.start_many([job], skill, barrier=barrier)[0]
@@ -122,13 +125,27 @@ class ForkBackend:
                 with processes.gc_frozen():
                     for job in jobs:
                         children.append(spawn(job, skill, self._workdir(job), barrier=barrier,
-                                              address_space=self.address_space))
+                                              address_space=self.address_space, cgroups=self._cgroups(job)))
             finally:  # those forked before a failure are ours to kill and reap at close: never leaked
                 handles = [self._register(child) for child in children]
             return handles
 
     def _workdir(self, job: Mapping[str, Any]) -> str:
         return os.path.join(self.run_dir, f"{job['task']}-a{job['attempt']}")
+
+    def _cgroups(self, job: Mapping[str, Any]) -> list[str]:
+        return self.groups.paths(f"{job['task']}-a{job['attempt']}")
+
+    def _kill_attempt(self, handle: ForkHandle) -> None:
+        """SIGKILL the attempt, its process group and its cgroups: a skill that left its group
+        (``setpgid`` into ours, ``setsid``) is still in its cgroup."""
+        assert handle.pid is not None
+        killpg(handle.pid)
+        try:
+            os.kill(handle.pid, signal.SIGKILL)  # while unreaped, the pid is still the attempt's
+        except OSError:
+            pass
+        self.groups.kill(os.path.basename(handle.workdir))
 
     def _served(self, jobs: list[Job], skill: Skill, barrier: bool) -> list[Spawned] | None:
         """Fork ``jobs`` in the fork server; None when they must be forked here (see :func:`forkserver.portable`)."""
@@ -144,8 +161,8 @@ class ForkBackend:
         idents: list[int] = []
         try:
             for job in jobs:
-                pipes = _Pipes.open(job["task"], barrier)
-                opened.append((pipes, child_job(job, workdir=self._workdir(job))))
+                pipes = _Pipes.open(job["task"], barrier, int(job.get("memory_limit_mb") or 0))
+                opened.append((pipes, child_job(job, workdir=self._workdir(job), cgroups=self._cgroups(job))))
                 idents.append(server.spawn(opened[-1][1], barrier, pipes.child_ends))
                 pipes.close_child_ends()  # in flight now, held by the kernel: one attempt's ends open at a time
             pids = server.pids_of(idents)
@@ -275,7 +292,7 @@ class ForkBackend:
 
     def _finish(self, handle: ForkHandle) -> dict[str, Any]:
         assert handle.pid is not None
-        killpg(handle.pid)  # its group, before reaping it: until then its pid cannot be reused
+        self._kill_attempt(handle)  # before reaping it: until then its pid cannot be reused
         self.live.pop(handle.pid, None)
         self.pending_kills.pop(handle.pid, None)
         self.release(handle)
@@ -293,6 +310,7 @@ class ForkBackend:
         else:
             _, status = os.waitpid(handle.pid, 0)  # the pidfd said it exited: this does not block
             message = exit_message(status, handle.stack, handle.stderr)
+        self.groups.finish(os.path.basename(handle.workdir))
         self._discard(handle)
         return message
 
@@ -321,14 +339,17 @@ class ForkBackend:
                 return
             except ProcessLookupError:
                 pass
-        killpg(handle.pid)
+        self._kill_attempt(self.live[handle.pid])
 
     def _kill_due(self) -> None:
         now = time.monotonic()
         for pid, due in list(self.pending_kills.items()):
             handle = self.live.get(pid)
             if handle is None or now >= due:
-                killpg(pid)
+                if handle is not None:
+                    self._kill_attempt(handle)
+                else:
+                    killpg(pid)
                 del self.pending_kills[pid]
             elif os.fstat(handle.stack).st_size and not handle.dumping:
                 # faulthandler has begun writing: give it a moment to finish the whole dump
@@ -339,7 +360,7 @@ class ForkBackend:
     def close(self) -> None:
         """Kill and reap everything still running, escaped descendants included, then remove every temp dir."""
         for pid, handle in list(self.live.items()):
-            killpg(pid)
+            self._kill_attempt(handle)
             self.release(handle)
             if handle.served and self.server is not None:
                 self.server.reap(handle.served)
@@ -358,7 +379,8 @@ class ForkBackend:
             if not self.server.dead:
                 self.selector.unregister(self.server.fileno())
         our_session = os.getsid(0)
-        for orphan in processes.children_of(os.getpid()) - self.children_before - forkserver.server_pids():
+        for orphan in (processes.children_of(os.getpid()) - self.children_before - forkserver.server_pids()
+                       - guardian.pids()):
             try:
                 # Reparented to us while we were their subreaper. Killed only when born during this run
                 # and from an attempt's group or escaped into a session of its own (setsid): a daemon of
@@ -370,6 +392,9 @@ class ForkBackend:
                 processes.kill_and_reap(orphan)
             except OSError:
                 pass
+        self.groups.close()
+        guardian.release(self.run_dir)
+        containment.hide(False)
         if not self.was_subreaper:
             _subreaper(False)
         self.selector.close()
@@ -401,11 +426,12 @@ class _Pipes:
     stack_fd: int
 
     @classmethod
-    def open(cls, task: str, barrier: bool) -> _Pipes:
+    def open(cls, task: str, barrier: bool, memory_limit_mb: int = 0) -> _Pipes:
         """All of them or none: a failure (say EMFILE) closes those already open."""
         opened: list[int] = []
         try:
-            opened += [os.memfd_create(f"{task}-stderr"), os.memfd_create(f"{task}-stack"), *os.pipe()]
+            opened.append(bounded.memfd(f"{task}-stderr", bounded.limit_for(memory_limit_mb)))
+            opened += [os.memfd_create(f"{task}-stack"), *os.pipe()]
             opened += os.pipe() if barrier else [-1, -1]
         except BaseException:
             for fd in opened:
@@ -437,7 +463,8 @@ class _Pipes:
 
 
 def spawn(
-    job: Job, skill: Skill, workdir: str, *, barrier: bool, address_space: int | None = None
+    job: Job, skill: Skill, workdir: str, *, barrier: bool, address_space: int | None = None,
+    cgroups: list[str] | None = None,
 ) -> Spawned:
     """Fork one attempt's child (it runs :func:`pytest_distproc.attempt.execute.run` and never returns);
     shared with the Ray launcher.
@@ -445,9 +472,9 @@ def spawn(
     The child makes ``workdir`` itself (in parallel); its stderr and stack dump go to memfds the
     parent keeps, so nothing is created on disk here (a mkdir on a disk-backed /tmp costs ~1 ms).
     """
-    pipes = _Pipes.open(job["task"], barrier)
+    pipes = _Pipes.open(job["task"], barrier, int(job.get("memory_limit_mb") or 0))
     job = child_job(job, workdir=workdir, stderr_fd=pipes.stderr_fd, stack_fd=pipes.stack_fd,
-                    address_space=address_space or region.address_space())
+                    address_space=address_space or region.address_space(), cgroups=cgroups or [])
     try:
         if sys.version_info >= (3, 12) and threading.active_count() > 1:
             with warnings.catch_warnings():
@@ -571,5 +598,4 @@ def _head(fd: int, lines: int = 25) -> str:
 
 
 def _tail(fd: int) -> str:
-    size = os.fstat(fd).st_size
-    return os.pread(fd, TAIL, max(0, size - TAIL)).decode(errors="replace").strip()
+    return bounded.tail(fd, TAIL)

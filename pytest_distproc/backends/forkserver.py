@@ -42,8 +42,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from pytest_distproc.attempt import confine, faults, skills
 from pytest_distproc.attempt import execute as region
-from pytest_distproc.attempt import faults, skills
 from pytest_distproc.attempt.messages import ChildJob, Job
 from pytest_distproc.backends import processes
 
@@ -385,6 +385,7 @@ class _Server:
         finally:  # an import may have set a SIGTERM handler of its own: ours must stay, for us and our children
             signal.signal(signal.SIGTERM, _on_parent_death)
         region.keep_only_env(message["env"])  # after the import, which saw the coordinator's environment
+        confine.rewrite_environ_block(dict(os.environ))  # and /proc/<server>/environ: the block exec gave us
         self.address_space = region.address_space()
         self._send({"op": "prepared"})
 
@@ -509,6 +510,7 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGTERM, _on_parent_death)
     region.SERVER_SIGTERM = _on_parent_death  # our attempts keep it (see attempt.execute._die_with_parent)
     if region._PRCTL is not None:
+        region._PRCTL(confine.PR_SET_DUMPABLE, 0)  # attempts may not read our memory, fds or environment
         region._PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
         region._PRCTL(PR_SET_CHILD_SUBREAPER, 1)  # escapees come to us, and the sweep kills them
     if os.getppid() != _PARENT[0]:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_distproc.attempt import stats as summary
+from pytest_distproc.backends import containment
 from pytest_distproc.plugin import hookspecs
 from pytest_distproc.plugin.fixture import distproc
 from pytest_distproc.plugin.items import MARK, PLAN_SECTION, SECTION, ScenarioFile
@@ -212,7 +213,8 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         return None
     seed = config.stash[SEED_KEY]
     backend = config.getoption("distproc_backend") or "per scenario (default fork)"
-    lines = [f"distproc: seed {seed} for scenarios without one (rerun with --distproc-seed={seed}); backend {backend}"]
+    lines = [f"distproc: seed {seed} for scenarios without one (rerun with --distproc-seed={seed}); backend {backend}",
+             f"distproc: containment {containment.tier().describe()}"]
     from pytest_distproc.plugin.claude import header_line
 
     lines.append(header_line(config))

@@ -1,0 +1,121 @@
+"""The guardian: a tiny process that outlives pytest to kill what its attempts left and remove their dirs.
+
+Why: an attempt's own parent-death signal is a request the skill can refuse (it may clear
+``PR_SET_PDEATHSIG``, ignore SIGTERM, or start helpers in sessions of their own), and a SIGKILLed
+pytest runs no cleanup at all. The guardian is started once per pytest process, in a session of its own,
+and reads a pipe from it: the run dirs to watch (``+PATH``) and those removed (``-PATH``). The pipe
+reads end-of-file whenever pytest is gone, however it went (a normal exit, SIGTERM, SIGKILL,
+pytest-timeout's ``os._exit``); the guardian then kills every cgroup of that pytest process
+(:mod:`.containment`), removes the run dirs still watched and exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+from pytest_distproc.backends import containment
+
+
+class Guardian:
+    """pytest's end of the pipe; one per process, started on first use (:func:`watch`)."""
+
+    def __init__(self, bases: tuple[str, ...]) -> None:
+        self.owner = os.getpid()
+        package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        python_path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pytest_distproc.backends.guardian", *bases],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": python_path},
+            start_new_session=True,  # a Ctrl-C or a kill of pytest's process group must not reach it
+        )
+        assert self.process.stdin is not None
+        self.pipe = self.process.stdin.fileno()
+
+    def tell(self, line: str) -> bool:
+        try:
+            os.write(self.pipe, (line + "\n").encode())
+            return True
+        except OSError:
+            return False
+
+    def close(self) -> None:
+        """Close the pipe: the guardian kills and removes what is left, and exits; wait for it."""
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+_GUARDIAN: list[Guardian] = []
+
+
+def watch(run_dir: str) -> None:
+    """Have the guardian remove ``run_dir`` (and kill every group of ours) should pytest die."""
+    if _GUARDIAN and (_GUARDIAN[0].owner != os.getpid() or _GUARDIAN[0].process.poll() is not None):
+        _GUARDIAN.clear()  # a forked copy's, or one that died: start our own
+    if not _GUARDIAN:
+        try:
+            _GUARDIAN.append(Guardian(containment.tier().bases))
+        except OSError:
+            return
+    _GUARDIAN[0].tell(f"+{run_dir}")
+
+
+def release(run_dir: str) -> None:
+    """The run removed ``run_dir`` itself: the guardian forgets it."""
+    if _GUARDIAN and _GUARDIAN[0].owner == os.getpid():
+        _GUARDIAN[0].tell(f"-{run_dir}")
+
+
+def pids() -> set[int]:
+    """Our guardian's pid: a child of ours that no run's orphan sweep may kill."""
+    return {g.process.pid for g in _GUARDIAN if g.owner == os.getpid()}
+
+
+@atexit.register
+def close() -> None:
+    while _GUARDIAN:
+        guardian = _GUARDIAN.pop()
+        if guardian.owner == os.getpid():
+            guardian.close()
+
+
+# -- the guardian process ----------------------------------------------------------------------------
+
+
+def main(bases: list[str]) -> None:
+    for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)  # only the pipe's end-of-file ends us
+    watched: set[str] = set()
+    pending = b""
+    while True:
+        chunk = os.read(0, 65536)
+        if not chunk:
+            break
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            text = os.fsdecode(line)
+            if text.startswith("+"):
+                watched.add(text[1:])
+            elif text.startswith("-"):
+                watched.discard(text[1:])
+    # pytest is gone (or done): everything of its attempts dies, then their dirs go
+    containment.clear(bases)
+    for run_dir in watched:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
