@@ -33,6 +33,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from benchmarks import latency, ray_bench
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED = 42
 RECORDS = 100
@@ -296,6 +298,29 @@ CPU_RATIO = 1.2
 MEMORY_RATIO = 1.2
 COLLECT_RATIO = 1.0
 
+LATENCY_PAIRS = (10, 60)
+"""Runs of the overshoot and A/B pairs of the restart measure (``--quick``, full)."""
+RAY_REGIONS = (32, 256)
+
+
+def measure_latency(args: argparse.Namespace) -> dict[str, Any] | None:
+    """benchmarks/latency.py's process-layer latencies; its 10,000-region run is ``runs_at_all``'s here."""
+    if args.no_latency:
+        return None
+    return latency.measure(LATENCY_PAIRS[0] if args.quick else LATENCY_PAIRS[1], 0,
+                           say=lambda line: print(line, file=sys.stderr, flush=True))
+
+
+def measure_ray(args: argparse.Namespace) -> dict[str, Any] | None:
+    """benchmarks/ray_bench.py on the Ray that ``DISTPROC_RAY_ADDRESS`` names (not with ``--quick``)."""
+    if args.quick or args.no_ray or not os.environ.get("DISTPROC_RAY_ADDRESS"):
+        return None
+    from pytest_distproc.backends import ray as ray_backend
+
+    ray = ray_backend.connect(os.environ["DISTPROC_RAY_ADDRESS"]).ray
+    return {str(n): ray_bench.measure(n, 7, ray) for n in RAY_REGIONS}
+
+
 PHASES: list[Phase] = [
     Phase("growth", measure_growth,
           [Target(f"CPU, one scenario / plain test forking N, at {n} regions", CPU_RATIO, "x",
@@ -309,8 +334,14 @@ PHASES: list[Phase] = [
     Phase("collection", measure_collection,
           [Target("CPU, collecting N scenario files / N trivial .py test files", COLLECT_RATIO, "x",
                   _dig("collection", "cpu", "median"))]),
-    # benchmarks/latency.py (hang overshoot, SIGKILL re-fork) plugs in here, in one line:
-    # Phase("latency", latency.measure, latency.TARGETS),
+    Phase("latency", measure_latency,
+          [Target("hang overshoot past its timeout (median)", latency.OVERSHOOT_TARGET * 1000, " ms",
+                  _dig("latency", "overshoot_ms")),
+           Target("SIGKILL -> next attempt running / a bare re-fork", latency.RESTART_TARGET, "x",
+                  _dig("latency", "restart_ratio"))]),
+    Phase("ray", measure_ray,
+          [Target(f"Ray backend / plain Ray tasks forking a child, at {n} regions", ray_bench.TARGET, "x",
+                  _dig("ray", n, "ratio")) for n in RAY_REGIONS]),
 ]
 
 
@@ -378,6 +409,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--collect-files", type=int, default=None, help=f"files to collect (default {COLLECT_FILES})")
     parser.add_argument("--no-big", action="store_true", help=f"skip {BIG[0]} x {BIG[1]:,} records")
     parser.add_argument("--no-collection", action="store_true", help="skip the collection pair")
+    parser.add_argument("--no-latency", action="store_true", help="skip benchmarks/latency.py's measures")
+    parser.add_argument("--no-ray", action="store_true",
+                        help="skip benchmarks/ray_bench.py (it runs only without --quick, on DISTPROC_RAY_ADDRESS)")
     parser.add_argument("--runs-at-all", action=argparse.BooleanOptionalAction, default=None,
                         help=f"run {RUNS_AT_ALL} regions once (default: on, off with --quick)")
     parser.add_argument("--env-as-is", action="store_true",

@@ -149,8 +149,9 @@ def _verdict(ok: bool) -> str:
     return "ok" if ok else "MISSED"
 
 
-def measure(pairs: int, regions: int, say: Callable[[str], None] = print) -> bool:
-    """Run the three measures, print each against its target; True when every target is met."""
+def measure(pairs: int, regions: int, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the three measures (the scale run only when ``regions``), print each against its target, and return
+    the numbers (``ok``: every target met), as :mod:`benchmarks.bench`'s ``latency`` phase reads them."""
     restart_ours()  # warm-up: the fork server starts on first use
     late, floor = [], []
     for _ in range(pairs):
@@ -176,10 +177,17 @@ def measure(pairs: int, regions: int, say: Callable[[str], None] = print) -> boo
     say(f"SIGKILL -> next attempt running: ours median {statistics.median(ours) * 1000:.2f} ms, bare re-fork "
         f"{statistics.median(bare) * 1000:.2f} ms; per-pair ratio median {ratio:.2f}x (IQR {low:.2f}-{high:.2f}) "
         f"over {pairs} pairs; target <= {RESTART_TARGET:g}x: {_verdict(ratio <= RESTART_TARGET)}")
-    outcome, seconds = scale(regions)
-    say(f"{regions:,} regions: {outcome} in {seconds:.1f} s ({seconds / regions * 1000:.2f} ms a region); "
-        f"target: runs to COMPLETE: {_verdict(outcome == 'COMPLETE')}")
-    return median_late <= OVERSHOOT_TARGET and ratio <= RESTART_TARGET and outcome == "COMPLETE"
+    result: dict[str, Any] = {"overshoot_ms": median_late * 1000,
+                              "overshoot_spread_ms": tuple(v * 1000 for v in _spread(late)),
+                              "restart_ratio": ratio, "restart_spread": (low, high)}
+    outcome = "COMPLETE"
+    if regions:
+        outcome, seconds = scale(regions)
+        say(f"{regions:,} regions: {outcome} in {seconds:.1f} s ({seconds / regions * 1000:.2f} ms a region); "
+            f"target: runs to COMPLETE: {_verdict(outcome == 'COMPLETE')}")
+        result["scale"] = {"regions": regions, "outcome": outcome, "seconds": seconds}
+    result["ok"] = median_late <= OVERSHOOT_TARGET and ratio <= RESTART_TARGET and outcome == "COMPLETE"
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -190,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     pairs = args.pairs or (15 if args.quick else 60)
     regions = args.regions or (2000 if args.quick else 10_000)
-    return 0 if measure(pairs, regions) else 1
+    return 0 if measure(pairs, regions)["ok"] else 1
 
 
 if __name__ == "__main__":

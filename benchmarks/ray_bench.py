@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.bench import make_scenario, region_ids, region_work, run_ray_backend
+from benchmarks.inprocess import make_scenario, region_ids, region_work, run_ray_backend
 
 TARGET = 2.0
 RECORDS = 100
