@@ -31,6 +31,14 @@ def fork_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     return str(request.param)
 
 
+@pytest.fixture(autouse=True)
+def hostile_skills_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox's pytest imports ``tests.hostile_skills`` from this checkout (an installed package has no
+    ``tests``), as the attempts it forks do."""
+    checkout = str(Path(__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [checkout, os.environ.get("PYTHONPATH", "")])))
+
+
 def stale_cgroups() -> list[str]:
     """cgroup dirs of coordinators that are gone (``distproc-<pid>`` of a dead pid), in every hierarchy."""
     found = []

@@ -31,7 +31,10 @@ class Guardian:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pytest_distproc.backends.guardian", *bases],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONPATH": python_path},
+            # not measured by a coverage run (pytest-cov's or coverage's subprocess patch): it outlives pytest,
+            # so its data file would appear after pytest-cov combined the others
+            env={**{k: v for k, v in os.environ.items() if not k.startswith(("COV_CORE_", "COVERAGE_"))},
+                 "PYTHONPATH": python_path},
             start_new_session=True,  # a Ctrl-C or a kill of pytest's process group must not reach it
         )
         assert self.process.stdin is not None

@@ -740,7 +740,7 @@ def _faults(c: _Checker, value: Any, declared: list[str], policy: Policy, backen
     for index, item in enumerate(value):
         at = f"$.faults[{index}]"
         before = len(c.problems)
-        if isinstance(item, dict) and item.get("kind") in MODEL_FAULT_KINDS:
+        if isinstance(item, dict) and isinstance(item.get("kind"), str) and item["kind"] in MODEL_FAULT_KINDS:
             model_fault = _model_fault(c, c.mapping(item, at, MODEL_FAULT_KEYS), at, declared, backend)
             if model_fault is not None and len(c.problems) == before:
                 faults.append((index, model_fault))
