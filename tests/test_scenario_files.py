@@ -60,7 +60,8 @@ def test_the_reason_names_the_keys_found() -> None:
     assert _verdict(COMPOSE) == (
         "not a scenario: no key of the scenario format at its top level (its keys are services, volumes); a "
         "scenario has regions, and its keys are among seed, regions, skill, context, backend, policy, faults, "
-        "expect, explore, coordinator, tasks, marks, claude_code, source, matrix; the distproc_files ini option chooses which files are "
+        "expect, explore, coordinator, tasks, marks, claude_code, source, matrix; the distproc_files ini option "
+        "chooses which files are "
         "scenarios"
     )
     many = _verdict("apiVersion: v1\nkind: Pod\n---\napiVersion: v1\nkind: Service\n")
