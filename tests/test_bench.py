@@ -46,7 +46,7 @@ def test_a_target_passes_or_fails_on_the_median_of_the_per_pair_ratios() -> None
 def test_a_tiny_benchmark_run_prints_the_pair_table_and_the_targets_and_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     command = [sys.executable, "-m", "benchmarks.bench", "--regions", "3", "--pairs", "2", "--no-big",
-               "--no-collection", "--no-runs-at-all", "--json", str(out)]
+               "--no-collection", "--no-runs-at-all", "--no-latency", "--no-ray", "--json", str(out)]
     proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "3 x 100" in proc.stdout and "CPU, one scenario / plain test forking N, at 3 regions" in proc.stdout
