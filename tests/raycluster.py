@@ -51,7 +51,7 @@ class RayCluster:
         """Stop every node (workers first, the head last), remove the cluster's dir (its session dirs: Ray
         keeps them after a stop) and return what is left, if anything."""
         for process in reversed(self.nodes):
-            _stop(process)
+            stop_node(process)
         left = leftovers(self.base)
         shutil.rmtree(self.base, ignore_errors=True)
         return left + ([str(self.base)] if self.base.exists() else [])
@@ -114,7 +114,7 @@ def _wait_for_nodes(cluster: RayCluster, nodes: int, began: float) -> None:
         time.sleep(0.5)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_node(process: subprocess.Popen[bytes]) -> None:
     """`ray start --block` stops its node on SIGTERM; SIGKILL for our own process group if it lingers.
     A node a test stopped (SIGSTOP) is continued first, or it could not stop."""
     try:

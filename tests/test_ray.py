@@ -14,8 +14,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import Sandbox
+from tests.raycluster import free_port, stop_node
 
 ROOT = Path(__file__).resolve().parents[1]
 HAVE_RAY = importlib.util.find_spec("ray") is not None
@@ -45,11 +44,6 @@ class Cluster:
     env: dict[str, str]  # what a driver needs to join it (its auth token)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[Cluster]:
@@ -64,7 +58,7 @@ def ray_cluster() -> Iterator[Cluster]:
     base = Path(tempfile.mkdtemp(prefix="distproc-raytest-", dir="/tmp"))  # short: socket paths fit 107 bytes
     workers_tmp = base / "w"
     workers_tmp.mkdir()
-    port = _free_port()
+    port = free_port()
     log = (base / "start.log").open("wb")
     # Token auth with a token of our own, so neither an ambient ~/.ray/auth_token nor its absence matters.
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
@@ -83,24 +77,10 @@ def ray_cluster() -> Iterator[Cluster]:
             time.sleep(0.2)
         yield Cluster(f"127.0.0.1:{port}", workers_tmp, time.monotonic() - began, auth)
     finally:
-        _stop(process)
+        stop_node(process)
         log.close()
         shutil.rmtree(base, ignore_errors=True)
 
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """`ray start --block` stops the cluster it started on SIGTERM (signalling the whole group at once
-    would kill the GCS under its drain and stall it); SIGKILL for our own process group if it lingers."""
-    try:
-        process.send_signal(signal.SIGTERM)
-        process.wait(40)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)  # leftovers of the group we started, and only those
-    except ProcessLookupError:
-        pass
-    process.wait(10)
 
 
 @dataclass
