@@ -133,3 +133,10 @@ def hangs_when_checked(records: list[dict[str, Any]], context: Mapping[str, Any]
     if context["attempt"] == 0:
         time.sleep(60)
     return summary.summarize([r["value"] for r in records])
+
+
+def says_on_stderr(records: list[dict[str, Any]], context: Mapping[str, Any]) -> dict[str, Any]:
+    """Region A says one line on stderr; every other region says nothing."""
+    if context["region"] == "A":
+        os.write(2, b"said on stderr\n")
+    return dict(summary.summarize([r["value"] for r in records]))

@@ -196,6 +196,16 @@ def test_output_past_the_limit_is_refused_and_said_to_be_truncated(tmp_path: Pat
         assert "output truncated" in attempt.stderr, attempt.stderr[-300:]
 
 
+def test_an_attempts_stderr_is_what_it_wrote_and_nothing_more(tmp_path: Path, fork_path: str) -> None:
+    # The sealed memfd is 16 MiB of zeros past what was written: only the written part is read back.
+    scenario = load_one("skill: tests.skills:says_on_stderr\nregions: {A: {records: 5}, B: {records: 5}}\n",
+                        str(tmp_path / "s.yaml"))
+    run = Coordinator(scenario).run()
+    assert run.outcome == "COMPLETE", run.transcript
+    said = {attempt.region: attempt.stderr for attempt in run.attempts}
+    assert said == {"A": "said on stderr", "B": ""}
+
+
 # -- the cgroup v1 tier, end to end ---------------------------------------------------------------------
 
 

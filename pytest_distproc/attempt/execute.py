@@ -13,6 +13,7 @@ import resource
 import signal
 import sys
 import tempfile
+import threading
 import traceback
 from collections.abc import Mapping
 from typing import Any, NoReturn
@@ -116,7 +117,7 @@ def _die_with_parent(workdir: str) -> None:
         signal.signal(signal.SIGTERM, on_sigterm)
         handler = on_sigterm
     _ORPHAN["handler"] = handler
-    os.register_at_fork(after_in_child=_default_sigterm)
+    os.register_at_fork(before=_hold_sigterm, after_in_parent=_release_sigterm, after_in_child=_default_sigterm)
     if _PRCTL is None:
         return
     _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -128,12 +129,33 @@ _ORPHAN: dict[str, Any] = {}  # an attempt's parent pid, temp dir, pid and SIGTE
 SERVER_SIGTERM: Any = None  # set in the fork server: its SIGTERM handler, inherited by its attempts
 
 
+_HELD: dict[int, bool] = {}  # forking thread -> whether SIGTERM was blocked before our at-fork hook blocked it
+
+
+def _hold_sigterm() -> None:
+    """Before a fork (a skill's process pool): block SIGTERM in the forking thread, so the child is born
+    with it blocked. A SIGTERM that reached the child before CPython's at-fork clean-up was otherwise
+    lost: the C handler only marks a Python handler to run, and the child clears those marks, so a pool
+    worker ``Pool.terminate`` signalled at birth lived on and the pool waited for it forever."""
+    _HELD[threading.get_ident()] = signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+
+def _release_sigterm() -> None:
+    """After a fork, in the parent, or in the child once its SIGTERM has its meaning: a SIGTERM that came
+    meanwhile was kept pending by the kernel and is delivered now."""
+    if not _HELD.pop(threading.get_ident(), True):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
 def _default_sigterm() -> None:
     """In a process an attempt forks (a skill's process pool): SIGTERM kills it at once, as
     ``Pool.terminate`` expects, unless something in between set a handler of its own. Our
     Python-level handler only runs between bytecodes, and a pool worker waited on by its parent hung."""
-    if signal.getsignal(signal.SIGTERM) is _ORPHAN.get("handler"):
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        if signal.getsignal(signal.SIGTERM) is _ORPHAN.get("handler"):
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    finally:
+        _release_sigterm()
 
 
 def on_sigterm(signum: int, frame: Any) -> None:

@@ -56,7 +56,8 @@ def written(fd: int) -> tuple[int, bool]:
 def tail(fd: int, length: int) -> str:
     """The last ``length`` bytes written, with a line that says so when the limit cut the output."""
     end, truncated = written(fd)
-    text = os.pread(fd, length, max(0, end - length)).decode(errors="replace").strip()
+    start = max(0, end - length)
+    text = os.pread(fd, end - start, start).decode(errors="replace").strip()  # never past the end: zeros there
     if truncated:
         size = os.fstat(fd).st_size
         text += (f"\n(output truncated: stdout and stderr are kept up to {size // MIB} MiB; "
