@@ -465,7 +465,7 @@ class _Server:
         try:
             ours.close()
             region.ISOLATION["standby"] = True
-            region.stand_by(cgroups, run[0], run[2], keep=(theirs.fileno(), self.stack_slot))
+            region.stand_by(cgroups, run[0], run[2], keep=(theirs.fileno(), self.stack_slot), ahead=True)
             payload, fds = _recv_with_fds(theirs, 0)
             if not payload or len(fds) < 3:
                 os._exit(region.EXIT_NO_GO)  # swept before it was needed, or the server is gone
