@@ -148,9 +148,34 @@ def standby_probe(records: list[dict[str, Any]], context: Mapping[str, Any]) -> 
     from pytest_distproc.attempt import execute
 
     if context["attempt"] == 1:
+        _wait_for_a_set_up_sibling()
         os._exit(3)
     result: dict[str, Any] = summary.summarize([r["value"] for r in records])
     result.update(standby=int(bool(execute.ISOLATION.get("standby"))), cgroup=str(execute.ISOLATION.get("cgroup")),
                   own_dir=int(os.getcwd() == context["workdir"] == tempfile.gettempdir()),
                   region_env=os.environ.get("DISTPROC_REGION", ""), attempt_env=os.environ.get("DISTPROC_ATTEMPT", ""))
     return result
+
+
+def _wait_for_a_set_up_sibling(seconds: float = 30.0) -> None:
+    """Wait until a sibling (the fork server's standby) gave up its privileges, the last step of its set-up:
+    the server announced it to the coordinator right after forking it, long before (a cgroup join and
+    a mount namespace later). Without a fork server, or past the deadline, it just returns."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    parent = os.getppid()
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{parent}/task/{parent}/children") as handle:
+                siblings = [int(p) for p in handle.read().split() if int(p) != os.getpid()]
+        except OSError:
+            return
+        for pid in siblings:
+            try:
+                with open(f"/proc/{pid}/status") as handle:
+                    if "NoNewPrivs:\t1" in handle.read():
+                        return
+            except OSError:
+                continue
+        time.sleep(0.01)

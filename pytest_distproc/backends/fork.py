@@ -165,7 +165,8 @@ class ForkBackend:
             for job in jobs:
                 pipes = _Pipes.open(job["task"], barrier, int(job.get("memory_limit_mb") or 0))
                 opened.append((pipes, child_job(job, workdir=self._workdir(job), cgroups=self._cgroups(job))))
-                idents.append(server.spawn(opened[-1][1], barrier, pipes.child_ends))
+                handed = server.hand_to_standby(opened[-1][1], pipes.child_ends) if not idents else None
+                idents.append(handed or server.spawn(opened[-1][1], barrier, pipes.child_ends))
                 pipes.close_child_ends()  # in flight now, held by the kernel: one attempt's ends open at a time
             pids = server.pids_of(idents)
         except (OSError, ValueError, forkserver.ForkServerError):

@@ -14,14 +14,18 @@ next one's pipes, and the server forks whatever has arrived back to back.
 
 client -> server
     prepare {skill, sys_path, cwd}               -> prepared | error {message}
-    spawn {id, job, barrier} + fds (pipe, stderr, stack[, go])   -> spawned {id, pid[, group]} | error {message}
-                                                    (group: the cgroup name of the standby that took it up)
+    spawn {id, job, barrier} + fds (pipe, stderr, stack[, go])   -> spawned {id, pid} | error {message}
+    adopt {id, pid}                              the client handed an attempt to the standby ``pid``
+                                                 itself: watch it and report its exit as ``id`` (no reply)
     reap {id}                                    kill the attempt's group and reap it (no reply)
     sweep                                        -> swept {killed}: descendants that escaped their
                                                     group (setsid) and were reparented to us
 server -> client, unsolicited
     exit {id, pid, returncode, signal}           the child ended; it stays a zombie until ``reap``,
                                                  so its pid (and group) cannot be reused meanwhile
+    standby {pid, group, run} + fd (its socket)  a child forked ahead for ``run`` (after each batch of
+                                                 spawns, and after an adopt), set up and waiting for a
+                                                 job on that socket; ``group``: its cgroup's name
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ from pytest_distproc.backends import processes
 DISABLE_ENV = "DISTPROC_FORK_SERVER"  # "off": fork every attempt from the coordinator itself
 MAX_PACKET = 1 << 20
 MAX_FDS = 4
+UNSOLICITED = ("exit", "standby")
+"""What the server sends of its own accord: kept as it passes, never taken for a reply."""
 SPAWN_WINDOW = 64
 """Spawn requests in flight, unanswered: the fds they carry are open in the server until it forks."""
 READ_BATCH = 256
@@ -79,6 +85,7 @@ class ForkServer:
         self.awaited: set[int] = set()  # spawn ids sent and not answered yet
         self.pids: dict[int, int] = {}  # spawn id -> pid, answered and not yet collected
         self.groups: dict[int, str] = {}  # spawn id -> cgroup name, for an attempt a standby took up
+        self.standby: _HeldStandby | None = None  # the one the server forked last, announced to us
         self.dead = False
         self.next_id = 0
         self.prepared: tuple[object, ...] | None = None
@@ -114,6 +121,7 @@ class ForkServer:
         wanted = (reference, tuple(sys.path), os.getcwd(), tuple(sorted(env.items())))
         if self.prepared == wanted:
             return
+        self._release_standby()  # the server drops it: it holds the skill, path and environment of before
         self._send({"op": "prepare", "skill": reference, "sys_path": list(sys.path), "cwd": os.getcwd(), "env": env})
         self.prepared = None  # until it says so: a failed prepare may have changed its sys.path and cwd
         reply = self._reply()
@@ -130,6 +138,36 @@ class ForkServer:
         self._send({"op": "spawn", "id": self.next_id, "job": job, "barrier": barrier}, fds)
         self.awaited.add(self.next_id)
         return self.next_id
+
+    def hand_to_standby(self, job: ChildJob, fds: list[int]) -> int | None:
+        """Hand ``job`` and its fds straight to the standby the server forked for its run, if it has one,
+        and tell the server to ``adopt`` it: no fork, no set-up to wait for, and no hop through the
+        server. Returns the spawn id (its pid is known at once, see :meth:`pids_of`), or None: spawn it."""
+        self.receive()  # its announcement may be waiting
+        held, self.standby = self.standby, None
+        if held is None:
+            return None
+        try:
+            if held.run != _run_of(job):
+                return None
+            held.sock.sendmsg([json.dumps(job).encode()],
+                              [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))], socket.MSG_DONTWAIT)
+        except OSError:
+            return None  # it died meanwhile: the server reaps it
+        finally:
+            held.sock.close()
+        self.next_id += 1
+        self._send({"op": "adopt", "id": self.next_id, "pid": held.pid})
+        self.pids[self.next_id] = held.pid
+        if held.group:
+            self.groups[self.next_id] = held.group
+        return self.next_id
+
+    def _release_standby(self) -> None:
+        """Let go of the standby: the server kills it (at a sweep, a new prepare, or our exit)."""
+        held, self.standby = self.standby, None
+        if held is not None:
+            held.sock.close()
 
     def pids_of(self, idents: list[int]) -> list[int]:
         """The pids of the children asked for as ``idents``, waiting for the answers still to come."""
@@ -148,8 +186,6 @@ class ForkServer:
             raise ForkServerError(str(reply.get("message", reply)))
         self.awaited.discard(ident)
         self.pids[ident] = int(reply["pid"])
-        if reply.get("group"):
-            self.groups[ident] = str(reply["group"])
 
     def reap(self, ident: int) -> None:
         """Let the server kill what is left of the attempt's group and reap it: its pid is free after."""
@@ -163,6 +199,7 @@ class ForkServer:
     def sweep(self) -> list[int]:
         """Kill and reap whatever escaped an attempt's group and was reparented to the server; the
         reply comes after every earlier ``reap`` was done."""
+        self._release_standby()
         if self.dead:
             return []
         try:
@@ -188,11 +225,10 @@ class ForkServer:
         """Read whatever the server sent, without blocking: exits to :attr:`exits`, replies to :attr:`inbox`."""
         while True:
             try:
-                payload = self.sock.recv(MAX_PACKET, socket.MSG_DONTWAIT)
+                message = self._receive(socket.MSG_DONTWAIT)
             except BlockingIOError:
                 return
-            message = self._decode(payload)
-            if message.get("op") == "exit":
+            if message.get("op") in UNSOLICITED:
                 self._keep(message)
             else:
                 self.inbox.append(message)
@@ -200,6 +236,7 @@ class ForkServer:
     def close(self) -> None:
         """Close the socket (the server leaves on EOF) and wait for it, killing it if it lingers."""
         self.dead = True
+        self._release_standby()
         try:
             self.sock.close()
         finally:
@@ -215,7 +252,7 @@ class ForkServer:
             return self.inbox.popleft()
         while True:
             message = self._receive()
-            if message.get("op") != "exit":
+            if message.get("op") not in UNSOLICITED:
                 return message
             self._keep(message)
 
@@ -239,8 +276,20 @@ class ForkServer:
                 if any(event & (select.POLLIN | select.POLLHUP | select.POLLERR) for _, event in waiting.poll()):
                     self._drain()
 
-    def _receive(self) -> dict[str, Any]:
-        return self._decode(self.sock.recv(MAX_PACKET))
+    def _receive(self, flags: int = 0) -> dict[str, Any]:
+        """The next message; a standby's announcement keeps the socket it came with."""
+        payload, fds = _recv_with_fds(self.sock, flags)
+        message = self._decode(payload) if payload or not fds else {"op": "garbage"}
+        if message.get("op") == "standby" and len(fds) == 1:
+            self._release_standby()
+            run = message.get("run") or ["", [], 0]
+            self.standby = _HeldStandby(int(message["pid"]), str(message.get("group", "")),
+                                        (str(run[0]), tuple(str(g) for g in run[1]), int(run[2])),
+                                        socket.socket(fileno=fds[0]))
+        else:
+            for fd in fds:
+                os.close(fd)
+        return message
 
     def _decode(self, payload: bytes) -> dict[str, Any]:
         if not payload:
@@ -370,6 +419,8 @@ class _Server:
             op = message.get("op")
             if op == "prepare":
                 self._prepare(message)
+            elif op == "adopt":
+                self._adopt(int(message["id"]), int(message["pid"]))
             elif op == "reap":
                 self._reap(int(message["id"]))
             elif op == "sweep":
@@ -399,9 +450,8 @@ class _Server:
 
     def _spawn(self, requests: list[tuple[dict[str, Any], list[int]]]) -> None:
         """Fork one child per request with nothing in between: every page we write between two forks
-        is copied once more while the children share it. The first request of the standby's run goes
-        to the standby instead (no fork, no set-up left to wait for). The bookkeeping comes after, and a
-        new standby for the run last."""
+        is copied once more while the children share it. The bookkeeping comes after, and a standby for
+        the run last."""
         if not requests:
             return
         ready = []
@@ -414,36 +464,37 @@ class _Server:
             job = {**message["job"], "stderr_fd": fds[1], "stack_fd": fds[2], "address_space": self.address_space,
                    "stack_slot": self.stack_slot, "env_scrubbed": True}
             ready.append((int(message["id"]), job, fds, fds[3] if len(fds) > 3 else -1))
-        taken = self._hand_over(ready[0][1], ready[0][2]) if ready else None
-        pids = [taken.pid] if taken else []
+        pids = []
         with processes.gc_frozen():
-            for _ident, job, fds, go_read in ready[len(pids):]:
+            for _ident, job, fds, go_read in ready:
                 pid = os.fork()
                 if pid == 0:  # child
                     region.run(job, self.skill, fds[0], go_read)  # type: ignore[arg-type]
                 pids.append(pid)
-        for index, ((ident, _job, fds, _go), pid) in enumerate(zip(ready, pids, strict=True)):
+        for (ident, _job, fds, _go), pid in zip(ready, pids, strict=True):
             try:
                 os.setpgid(pid, pid)
             except OSError:
                 pass  # the child already did it, or already exited
             for fd in fds:
                 os.close(fd)
-            self.pids[ident] = pid
-            self.pidfds[ident] = os.pidfd_open(pid)
-            self.selector.register(self.pidfds[ident], selectors.EVENT_READ, ident)
-            group = taken.group if taken and index == 0 else ""
-            self._send({"op": "spawned", "id": ident, "pid": pid, **({"group": group} if group else {})})
+            self._watch(ident, pid)
+            self._send({"op": "spawned", "id": ident, "pid": pid})
         if ready and (self.standby is None or self.standby.run != _run_of(ready[-1][1])):
-            self._stand_by(ready[-1][1])
+            self._stand_by(_run_of(ready[-1][1]))
 
-    def _stand_by(self, like: Mapping[str, Any]) -> None:
-        """Fork a standby child for the run of job ``like``: it sets itself up as far as no particular
-        attempt is concerned (:func:`pytest_distproc.attempt.execute.stand_by`) and waits to be handed one.
-        Why: a retry's attempt then starts with nothing left to wait for. It lasts until it is handed a
-        job or the run is swept; one at a time, so it costs one fork a run that never needs it."""
+    def _watch(self, ident: int, pid: int) -> None:
+        self.pids[ident] = pid
+        self.pidfds[ident] = os.pidfd_open(pid)
+        self.selector.register(self.pidfds[ident], selectors.EVENT_READ, ident)
+
+    def _stand_by(self, run: tuple[str, tuple[str, ...], int]) -> None:
+        """Fork a standby child for ``run``: it sets itself up as far as no particular attempt is concerned
+        (:func:`pytest_distproc.attempt.execute.stand_by`) and waits to be handed one. Its socket goes to
+        the coordinator, which hands it the next attempt of that run itself (one hop less than through
+        us) and tells us to ``adopt`` it. Why: a retry then starts with nothing left to wait for. One at
+        a time, so a run that never needs it pays one fork; the sweep that ends a run kills it."""
         self._drop_standby()
-        run = _run_of(like)
         self.standbys += 1
         name = f"standby-{self.standbys}"
         cgroups = [os.path.join(group_dir, name) for group_dir in run[1]]
@@ -457,7 +508,13 @@ class _Server:
             os.setpgid(pid, pid)
         except OSError:
             pass
-        self.standby = _Standby(pid, ours, run, name if cgroups else "")
+        self.standby = _Standby(pid, run)
+        try:
+            self.sock.sendmsg([json.dumps({"op": "standby", "pid": pid, "group": name if cgroups else "",
+                                           "run": [run[0], list(run[1]), run[2]]}).encode()],
+                              [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [ours.fileno()]))])
+        finally:
+            ours.close()
 
     def _wait_for_a_job(self, theirs: socket.socket, ours: socket.socket, cgroups: list[str],
                         run: tuple[str, tuple[str, ...], int]) -> NoReturn:
@@ -468,7 +525,7 @@ class _Server:
             region.stand_by(cgroups, run[0], run[2], keep=(theirs.fileno(), self.stack_slot), ahead=True)
             payload, fds = _recv_with_fds(theirs, 0)
             if not payload or len(fds) < 3:
-                os._exit(region.EXIT_NO_GO)  # swept before it was needed, or the server is gone
+                os._exit(region.EXIT_NO_GO)  # swept before it was needed, or the coordinator is gone
             theirs.close()
             job = {**json.loads(payload), "stderr_fd": fds[1], "stack_fd": fds[2],
                    "address_space": self.address_space, "stack_slot": self.stack_slot, "env_scrubbed": True}
@@ -477,28 +534,19 @@ class _Server:
         finally:
             os._exit(region.EXIT_ERROR)
 
-    def _hand_over(self, job: Mapping[str, Any], fds: list[int]) -> _Standby | None:
-        """Give ``job`` and its fds to the standby when it stands by for that job's run; None otherwise."""
-        standby = self.standby
-        if standby is None or standby.run != _run_of(job):
-            return None
-        self.standby = None
-        child_job = {k: v for k, v in job.items() if k not in ("stderr_fd", "stack_fd", "address_space", "stack_slot")}
-        try:
-            standby.sock.sendmsg([json.dumps(child_job).encode()],
-                                 [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
-        except OSError:  # it died meanwhile: fork as usual
-            self.standby = standby
-            self._drop_standby()
-            return None
-        standby.sock.close()
-        return standby
+    def _adopt(self, ident: int, pid: int) -> None:
+        """The coordinator handed an attempt to the standby ``pid``: it is an attempt like any other now."""
+        if self.standby is None or self.standby.pid != pid:
+            self._send({"op": "exit", "id": ident, "pid": pid, "returncode": None, "signal": None})
+            return  # not ours to watch (it was dropped): the coordinator sees its death through its pidfd
+        run, self.standby = self.standby.run, None
+        self._watch(ident, pid)
+        self._stand_by(run)
 
     def _drop_standby(self) -> None:
         standby, self.standby = self.standby, None
         if standby is None:
             return
-        standby.sock.close()
         try:
             os.kill(standby.pid, signal.SIGKILL)
         except OSError:
@@ -559,15 +607,22 @@ class _Server:
 
 
 @dataclass(frozen=True)
-class _Standby:
-    """A child forked ahead for one run, waiting on its socket to be handed an attempt."""
+class _HeldStandby:
+    """The coordinator's end of a standby: its pid, its cgroup's name, what it was set up for, its socket."""
 
     pid: int
+    group: str
+    run: tuple[str, tuple[str, ...], int]
     sock: socket.socket
+
+
+@dataclass(frozen=True)
+class _Standby:
+    """A child forked ahead for one run, waiting on its socket (held by the coordinator) to be handed an attempt."""
+
+    pid: int
     run: tuple[str, tuple[str, ...], int]
     """What it was set up for (:func:`_run_of`): a job of another run, or with another memory limit, forks."""
-    group: str
-    """Its cgroup's name in the run's group dirs ("" without cgroups): the attempt it takes up is killed by it."""
 
 
 def _run_of(job: Mapping[str, Any]) -> tuple[str, tuple[str, ...], int]:
