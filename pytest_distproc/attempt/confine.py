@@ -52,6 +52,10 @@ def _env_block() -> tuple[int, int] | None:
 
 
 _ENV_BLOCK = _env_block()
+_CAPSET_HEADER = (ctypes.c_uint32 * 2)(LINUX_CAPABILITY_VERSION_3, 0)
+_NO_CAPABILITIES = (ctypes.c_uint32 * 6)()
+"""capset(2)'s arguments, made once before any fork (making a ctypes array type in each child cost ~0.2 ms):
+two {effective, permitted, inheritable} sets of 32 bits, all empty."""
 
 
 def join(groups: list[str]) -> bool:
@@ -77,24 +81,33 @@ def join(groups: list[str]) -> bool:
     return joined and bool(groups)
 
 
-def drop_privileges() -> dict[str, Any]:
+def drop_inheritable() -> str:
+    """What a child inherits through fork: no new privileges through exec, no ambient capabilities, an
+    empty bounding set. Done once by a process that forks many (the fork server, which never execs), it
+    spares each child ~40 calls. Returns "dropped", or "kept" when the bounding set could not be emptied
+    (not root)."""
+    libc = _LIBC
+    if libc is None:
+        return "kept"
+    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    for cap in range(64):
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            # EINVAL: past the last capability; EPERM: not root
+            return "dropped" if ctypes.get_errno() == errno.EINVAL else "kept"
+    return "dropped"
+
+
+def drop_privileges(bounding_set: str | None = None) -> dict[str, Any]:
     """Not dumpable, no capabilities (effective, permitted, inheritable, ambient, bounding), no new
-    privileges through exec. What held, for the hello's ``isolation``."""
+    privileges through exec. ``bounding_set``: what :func:`drop_inheritable` gave in the parent this
+    process was forked from, when it ran there. What held, for the hello's ``isolation``."""
     libc = _LIBC
     if libc is None:
         return {"dumpable": True, "capabilities": "kept"}
     libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-    libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
-    bounding = "dropped"
-    for cap in range(64):
-        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
-            if ctypes.get_errno() != errno.EINVAL:  # EINVAL: past the last capability; EPERM: not root
-                bounding = "kept"
-            break
-    header = (ctypes.c_uint32 * 2)(LINUX_CAPABILITY_VERSION_3, 0)
-    data = (ctypes.c_uint32 * 6)()  # two {effective, permitted, inheritable} of 32 bits: all empty
-    dropped = libc.capset(header, data) == 0
+    bounding = bounding_set or drop_inheritable()
+    dropped = libc.capset(_CAPSET_HEADER, _NO_CAPABILITIES) == 0
     return {"dumpable": False, "capabilities": "dropped" if dropped else "kept", "bounding_set": bounding}
 
 

@@ -48,18 +48,20 @@ def isolate(job: Mapping[str, Any], keep: tuple[int, ...] = ()) -> None:
     stdio, bounded memory, no fd but its own (the pipes and memfds of sibling attempts, inherited through
     fork, are closed), and no privileges: see :mod:`.confine`."""
     stand_by(job.get("cgroups") or [], os.path.dirname(job["workdir"]), int(job.get("memory_limit_mb") or 0),
-             keep=(*keep, job.get("stderr_fd", -1), job.get("stack_fd", -1), job.get("stack_slot", -1)))
+             keep=(*keep, job.get("stderr_fd", -1), job.get("stack_fd", -1), job.get("stack_slot", -1)),
+             inherited=job.get("inherited") or {})
     take_up(job)
 
 
 def stand_by(cgroups: list[str], run_dir: str, memory_limit_mb: int, keep: tuple[int, ...], *,
-             ahead: bool = False) -> None:
+             inherited: Mapping[str, Any], ahead: bool = False) -> None:
     """The part of :func:`isolate` that does not depend on the attempt: a fork server's standby child does
     it ahead of time (:mod:`pytest_distproc.backends.forkserver`), so a retry starts without waiting for it
     (joining a cgroup alone is ~10 ms of kernel wait). Ends without privileges: what follows needs none.
 
-    ``ahead``: also write, with placeholders, what :func:`take_up` will write (the environment and its
-    inherited block): the first write to a page shared with the parent copies it, ~0.4 ms each here."""
+    ``inherited``: what the fork server did once for all its children (see ``ChildJob.inherited``).
+    ``ahead``: also write, with placeholders, the environment :func:`take_up` will write: the first write
+    to a page shared with the parent copies it (~0.4 ms here)."""
     if cgroups:
         ISOLATION["cgroup"] = confine.join(cgroups)  # first: before it can start anything
     _close_other_fds({0, 1, 2, *keep})
@@ -74,10 +76,9 @@ def stand_by(cgroups: list[str], run_dir: str, memory_limit_mb: int, keep: tuple
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
-    ISOLATION.update(confine.drop_privileges())  # last: the tmpfs mount needed them
+    ISOLATION.update(confine.drop_privileges(inherited.get("bounding_set")))  # last: the tmpfs mount needed them
     if ahead:
         os.environ.update({key: "" for key in ATTEMPT_ENV})
-        confine.rewrite_environ_block(dict(os.environ))
 
 
 def take_up(job: Mapping[str, Any]) -> None:
@@ -110,7 +111,11 @@ def take_up(job: Mapping[str, Any]) -> None:
         size = job.get("address_space") or address_space()  # measured by the parent at the fork, if it could
         ceiling = size + limit_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
-    ISOLATION["environ_block"] = confine.rewrite_environ_block(dict(os.environ))
+    inherited = job.get("inherited") or {}
+    if "environ_block" in inherited:  # the fork server's, inherited: the allow-list alone already
+        ISOLATION["environ_block"] = inherited["environ_block"]
+    else:
+        ISOLATION["environ_block"] = confine.rewrite_environ_block(dict(os.environ))
 
 
 def _scrub_env(job: Mapping[str, Any], workdir: str) -> None:

@@ -53,6 +53,10 @@ class ChildJob(Job, total=False):
     """The fork server holds only the allow-listed environment already."""
     cgroups: list[str]
     """The attempt's cgroups (one per hierarchy), which it creates and joins before anything else."""
+    inherited: dict[str, Any]
+    """What the fork server did once for all its children, which they report and do not redo:
+    ``bounding_set`` (emptied, see :func:`~pytest_distproc.attempt.confine.drop_inheritable`) and
+    ``environ_block`` (its own, rewritten to the allow-listed environment at ``prepare``)."""
 
 
 def child_job(job: Job, **keys: Any) -> ChildJob:

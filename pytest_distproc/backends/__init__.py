@@ -5,9 +5,22 @@ See :mod:`.protocol` for the protocol and the messages; :func:`make_backend` bui
 
 from __future__ import annotations
 
-from pytest_distproc.backends.protocol import Backend, Handle
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_distproc.backends.protocol import Backend, Handle
 
 __all__ = ["Backend", "Handle", "make_backend"]
+
+
+def __getattr__(name: str) -> Any:
+    """``Backend`` and ``Handle`` on first use: the fork server and the guardian import this package
+    and need neither (the protocol imports the TaskList)."""
+    if name in ("Backend", "Handle"):
+        from pytest_distproc.backends import protocol
+
+        return getattr(protocol, name)
+    raise AttributeError(f"module 'pytest_distproc.backends' has no attribute {name!r}")
 
 
 def make_backend(name: str, run_dir: str, *, ray_address: str | None = None) -> Backend:

@@ -377,6 +377,7 @@ class _Server:
         self.pidfds: dict[int, int] = {}  # spawn id -> pidfd, until the child was seen to exit
         self.skill: skills.Skill | None = None
         self.standby: _Standby | None = None
+        self.inherited: dict[str, Any] = {"bounding_set": confine.drop_inheritable()}  # see ChildJob.inherited
         self.standbys = 0  # how many were forked: each one's cgroup gets a name of its own
         self.address_space = region.address_space()
         # Our faulthandler writes to this fd; each child puts its stack memfd there (one dup2, no setup).
@@ -444,7 +445,8 @@ class _Server:
         finally:  # an import may have set a SIGTERM handler of its own: ours must stay, for us and our children
             signal.signal(signal.SIGTERM, _on_parent_death)
         region.keep_only_env(message["env"])  # after the import, which saw the coordinator's environment
-        confine.rewrite_environ_block(dict(os.environ))  # and /proc/<server>/environ: the block exec gave us
+        # and /proc/<server>/environ, the block exec gave us: our children inherit it as it is now
+        self.inherited["environ_block"] = confine.rewrite_environ_block(dict(os.environ))
         self.address_space = region.address_space()
         self._send({"op": "prepared"})
 
@@ -462,7 +464,7 @@ class _Server:
                 self._send({"op": "error", "id": message.get("id"), "message": "spawn before prepare, or fds missing"})
                 continue
             job = {**message["job"], "stderr_fd": fds[1], "stack_fd": fds[2], "address_space": self.address_space,
-                   "stack_slot": self.stack_slot, "env_scrubbed": True}
+                   "stack_slot": self.stack_slot, "env_scrubbed": True, "inherited": self.inherited}
             ready.append((int(message["id"]), job, fds, fds[3] if len(fds) > 3 else -1))
         pids = []
         with processes.gc_frozen():
@@ -522,13 +524,14 @@ class _Server:
         try:
             ours.close()
             region.ISOLATION["standby"] = True
-            region.stand_by(cgroups, run[0], run[2], keep=(theirs.fileno(), self.stack_slot), ahead=True)
+            region.stand_by(cgroups, run[0], run[2], keep=(theirs.fileno(), self.stack_slot), inherited=self.inherited,
+                            ahead=True)
             payload, fds = _recv_with_fds(theirs, 0)
             if not payload or len(fds) < 3:
                 os._exit(region.EXIT_NO_GO)  # swept before it was needed, or the coordinator is gone
             theirs.close()
-            job = {**json.loads(payload), "stderr_fd": fds[1], "stack_fd": fds[2],
-                   "address_space": self.address_space, "stack_slot": self.stack_slot, "env_scrubbed": True}
+            job = {**json.loads(payload), "stderr_fd": fds[1], "stack_fd": fds[2], "address_space": self.address_space,
+                   "stack_slot": self.stack_slot, "env_scrubbed": True, "inherited": self.inherited}
             region.run(job, self.skill, fds[0], fds[3] if len(fds) > 3 else -1,  # type: ignore[arg-type]
                        standing_by=True)
         finally:
