@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import functools
 import json
 import random
@@ -84,6 +83,8 @@ def read_file(path: Path) -> list[dict[str, Any]]:
 
 def _read_csv(path: Path) -> list[dict[str, Any]]:
     with path.open(encoding="utf-8", newline="") as handle:
+        import csv  # here: the fork server and every attempt that reads no CSV spare the import
+
         reader = csv.DictReader(handle)
         if reader.fieldnames is None or "value" not in reader.fieldnames:
             raise DataError(f"{path}:1: CSV needs a header row with a 'value' column, got {reader.fieldnames}")

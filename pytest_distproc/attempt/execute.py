@@ -12,9 +12,7 @@ import os
 import resource
 import signal
 import sys
-import tempfile
 import threading
-import traceback
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
@@ -92,7 +90,9 @@ def take_up(job: Mapping[str, Any]) -> None:
     _ORPHAN["workdir"] = workdir
     _scrub_env(job, workdir)
     os.chdir(workdir)
-    tempfile.tempdir = workdir  # the coordinator's cached choice must not leak into the child
+    cached: Any = sys.modules.get("tempfile")  # its cached choice (the coordinator's) must not leak into the
+    if cached is not None:  # child; not imported yet, it reads TMPDIR (ours) when first used
+        cached.tempdir = workdir
     err = job.get("stderr_fd")
     if err is None:
         err = os.open(os.path.join(workdir, STDERR_FILE), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -287,13 +287,19 @@ def run(job: Mapping[str, Any], skill: Skill, channel: int, go_fd: int, *, stand
                           "message": f"allocation past the {job.get('memory_limit_mb')} MB limit"})
     except BaseException as exc:  # everything becomes a worded event on the coordinator side
         _report(channel, {"type": "error", "kind": "exception", "error": type(exc).__name__, "message": str(exc),
-                          "traceback": "".join(traceback.format_exception(exc)[-6:])})
+                          "traceback": _traceback_of(exc)})
     finally:
         try:
             sys.stdout.flush()
             sys.stderr.flush()
         finally:
             os._exit(code)
+
+
+def _traceback_of(exc: BaseException) -> str:
+    import traceback  # only when a skill failed: an attempt that succeeds never pays for the import
+
+    return "".join(traceback.format_exception(exc)[-6:])
 
 
 def _report(channel: int, message: Mapping[str, Any]) -> None:

@@ -41,7 +41,6 @@ import select
 import selectors
 import signal
 import socket
-import subprocess
 import sys
 import threading
 from collections.abc import Mapping
@@ -89,6 +88,8 @@ class ForkServer:
         self.dead = False
         self.next_id = 0
         self.prepared: tuple[object, ...] | None = None
+        import subprocess  # here: the server process itself never needs it
+
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         python_path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
         try:
@@ -235,6 +236,7 @@ class ForkServer:
 
     def close(self) -> None:
         """Close the socket (the server leaves on EOF) and wait for it, killing it if it lingers."""
+        import subprocess
         self.dead = True
         self._release_standby()
         try:

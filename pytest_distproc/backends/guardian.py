@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import atexit
 import os
-import shutil
 import signal
-import subprocess
 import sys
 
 from pytest_distproc.backends import containment
@@ -25,6 +23,8 @@ class Guardian:
     """pytest's end of the pipe; one per process, started on first use (:func:`watch`)."""
 
     def __init__(self, bases: tuple[str, ...]) -> None:
+        import subprocess  # here, as in close(): the guardian process itself never needs it
+
         self.owner = os.getpid()
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         python_path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
@@ -49,6 +49,8 @@ class Guardian:
 
     def close(self) -> None:
         """Close the pipe: the guardian kills and removes what is left, and exits; wait for it."""
+        import subprocess
+
         assert self.process.stdin is not None
         try:
             self.process.stdin.close()
@@ -116,6 +118,8 @@ def main(bases: list[str]) -> None:
                 watched.discard(text[1:])
     # pytest is gone (or done): everything of its attempts dies, then their dirs go
     containment.clear(bases)
+    import shutil  # here: the guardian waits for hours on the pipe first, and a lean start costs less
+
     for run_dir in watched:
         shutil.rmtree(run_dir, ignore_errors=True)
 
