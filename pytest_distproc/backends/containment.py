@@ -19,9 +19,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import dataclass
-
-from pytest_distproc.attempt import confine
+from typing import NamedTuple
 
 CHOICE_ENV = "DISTPROC_CONTAINMENT"
 TIERS = ("cgroup2", "cgroup1", "none")
@@ -29,8 +27,7 @@ PREFIX = "distproc-"
 KILL_ROUNDS = 200
 
 
-@dataclass(frozen=True)
-class Tier:
+class Tier(NamedTuple):
     """The containment chosen for this process: its name and the base group dir in each hierarchy."""
 
     name: str
@@ -305,6 +302,8 @@ def hide(on: bool) -> None:
     need ``CAP_SYS_PTRACE`` then, which no attempt has (as root, the capabilities an attempt dropped
     suffice; not as an ordinary user, whose attempts share our uid). Restored after the last run, so a
     debugger can attach to pytest between runs."""
+    from pytest_distproc.attempt import confine  # here: the guardian, which imports this module, needs no ctypes
+
     libc = confine._LIBC
     if libc is None:
         return
