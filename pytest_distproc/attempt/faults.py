@@ -12,9 +12,8 @@ import random
 import signal
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 FaultAction = Callable[[Mapping[str, Any], dict[str, Any]], None]
 """``action(fault, state)``: ``state`` holds ``records`` (before) or ``result`` (after) and may be changed."""
@@ -24,8 +23,7 @@ class InjectedFault(RuntimeError):
     """The exception a ``raise`` fault throws inside the processor."""
 
 
-@dataclass(frozen=True)
-class FaultKind:
+class FaultKind(NamedTuple):
     name: str
     phase: str  # "before" the skill runs, "after" it returned its result, or "node": the backend acts (not the child)
     action: FaultAction

@@ -44,8 +44,7 @@ import socket
 import sys
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 from pytest_distproc.attempt import confine, faults, skills
 from pytest_distproc.attempt import execute as region
@@ -611,8 +610,7 @@ class _Server:
         self.sock.send(json.dumps(message).encode())
 
 
-@dataclass(frozen=True)
-class _HeldStandby:
+class _HeldStandby(NamedTuple):
     """The coordinator's end of a standby: its pid, its cgroup's name, what it was set up for, its socket."""
 
     pid: int
@@ -621,8 +619,7 @@ class _HeldStandby:
     sock: socket.socket
 
 
-@dataclass(frozen=True)
-class _Standby:
+class _Standby(NamedTuple):
     """A child forked ahead for one run, waiting on its socket (held by the coordinator) to be handed an attempt."""
 
     pid: int
