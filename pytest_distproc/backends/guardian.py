@@ -7,6 +7,10 @@ and reads a pipe from it: the run dirs to watch (``+PATH``) and those removed (`
 reads end-of-file whenever pytest is gone, however it went (a normal exit, SIGTERM, SIGKILL,
 pytest-timeout's ``os._exit``); the guardian then kills every cgroup of that pytest process
 (:mod:`.containment`), removes the run dirs still watched and exits.
+
+It waits as ``/bin/sh`` (:data:`WAITING`), which notes each line in a log file, and becomes Python
+(:func:`main`) only when there is something to clean: a pytest that ended well says ``=done`` last.
+Why: starting a Python interpreter and this module cost each pytest session ~80 ms of CPU.
 """
 
 from __future__ import annotations
@@ -18,18 +22,34 @@ import sys
 
 from pytest_distproc.backends import containment
 
+DONE = "=done"
+WAITING = r"""
+log=$1; python=$2; shift 2
+trap '' INT HUP TERM
+: > "$log" || exec "$python" -m pytest_distproc.backends.guardian "$@"
+last=
+while IFS= read -r line; do printf '%s\n' "$line" >> "$log"; last=$line; done
+if [ "$last" = "=done" ]; then rm -f "$log"; exit 0; fi
+exec "$python" -m pytest_distproc.backends.guardian --log "$log" "$@"
+"""
+"""The guardian while pytest lives: ``sh -c WAITING sh LOG PYTHON BASE...``. Without a log file it is the
+Python guardian from the start, reading the pipe itself."""
+
 
 class Guardian:
     """pytest's end of the pipe; one per process, started on first use (:func:`watch`)."""
 
-    def __init__(self, bases: tuple[str, ...]) -> None:
+    def __init__(self, bases: tuple[str, ...], log_dir: str) -> None:
         import subprocess  # here, as in close(): the guardian process itself never needs it
 
         self.owner = os.getpid()
+        self.watched: set[str] = set()  # run dirs not released yet: no "=done" while there is one
+        self.bases = bases
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         python_path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
+        log = os.path.join(log_dir, f"{containment.PREFIX}guardian-{self.owner}.log")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pytest_distproc.backends.guardian", *bases],
+            ["/bin/sh", "-c", WAITING, "sh", log, sys.executable, *bases],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             # not measured by a coverage run (pytest-cov's or coverage's subprocess patch): it outlives pytest,
             # so its data file would appear after pytest-cov combined the others
@@ -48,9 +68,12 @@ class Guardian:
             return False
 
     def close(self) -> None:
-        """Close the pipe: the guardian kills and removes what is left, and exits; wait for it."""
+        """Remove our cgroups' base dirs, say ``=done`` and close the pipe: the guardian leaves; wait for
+        it. (Without the ``=done``, as when pytest dies or something is left, it kills and removes it.)"""
         import subprocess
 
+        if not self.watched and containment.clear(list(self.bases), wait=0.5):
+            self.tell(DONE)
         assert self.process.stdin is not None
         try:
             self.process.stdin.close()
@@ -72,15 +95,17 @@ def watch(run_dir: str) -> None:
         _GUARDIAN.clear()  # a forked copy's, or one that died: start our own
     if not _GUARDIAN:
         try:
-            _GUARDIAN.append(Guardian(containment.tier().bases))
+            _GUARDIAN.append(Guardian(containment.tier().bases, os.path.dirname(run_dir)))
         except OSError:
             return
+    _GUARDIAN[0].watched.add(run_dir)
     _GUARDIAN[0].tell(f"+{run_dir}")
 
 
 def release(run_dir: str) -> None:
     """The run removed ``run_dir`` itself: the guardian forgets it."""
     if _GUARDIAN and _GUARDIAN[0].owner == os.getpid():
+        _GUARDIAN[0].watched.discard(run_dir)
         _GUARDIAN[0].tell(f"-{run_dir}")
 
 
@@ -100,28 +125,43 @@ def close() -> None:
 # -- the guardian process ----------------------------------------------------------------------------
 
 
-def main(bases: list[str]) -> None:
+def main(argv: list[str]) -> None:
+    """``[--log FILE] BASE...``: with a log, the lines the waiting shell noted (pytest is gone already);
+    without one, the lines read from the pipe until pytest is gone."""
     for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)  # only the pipe's end-of-file ends us
+    log = argv[1] if argv[:1] == ["--log"] else None
+    bases = argv[2:] if log else argv
     watched: set[str] = set()
-    pending = b""
-    while True:
-        chunk = os.read(0, 65536)
-        if not chunk:
-            break
-        *lines, pending = (pending + chunk).split(b"\n")
-        for line in lines:
-            text = os.fsdecode(line)
-            if text.startswith("+"):
-                watched.add(text[1:])
-            elif text.startswith("-"):
-                watched.discard(text[1:])
-    # pytest is gone (or done): everything of its attempts dies, then their dirs go
+    for text in _lines(log):
+        if text.startswith("+"):
+            watched.add(text[1:])
+        elif text.startswith("-"):
+            watched.discard(text[1:])
+    # pytest is gone: everything of its attempts dies, then their dirs go
     containment.clear(bases)
-    import shutil  # here: the guardian waits for hours on the pipe first, and a lean start costs less
+    import shutil  # here: a lean start
 
     for run_dir in watched:
         shutil.rmtree(run_dir, ignore_errors=True)
+    if log:
+        try:
+            os.unlink(log)
+        except OSError:
+            pass
+
+
+def _lines(log: str | None) -> list[str]:
+    if log:
+        try:
+            with open(log, "rb") as handle:
+                return [os.fsdecode(line.rstrip(b"\n")) for line in handle]
+        except OSError:
+            return []  # its dir went away: the cgroups are still ours to kill
+    data = b""
+    while chunk := os.read(0, 65536):
+        data += chunk
+    return [os.fsdecode(line) for line in data.split(b"\n")]
 
 
 if __name__ == "__main__":
