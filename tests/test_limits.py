@@ -189,7 +189,7 @@ def test_the_fork_server_protocol_cannot_deadlock_when_exits_and_reaps_cross(tmp
 
 HANG = """
 regions: {A: {inline: [{value: 1}]}, B: {inline: [{value: 2}]}}
-policy: {timeout: 0.2s, retries: 0}
+policy: {timeout: 2s, retries: 0}
 faults: [{region: A, kind: hang}]
 expect: {outcome: FAILED}
 """
@@ -201,6 +201,8 @@ def test_a_timed_out_attempt_dies_right_after_its_stack_dump_not_at_a_later_poll
 ) -> None:
     # The dump's fallback waits are made absurd: the attempt must end on its own once the dump is written
     # (faulthandler chains to SIGUSR1's default action), not when a poll notices the dump and kills it.
+    # The timeout (2 s) leaves a loaded machine time to bring the attempt into its hang: at 0.2 s it was
+    # sometimes still announcing the fault, or setting up, when the dump was asked for.
     monkeypatch.setenv(forkserver.DISABLE_ENV, server)
     monkeypatch.setattr(fork, "STACK_WAIT", 60.0)
     monkeypatch.setattr(fork, "STACK_SETTLE", 60.0)

@@ -199,8 +199,8 @@ class ForkServer:
     def sweep(self) -> list[int]:
         """Kill and reap whatever escaped an attempt's group and was reparented to the server; the
         reply comes after every earlier ``reap`` was done."""
-        self._release_standby()
         if self.dead:
+            self._release_standby()
             return []
         try:
             self._send({"op": "sweep"})
@@ -208,6 +208,8 @@ class ForkServer:
         except (OSError, ValueError):
             self.dead = True
             return []
+        finally:
+            self._release_standby()  # after the server killed it: it never sees its socket close
 
     def usage(self) -> dict[str, dict[str, float]]:
         """The server's own and its reaped children's CPU seconds and peak RSS (KiB): a benchmark's view."""
@@ -528,8 +530,9 @@ class _Server:
             region.stand_by(cgroups, run[0], run[2], keep=(theirs.fileno(), self.stack_slot), inherited=self.inherited,
                             ahead=True)
             payload, fds = _recv_with_fds(theirs, 0)
-            if not payload or len(fds) < 3:
-                os._exit(region.EXIT_NO_GO)  # swept before it was needed, or the coordinator is gone
+            if not payload or len(fds) < 3:  # let go before it was needed, or the coordinator is gone:
+                os.kill(os.getpid(), signal.SIGKILL)  # nothing ran here, so nothing is saved on the way out
+                # (coverage's `patch = _exit` writes a data file at os._exit; killed mid-write, it is junk)
             theirs.close()
             job = {**json.loads(payload), "stderr_fd": fds[1], "stack_fd": fds[2], "address_space": self.address_space,
                    "stack_slot": self.stack_slot, "env_scrubbed": True, "inherited": self.inherited}
