@@ -140,3 +140,17 @@ def says_on_stderr(records: list[dict[str, Any]], context: Mapping[str, Any]) ->
     if context["region"] == "A":
         os.write(2, b"said on stderr\n")
     return dict(summary.summarize([r["value"] for r in records]))
+
+
+def standby_probe(records: list[dict[str, Any]], context: Mapping[str, Any]) -> dict[str, Any]:
+    """Crashes its first attempt; a later one reports whether a fork server's standby child ran it, and
+    how it was isolated (its cgroup joined, its temp dir private, its own dir under the run dir)."""
+    from pytest_distproc.attempt import execute
+
+    if context["attempt"] == 1:
+        os._exit(3)
+    result: dict[str, Any] = summary.summarize([r["value"] for r in records])
+    result.update(standby=int(bool(execute.ISOLATION.get("standby"))), cgroup=str(execute.ISOLATION.get("cgroup")),
+                  own_dir=int(os.getcwd() == context["workdir"] == tempfile.gettempdir()),
+                  region_env=os.environ.get("DISTPROC_REGION", ""), attempt_env=os.environ.get("DISTPROC_ATTEMPT", ""))
+    return result

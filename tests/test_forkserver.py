@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_distproc.attempt import skills
-from pytest_distproc.backends import forkserver
+from pytest_distproc.backends import containment, forkserver, processes
 from pytest_distproc.run.coordinator import Coordinator
 from pytest_distproc.run.model import Run
 from pytest_distproc.scenario.loader import load_one
@@ -78,6 +78,21 @@ def test_a_process_an_attempt_forks_is_born_with_sigterm_blocked(run_both_ways: 
     assert run.regions["A"]["sigterm_at_birth"] == "blocked"
     assert run.regions["A"]["sigterm_once_running"] == "unblocked"
     assert run.regions["A"]["sigterm_in_attempt"] == "unblocked"
+
+
+def test_a_retry_is_taken_up_by_the_standby_and_nothing_stays_behind(tmp_path: Path) -> None:
+    run = Coordinator(load_one("seed: 2\nskill: tests.skills:standby_probe\npolicy: {retries: 1, backoff: 0s}\n"
+                               "regions: {A: {records: 5}}\n", str(tmp_path / "s.yaml"))).run()
+    assert run.outcome == "COMPLETE", run.transcript
+    assert [a.attempt for a in run.attempts] == [1, 2]
+    region = run.regions["A"]
+    assert region["standby"] == 1, "the first attempt's batch left a standby for the retry"
+    assert (region["own_dir"], region["region_env"], region["attempt_env"]) == (1, "A", "2")
+    if containment.tier().name != "none":
+        assert region["cgroup"] == "True"
+    server = forkserver.current()
+    assert server is not None
+    assert processes.children_of(server.process.pid) == set(), "the run's standby is gone with the run"
 
 
 def test_a_skills_own_sigterm_handler_survives_its_forks(run_both_ways: Callable[[str], Run]) -> None:

@@ -120,6 +120,26 @@ def test_timeout_kills_a_skill_that_joined_its_parents_process_group(
     assert not groups, f"cgroups left behind: {groups}"
 
 
+def test_a_retry_taken_up_by_the_fork_servers_standby_is_contained_as_well(sandbox: Sandbox, reaper: None) -> None:
+    # The second attempt is handed to the standby the fork server forked ahead, in a cgroup it named itself:
+    # the timeout must find the helper that joined the parent's process group there too.
+    sandbox.scenario("hostile", """
+        skill: tests.hostile_skills.escape:join_parent_group
+        regions: {A: {records: 5}}
+        policy: {timeout: 1s, retries: 1, backoff: 0s}
+        expect:
+          outcome: FAILED
+          attempts: {process-region-a: 2}
+          status: {process-region-a: FAILED, aggregate-results: CANCELLED}
+    """)
+    result = sandbox.run("--distproc-scenarios", "-q", timeout=90)
+    result.assert_outcomes(passed=1)
+    pids, dirs, groups = wait_until_clean(sandbox, seconds=10)
+    assert not pids, f"processes of the attempts survived: {pids}"
+    assert not dirs, f"temp dirs left behind: {dirs}"
+    assert not groups, f"cgroups left behind: {groups}"
+
+
 # -- 2. nothing survives pytest's death ----------------------------------------------------------------
 
 SKILLS = ["new_session_helper", "systemexit_on_sigterm", "no_parent_death_signal", "session_chain_2",

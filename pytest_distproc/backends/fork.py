@@ -54,9 +54,11 @@ class ForkHandle(Handle):
     pidfd: int = -1
     """A pidfd of our own child, registered in the selector (its exit); -1 when served or once discarded."""
     dumping: bool = False
+    """A stack dump asked for by a kill has begun to be written: its SIGKILL waits ``STACK_SETTLE`` at most."""
     skipping: bool = False
     """A message ran past ``MAX_MESSAGE_BYTES``: what comes until its newline is dropped unread."""
-    """A stack dump asked for by a kill has begun to be written: its SIGKILL waits ``STACK_SETTLE`` at most."""
+    group: str = ""
+    """Its cgroups' name in the run's group dirs: the fork server's standby's, or ``<task>-a<attempt>``."""
 
 
 class ForkBackend:
@@ -145,7 +147,7 @@ class ForkBackend:
             os.kill(handle.pid, signal.SIGKILL)  # while unreaped, the pid is still the attempt's
         except OSError:
             pass
-        self.groups.kill(os.path.basename(handle.workdir))
+        self.groups.kill(handle.group)
 
     def _served(self, jobs: list[Job], skill: Skill, barrier: bool) -> list[Spawned] | None:
         """Fork ``jobs`` in the fork server; None when they must be forked here (see :func:`forkserver.portable`)."""
@@ -175,12 +177,14 @@ class ForkBackend:
         if self.server is None:
             self.server = server
             self.selector.register(server.fileno(), selectors.EVENT_READ, (None, "server"))
-        return [pipes.spawned(job, pid, ident) for (pipes, job), (ident, pid) in zip(opened, spawned, strict=True)]
+        return [pipes.spawned(job, pid, ident, server.groups.pop(ident, ""))
+                for (pipes, job), (ident, pid) in zip(opened, spawned, strict=True)]
 
     def _register(self, child: Spawned) -> ForkHandle:
         os.set_blocking(child.read_fd, False)
         handle = ForkHandle(child.job, child.pid, child.workdir, fd=child.read_fd, go=child.go_write,
-                            stderr=child.stderr_fd, stack=child.stack_fd, served=child.served)
+                            stderr=child.stderr_fd, stack=child.stack_fd, served=child.served,
+                            group=child.group or os.path.basename(child.workdir))
         self.selector.register(child.read_fd, selectors.EVENT_READ, (handle, "pipe"))
         if child.served:
             self.served[child.served] = handle
@@ -310,7 +314,7 @@ class ForkBackend:
         else:
             _, status = os.waitpid(handle.pid, 0)  # the pidfd said it exited: this does not block
             message = exit_message(status, handle.stack, handle.stderr)
-        self.groups.finish(os.path.basename(handle.workdir))
+        self.groups.finish(handle.group)
         self._discard(handle)
         return message
 
@@ -412,6 +416,7 @@ class Spawned:
     stderr_fd: int
     stack_fd: int
     served: int = 0  # the fork server's id for it; 0: forked by us, our child
+    group: str = ""  # its cgroups' name when not ``<task>-a<attempt>`` (a standby took it up)
 
 
 @dataclass(frozen=True)
@@ -458,8 +463,9 @@ class _Pipes:
             if fd >= 0:
                 os.close(fd)
 
-    def spawned(self, job: ChildJob, pid: int, served: int = 0) -> Spawned:
-        return Spawned(job, pid, job["workdir"], self.read_fd, self.go_write, self.stderr_fd, self.stack_fd, served)
+    def spawned(self, job: ChildJob, pid: int, served: int = 0, group: str = "") -> Spawned:
+        return Spawned(job, pid, job["workdir"], self.read_fd, self.go_write, self.stderr_fd, self.stack_fd, served,
+                       group)
 
 
 def spawn(

@@ -14,7 +14,8 @@ next one's pipes, and the server forks whatever has arrived back to back.
 
 client -> server
     prepare {skill, sys_path, cwd}               -> prepared | error {message}
-    spawn {id, job, barrier} + fds (pipe, stderr, stack[, go])   -> spawned {id, pid} | error {message}
+    spawn {id, job, barrier} + fds (pipe, stderr, stack[, go])   -> spawned {id, pid[, group]} | error {message}
+                                                    (group: the cgroup name of the standby that took it up)
     reap {id}                                    kill the attempt's group and reap it (no reply)
     sweep                                        -> swept {killed}: descendants that escaped their
                                                     group (setsid) and were reparented to us
@@ -40,7 +41,8 @@ import subprocess
 import sys
 import threading
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
 from pytest_distproc.attempt import confine, faults, skills
 from pytest_distproc.attempt import execute as region
@@ -76,6 +78,7 @@ class ForkServer:
         self.inbox: collections.deque[dict[str, Any]] = collections.deque()  # replies read while sending
         self.awaited: set[int] = set()  # spawn ids sent and not answered yet
         self.pids: dict[int, int] = {}  # spawn id -> pid, answered and not yet collected
+        self.groups: dict[int, str] = {}  # spawn id -> cgroup name, for an attempt a standby took up
         self.dead = False
         self.next_id = 0
         self.prepared: tuple[object, ...] | None = None
@@ -145,6 +148,8 @@ class ForkServer:
             raise ForkServerError(str(reply.get("message", reply)))
         self.awaited.discard(ident)
         self.pids[ident] = int(reply["pid"])
+        if reply.get("group"):
+            self.groups[ident] = str(reply["group"])
 
     def reap(self, ident: int) -> None:
         """Let the server kill what is left of the attempt's group and reap it: its pid is free after."""
@@ -322,6 +327,8 @@ class _Server:
         self.pids: dict[int, int] = {}  # spawn id -> pid, until reaped
         self.pidfds: dict[int, int] = {}  # spawn id -> pidfd, until the child was seen to exit
         self.skill: skills.Skill | None = None
+        self.standby: _Standby | None = None
+        self.standbys = 0  # how many were forked: each one's cgroup gets a name of its own
         self.address_space = region.address_space()
         # Our faulthandler writes to this fd; each child puts its stack memfd there (one dup2, no setup).
         self.stack_slot = os.open(os.devnull, os.O_WRONLY)
@@ -374,6 +381,7 @@ class _Server:
         return True
 
     def _prepare(self, message: Mapping[str, Any]) -> None:
+        self._drop_standby()  # it holds the skill, path and environment of before
         sys.path[:] = [str(p) for p in message["sys_path"]]
         try:
             os.chdir(message["cwd"])
@@ -391,7 +399,9 @@ class _Server:
 
     def _spawn(self, requests: list[tuple[dict[str, Any], list[int]]]) -> None:
         """Fork one child per request with nothing in between: every page we write between two forks
-        is copied once more while the children share it. The bookkeeping comes after."""
+        is copied once more while the children share it. The first request of the standby's run goes
+        to the standby instead (no fork, no set-up left to wait for). The bookkeeping comes after, and a
+        new standby for the run last."""
         if not requests:
             return
         ready = []
@@ -404,14 +414,15 @@ class _Server:
             job = {**message["job"], "stderr_fd": fds[1], "stack_fd": fds[2], "address_space": self.address_space,
                    "stack_slot": self.stack_slot, "env_scrubbed": True}
             ready.append((int(message["id"]), job, fds, fds[3] if len(fds) > 3 else -1))
-        pids = []
+        taken = self._hand_over(ready[0][1], ready[0][2]) if ready else None
+        pids = [taken.pid] if taken else []
         with processes.gc_frozen():
-            for _ident, job, fds, go_read in ready:
+            for _ident, job, fds, go_read in ready[len(pids):]:
                 pid = os.fork()
                 if pid == 0:  # child
                     region.run(job, self.skill, fds[0], go_read)  # type: ignore[arg-type]
                 pids.append(pid)
-        for (ident, _job, fds, _go), pid in zip(ready, pids, strict=True):
+        for index, ((ident, _job, fds, _go), pid) in enumerate(zip(ready, pids, strict=True)):
             try:
                 os.setpgid(pid, pid)
             except OSError:
@@ -421,7 +432,81 @@ class _Server:
             self.pids[ident] = pid
             self.pidfds[ident] = os.pidfd_open(pid)
             self.selector.register(self.pidfds[ident], selectors.EVENT_READ, ident)
-            self._send({"op": "spawned", "id": ident, "pid": pid})
+            group = taken.group if taken and index == 0 else ""
+            self._send({"op": "spawned", "id": ident, "pid": pid, **({"group": group} if group else {})})
+        if ready and (self.standby is None or self.standby.run != _run_of(ready[-1][1])):
+            self._stand_by(ready[-1][1])
+
+    def _stand_by(self, like: Mapping[str, Any]) -> None:
+        """Fork a standby child for the run of job ``like``: it sets itself up as far as no particular
+        attempt is concerned (:func:`pytest_distproc.attempt.execute.stand_by`) and waits to be handed one.
+        Why: a retry's attempt then starts with nothing left to wait for. It lasts until it is handed a
+        job or the run is swept; one at a time, so it costs one fork a run that never needs it."""
+        self._drop_standby()
+        run = _run_of(like)
+        self.standbys += 1
+        name = f"standby-{self.standbys}"
+        cgroups = [os.path.join(group_dir, name) for group_dir in run[1]]
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with processes.gc_frozen():  # the child stays inside: its heap stays frozen
+            pid = os.fork()
+            if pid == 0:
+                self._wait_for_a_job(theirs, ours, cgroups, run)
+        theirs.close()
+        try:
+            os.setpgid(pid, pid)
+        except OSError:
+            pass
+        self.standby = _Standby(pid, ours, run, name if cgroups else "")
+
+    def _wait_for_a_job(self, theirs: socket.socket, ours: socket.socket, cgroups: list[str],
+                        run: tuple[str, tuple[str, ...], int]) -> NoReturn:
+        """The standby child: set up, wait to be handed a job and its fds, run it. Never returns."""
+        try:
+            ours.close()
+            region.ISOLATION["standby"] = True
+            region.stand_by(cgroups, run[0], run[2], keep=(theirs.fileno(), self.stack_slot), ahead=True)
+            payload, fds = _recv_with_fds(theirs, 0)
+            if not payload or len(fds) < 3:
+                os._exit(region.EXIT_NO_GO)  # swept before it was needed, or the server is gone
+            theirs.close()
+            job = {**json.loads(payload), "stderr_fd": fds[1], "stack_fd": fds[2],
+                   "address_space": self.address_space, "stack_slot": self.stack_slot, "env_scrubbed": True}
+            region.run(job, self.skill, fds[0], fds[3] if len(fds) > 3 else -1,  # type: ignore[arg-type]
+                       standing_by=True)
+        finally:
+            os._exit(region.EXIT_ERROR)
+
+    def _hand_over(self, job: Mapping[str, Any], fds: list[int]) -> _Standby | None:
+        """Give ``job`` and its fds to the standby when it stands by for that job's run; None otherwise."""
+        standby = self.standby
+        if standby is None or standby.run != _run_of(job):
+            return None
+        self.standby = None
+        child_job = {k: v for k, v in job.items() if k not in ("stderr_fd", "stack_fd", "address_space", "stack_slot")}
+        try:
+            standby.sock.sendmsg([json.dumps(child_job).encode()],
+                                 [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+        except OSError:  # it died meanwhile: fork as usual
+            self.standby = standby
+            self._drop_standby()
+            return None
+        standby.sock.close()
+        return standby
+
+    def _drop_standby(self) -> None:
+        standby, self.standby = self.standby, None
+        if standby is None:
+            return
+        standby.sock.close()
+        try:
+            os.kill(standby.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            os.waitpid(standby.pid, 0)
+        except ChildProcessError:
+            pass
 
     def _report_exit(self, ident: int) -> None:
         pidfd = self.pidfds.pop(ident, None)
@@ -458,7 +543,9 @@ class _Server:
             pass
 
     def sweep(self) -> list[int]:
-        """Kill and reap our children that are no attempt: descendants reparented to us (we are a subreaper)."""
+        """Kill and reap our children that are no attempt: descendants reparented to us (we are a subreaper).
+        The run's standby goes first (asked for at a run's end, it is no stray)."""
+        self._drop_standby()
         killed = []
         for _ in range(10):
             strays = processes.children_of(os.getpid()) - set(self.pids.values())
@@ -469,6 +556,24 @@ class _Server:
 
     def _send(self, message: Mapping[str, Any]) -> None:
         self.sock.send(json.dumps(message).encode())
+
+
+@dataclass(frozen=True)
+class _Standby:
+    """A child forked ahead for one run, waiting on its socket to be handed an attempt."""
+
+    pid: int
+    sock: socket.socket
+    run: tuple[str, tuple[str, ...], int]
+    """What it was set up for (:func:`_run_of`): a job of another run, or with another memory limit, forks."""
+    group: str
+    """Its cgroup's name in the run's group dirs ("" without cgroups): the attempt it takes up is killed by it."""
+
+
+def _run_of(job: Mapping[str, Any]) -> tuple[str, tuple[str, ...], int]:
+    """What a standby must share with a job to take it up: the run dir, the run's cgroup dirs, the memory limit."""
+    return (os.path.dirname(str(job["workdir"])), tuple(os.path.dirname(str(g)) for g in job.get("cgroups") or ()),
+            int(job.get("memory_limit_mb") or 0))
 
 
 def _usage(who: int) -> dict[str, float]:
