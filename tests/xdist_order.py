@@ -1,10 +1,9 @@
 """The order in which ``pytest -n 3 --dist loadfile`` hands our test files to its workers: costliest first.
 
 xdist's loadfile hands out files by how many tests they hold, most first, so our slowest files (few tests, each
-a real Claude Code run, a killed pytest or a Ray cluster) started last and one worker finished minutes after the
-others. Handing the known-slow files out first (longest processing time first) lets the many quick files fill
-in behind them, so the workers end together. tests/conftest.py imports the hook; any other ``--dist`` is untouched.
-"""
+a real Claude Code run, a killed pytest, the whole shipped suite or a Ray cluster) could start last and keep one
+worker busy after the others ran dry. Handing the known-slow files out first (longest processing time first)
+lets the many quick files fill in behind them. tests/conftest.py imports the hook; another ``--dist`` is untouched."""
 
 from __future__ import annotations
 
@@ -15,13 +14,21 @@ import pytest
 from xdist.scheduler import LoadFileScheduling
 
 COSTLIEST_FIRST = (
+    "tests/test_plugin.py",  # ~115 s alone: the shipped scenarios, all of them, in one test
+    "tests/test_claude_code.py",  # ~60 s: a dozen real CLI runs, 13-16 s each under CI's load
+    "tests/test_xdist.py",
+    "tests/test_journal.py",
+    "tests/test_ray.py",
+    "tests/test_docs.py",
+    "tests/test_packaging.py",
+    "tests/test_ray_nodes.py",  # its own 3-node cluster
+    "tests/test_limits.py",
     "tests/test_hostile.py",
-    "tests/test_claude_code.py",
+    "tests/test_goldens.py",
     "tests/test_claude_code_recording.py",
-    "tests/test_ray_nodes.py",
 )
-"""Test files by wall time under CI's load, slowest first (measured with ``--durations``; docs/architecture.md,
-"Running the suite"). A name that no longer exists is ignored; the files not named keep xdist's order."""
+"""Test files by wall time, slowest first (each file alone, byte-code cache on, ~35 s for the next one down;
+remeasure when a file grows). A name that no longer exists is ignored; the files not named keep xdist's order."""
 
 
 class CostliestFilesFirst(LoadFileScheduling):
