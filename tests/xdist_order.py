@@ -16,18 +16,19 @@ from xdist.scheduler import LoadFileScheduling
 COSTLIEST_FIRST = (
     "tests/test_plugin.py",  # ~115 s alone: the shipped scenarios, all of them, in one test
     "tests/test_claude_code.py",  # ~60 s: a dozen real CLI runs, 13-16 s each under CI's load
-    "tests/test_xdist.py",
     "tests/test_journal.py",
     "tests/test_ray.py",
     "tests/test_docs.py",
     "tests/test_packaging.py",
-    "tests/test_ray_nodes.py",  # its own 3-node cluster
     "tests/test_limits.py",
+    "tests/test_ray_nodes.py",  # its own 3-node cluster
     "tests/test_hostile.py",
     "tests/test_goldens.py",
     "tests/test_claude_code_recording.py",
+    "tests/test_outputs.py",
+    "tests/test_xdist.py",
 )
-"""Test files by wall time, slowest first (each file alone, byte-code cache on, ~35 s for the next one down;
+"""Test files by wall time, slowest first (each file alone, byte-code cache on, ~30 s for the next one down;
 remeasure when a file grows). A name that no longer exists is ignored; the files not named keep xdist's order."""
 
 
