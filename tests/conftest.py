@@ -8,9 +8,11 @@ import pytest
 pytest.register_assert_rewrite("tests.helpers")
 
 from tests.helpers import Sandbox  # noqa: E402
+from tests.xdist_order import pytest_xdist_make_scheduler  # noqa: E402, F401 (a hook: costliest files first)
 
 
 @pytest.fixture
 def sandbox(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
     pytester.makeini("[pytest]\ndistproc_scenarios = scenarios\n")
     return Sandbox(pytester, monkeypatch)
+

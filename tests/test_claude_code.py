@@ -186,12 +186,17 @@ def test_a_run_past_its_time_is_killed_with_everything_it_started(sandbox: Sandb
     assert_clean(sandbox, before)
 
 
+def _ctrl_c_heard() -> None:
+    """A pytest started from a shell's background job inherits SIGINT ignored (and Python keeps it so): undo that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_leaves_no_cli_process_and_no_run_dir(sandbox: Sandbox) -> None:
     before = outside_leftovers()
     sandbox.scenario("stall", TWO + "faults: [{kind: api-stall, agent: coordinator, seconds: 300}]\n")
     process = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--distproc-scenarios"],
                                cwd=sandbox.pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=_ctrl_c_heard)
     try:
         deadline = time.monotonic() + 120
         while not cli_processes(sandbox) and time.monotonic() < deadline:

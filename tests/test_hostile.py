@@ -90,9 +90,10 @@ def start_pytest(sandbox: Sandbox, *args: str) -> subprocess.Popen[bytes]:
 def wait_for_markers(sandbox: Sandbox, count: int, process: subprocess.Popen[bytes], seconds: float = 60.0) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
+        ended = process.poll() is not None  # before looking: a pytest that ended after the markers is fine
         if markers_of(sandbox).is_dir() and len(list(markers_of(sandbox).iterdir())) >= count:
             return
-        assert process.poll() is None, "pytest ended before the attempts were ready"
+        assert not ended, "pytest ended before the attempts were ready"
         time.sleep(0.1)
     raise AssertionError("the attempts never said they were ready")
 
@@ -150,9 +151,38 @@ HANGING = """
 """
 
 
+# pytest-timeout's thread method, armed when both attempts are ready instead of at the item's start: its own
+# timeout_timer (dump the stacks, os._exit(1) from the timer thread) ends pytest mid-run, with no fixed wait
+# long enough for a loaded machine to reach the attempts (it was --timeout 20: 20 s per test).
+ARMED_WHEN_READY = """
+import os, threading, time
+from pathlib import Path
+
+import pytest
+from pytest_timeout import timeout_timer
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_timeout_set_timer(item, settings):
+    tmp = Path(os.environ["TMPDIR"])
+    markers = tmp.parent / f"markers-{tmp.name}"  # where tests/hostile_skills/common.py:ready writes
+
+    def arm():
+        while not (markers.is_dir() and len(list(markers.iterdir())) >= 2):
+            time.sleep(0.05)
+        time.sleep(settings.timeout)
+        timeout_timer(item, settings)
+
+    threading.Thread(target=arm, name="timeout armed when ready", daemon=True).start()
+    return True
+"""
+
+
 def _killed_mid_run(sandbox: Sandbox, reaper: None, skill: str, how: str) -> None:
     sandbox.scenario("hostile", HANGING.format(skill=skill))
-    thread_timeout = ["--timeout", "20", "--timeout-method", "thread"] if how == "timeout-thread" else []
+    thread_timeout = ["--timeout", "1", "--timeout-method", "thread"] if how == "timeout-thread" else []
+    if how == "timeout-thread":
+        sandbox.pytester.makeconftest(ARMED_WHEN_READY)
     args = ["--distproc-scenarios", "-q", *thread_timeout]
     process = start_pytest(sandbox, *args)
     try:
@@ -164,6 +194,8 @@ def _killed_mid_run(sandbox: Sandbox, reaper: None, skill: str, how: str) -> Non
         if process.poll() is None:
             process.kill()
             process.wait()
+    if how == "timeout-thread":
+        assert process.returncode == 1, "pytest-timeout's os._exit(1) did not end pytest"
     pids, dirs, groups = wait_until_clean(sandbox)
     assert not pids, f"processes survived pytest's {how}: {pids}"
     assert not dirs, f"temp dirs left behind: {dirs}"

@@ -5,6 +5,7 @@ every transcript, report row, summary count and golden exactly once (nothing dup
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections import Counter
@@ -111,3 +112,33 @@ def test_goldens_are_written_once_and_never_lost_under_two_workers(suite: Sandbo
     assert set(after) == set(before), "a golden was lost or an extra one appeared"
     assert after[victim] == before[victim]  # rewritten from this run: the same normalised transcript
     assert {k: v for k, v in after.items() if k != victim} == {k: v for k, v in before.items() if k != victim}
+
+
+# -- our own suite under `pytest -n 3 --dist loadfile` (README command 2) -----------------------------------
+
+ORDER_CONFTEST = "from tests.xdist_order import pytest_xdist_make_scheduler  # noqa: F401\n"
+
+
+@pytest.mark.parametrize("dist", ["loadfile", "loadscope"])
+def test_loadfile_hands_the_costliest_files_out_first(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch,
+                                                      dist: str) -> None:
+    """xdist alone would start the file of five tests first (most tests first); under loadfile ours starts the
+    costliest files first, in tests/xdist_order.py's order; another --dist keeps xdist's order."""
+    from tests.xdist_order import COSTLIEST_FIRST
+
+    checkout = str(ROOT)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [checkout, os.environ.get("PYTHONPATH", "")])))
+    sandbox.pytester.makeconftest(ORDER_CONFTEST)
+    slow = list(reversed(COSTLIEST_FIRST[:2]))  # written in the wrong order: the list decides, not the names
+    for path in [*slow, "tests/test_many.py"]:
+        count = 5 if path.endswith("many.py") else 1
+        target = sandbox.pytester.path / path
+        target.parent.mkdir(exist_ok=True)
+        target.write_text("".join(f"def test_{n}():\n    pass\n" for n in range(count)))
+    result = sandbox.run("-n", "1", "--dist", dist, "-v", "tests")
+    result.assert_outcomes(passed=7)
+    started = list(dict.fromkeys(m.split("::")[0] for m in re.findall(r"(tests/\S+)::", result.stdout.str())))
+    if dist == "loadfile":
+        assert started == [*COSTLIEST_FIRST[:2], "tests/test_many.py"], result.stdout.str()
+    else:
+        assert started[0] == "tests/test_many.py", result.stdout.str()
