@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from pytest_distproc.backends import containment, guardian
 from pytest_distproc.claude_code.netns import in_loopback_namespace
 from pytest_distproc.claude_code.server import Exchange, ModelServer, Responder
 from pytest_distproc.run.rundir import RUN_DIR_PREFIX, run_root
@@ -115,14 +117,19 @@ class HermeticRun:
         stream_path, stderr_path = self.dir / "stream.jsonl", self.dir / "stderr.txt"
         server: ModelServer | None = None
         process: subprocess.Popen[bytes] | None = None
+        # Should pytest die (SIGTERM, SIGKILL, pytest-timeout's os._exit), the guardian removes the run dir
+        # and kills the CLI's cgroup: the CLI lives in a session of its own, which no signal of ours reaches.
+        groups = containment.RunGroups()
+        guardian.watch(str(self.dir))
         try:
             with open(stream_path, "wb") as out, open(stderr_path, "wb") as err:
                 def start() -> tuple[ModelServer, subprocess.Popen[bytes]]:
                     server = ModelServer(self.responder).start()
                     try:
                         process = subprocess.Popen(
-                            [self.claude, "-p", prompt, "--output-format", "stream-json", "--verbose",
-                             "--permission-mode", "bypassPermissions", "--settings", str(settings)],
+                            _joining(groups.paths("cli"), [
+                                self.claude, "-p", prompt, "--output-format", "stream-json", "--verbose",
+                                "--permission-mode", "bypassPermissions", "--settings", str(settings)]),
                             cwd=self.project, env=self.env(server.url), stdin=subprocess.DEVNULL, stdout=out,
                             stderr=err, start_new_session=True)
                     except BaseException:
@@ -147,9 +154,11 @@ class HermeticRun:
                 server.close()
                 found.exchanges = list(server.exchanges)
                 found.model_failures = list(server.failures)
+            groups.close()
             found.ended = time.time()
             self._collect(found, stream_path, stderr_path)
             shutil.rmtree(self.dir, ignore_errors=True)
+            guardian.release(str(self.dir))
         return found
 
     def _collect(self, found: Artefacts, stream_path: Path, stderr_path: Path) -> None:
@@ -175,6 +184,16 @@ def _json_lines(path: Path) -> list[dict[str, Any]]:
         if isinstance(value, dict):
             lines.append(value)
     return lines
+
+
+def _joining(cgroups: list[str], argv: list[str]) -> list[str]:
+    """``argv`` started by a shell that first makes and joins ``cgroups`` (one per hierarchy), so that
+    everything the CLI starts is in them from its first instruction; ``argv`` alone without cgroups."""
+    if not cgroups:
+        return argv
+    join = " ".join(f"mkdir -p {shlex.quote(g)} 2>/dev/null; echo $$ > {shlex.quote(g)}/cgroup.procs 2>/dev/null;"
+                    for g in cgroups)
+    return ["/bin/sh", "-c", f'{join} exec "$@"', "sh", *argv]
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
