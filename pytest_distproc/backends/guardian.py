@@ -8,7 +8,7 @@ reads end-of-file whenever pytest is gone, however it went (a normal exit, SIGTE
 pytest-timeout's ``os._exit``); the guardian then kills every cgroup of that pytest process
 (:mod:`.containment`), removes the run dirs still watched and exits.
 
-It waits as ``/bin/sh`` (:data:`WAITING`), which notes each line in a log file, and becomes Python
+It waits as ``/bin/sh`` (:data:`WAITING`), which notes each line in a memfd (its stdout), and becomes Python
 (:func:`main`) only when there is something to clean: a pytest that ended well says ``=done`` last.
 Why: starting a Python interpreter and this module cost each pytest session ~80 ms of CPU.
 """
@@ -24,22 +24,21 @@ from pytest_distproc.backends import containment
 
 DONE = "=done"
 WAITING = r"""
-log=$1; python=$2; shift 2
+python=$1; shift
 trap '' INT HUP TERM
-: > "$log" || exec "$python" -m pytest_distproc.backends.guardian "$@"
 last=
-while IFS= read -r line; do printf '%s\n' "$line" >> "$log"; last=$line; done
-if [ "$last" = "=done" ]; then rm -f "$log"; exit 0; fi
-exec "$python" -m pytest_distproc.backends.guardian --log "$log" "$@"
+while IFS= read -r line; do printf '%s\n' "$line"; last=$line; done
+if [ "$last" = "=done" ]; then exit 0; fi
+exec "$python" -m pytest_distproc.backends.guardian --log-fd 1 "$@"
 """
-"""The guardian while pytest lives: ``sh -c WAITING sh LOG PYTHON BASE...``. Without a log file it is the
-Python guardian from the start, reading the pipe itself."""
+"""The guardian while pytest lives: ``sh -c WAITING sh PYTHON BASE...``, its stdout a memfd (no file in any
+dir: a test's private TMPDIR stays empty)."""
 
 
 class Guardian:
     """pytest's end of the pipe; one per process, started on first use (:func:`watch`)."""
 
-    def __init__(self, bases: tuple[str, ...], log_dir: str) -> None:
+    def __init__(self, bases: tuple[str, ...]) -> None:
         import subprocess  # here, as in close(): the guardian process itself never needs it
 
         self.owner = os.getpid()
@@ -47,16 +46,19 @@ class Guardian:
         self.bases = bases
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         python_path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
-        log = os.path.join(log_dir, f"{containment.PREFIX}guardian-{self.owner}.log")
-        self.process = subprocess.Popen(
-            ["/bin/sh", "-c", WAITING, "sh", log, sys.executable, *bases],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            # not measured by a coverage run (pytest-cov's or coverage's subprocess patch): it outlives pytest,
-            # so its data file would appear after pytest-cov combined the others
-            env={**{k: v for k, v in os.environ.items() if not k.startswith(("COV_CORE_", "COVERAGE_"))},
-                 "PYTHONPATH": python_path},
-            start_new_session=True,  # a Ctrl-C or a kill of pytest's process group must not reach it
-        )
+        log = os.memfd_create("distproc-guardian-log")
+        try:
+            self.process = subprocess.Popen(
+                ["/bin/sh", "-c", WAITING, "sh", sys.executable, *bases],
+                stdin=subprocess.PIPE, stdout=log, stderr=subprocess.DEVNULL,
+                # not measured by a coverage run (pytest-cov's or coverage's subprocess patch): it outlives pytest,
+                # so its data file would appear after pytest-cov combined the others
+                env={**{k: v for k, v in os.environ.items() if not k.startswith(("COV_CORE_", "COVERAGE_"))},
+                     "PYTHONPATH": python_path},
+                start_new_session=True,  # a Ctrl-C or a kill of pytest's process group must not reach it
+            )
+        finally:
+            os.close(log)
         assert self.process.stdin is not None
         self.pipe = self.process.stdin.fileno()
 
@@ -95,7 +97,7 @@ def watch(run_dir: str) -> None:
         _GUARDIAN.clear()  # a forked copy's, or one that died: start our own
     if not _GUARDIAN:
         try:
-            _GUARDIAN.append(Guardian(containment.tier().bases, os.path.dirname(run_dir)))
+            _GUARDIAN.append(Guardian(containment.tier().bases))
         except OSError:
             return
     _GUARDIAN[0].watched.add(run_dir)
@@ -130,8 +132,8 @@ def main(argv: list[str]) -> None:
     without one, the lines read from the pipe until pytest is gone."""
     for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)  # only the pipe's end-of-file ends us
-    log = argv[1] if argv[:1] == ["--log"] else None
-    bases = argv[2:] if log else argv
+    log = int(argv[1]) if argv[:1] == ["--log-fd"] else None
+    bases = argv[2:] if log is not None else argv
     watched: set[str] = set()
     for text in _lines(log):
         if text.startswith("+"):
@@ -144,20 +146,16 @@ def main(argv: list[str]) -> None:
 
     for run_dir in watched:
         shutil.rmtree(run_dir, ignore_errors=True)
-    if log:
-        try:
-            os.unlink(log)
-        except OSError:
-            pass
 
 
-def _lines(log: str | None) -> list[str]:
-    if log:
-        try:
-            with open(log, "rb") as handle:
-                return [os.fsdecode(line.rstrip(b"\n")) for line in handle]
-        except OSError:
-            return []  # its dir went away: the cgroups are still ours to kill
+def _lines(log: int | None) -> list[str]:
+    if log is not None:
+        data = b""
+        offset = 0
+        while chunk := os.pread(log, 65536, offset):
+            data += chunk
+            offset += len(chunk)
+        return [os.fsdecode(line) for line in data.split(b"\n")]
     data = b""
     while chunk := os.read(0, 65536):
         data += chunk
