@@ -112,10 +112,15 @@ def test_timeout_kills_a_skill_that_joined_its_parents_process_group(
           outcome: FAILED
           status: {process-region-a: FAILED, aggregate-results: CANCELLED}
     """)
+    assert_passes_and_leaves_nothing(sandbox)
+
+
+def assert_passes_and_leaves_nothing(sandbox: Sandbox) -> None:
+    """The sandbox's one scenario passes, and no process, temp dir or cgroup of its attempts is left."""
     result = sandbox.run("--distproc-scenarios", "-q", timeout=90)
     result.assert_outcomes(passed=1)
     pids, dirs, groups = wait_until_clean(sandbox, seconds=10)
-    assert not pids, f"processes of the attempt survived: {pids}"
+    assert not pids, f"processes of the attempts survived: {pids}"
     assert not dirs, f"temp dirs left behind: {dirs}"
     assert not groups, f"cgroups left behind: {groups}"
 
@@ -132,12 +137,7 @@ def test_a_retry_taken_up_by_the_fork_servers_standby_is_contained_as_well(sandb
           attempts: {process-region-a: 2}
           status: {process-region-a: FAILED, aggregate-results: CANCELLED}
     """)
-    result = sandbox.run("--distproc-scenarios", "-q", timeout=90)
-    result.assert_outcomes(passed=1)
-    pids, dirs, groups = wait_until_clean(sandbox, seconds=10)
-    assert not pids, f"processes of the attempts survived: {pids}"
-    assert not dirs, f"temp dirs left behind: {dirs}"
-    assert not groups, f"cgroups left behind: {groups}"
+    assert_passes_and_leaves_nothing(sandbox)
 
 
 # -- 2. nothing survives pytest's death ----------------------------------------------------------------

@@ -466,8 +466,7 @@ class _Server:
                     os.close(fd)
                 self._send({"op": "error", "id": message.get("id"), "message": "spawn before prepare, or fds missing"})
                 continue
-            job = {**message["job"], "stderr_fd": fds[1], "stack_fd": fds[2], "address_space": self.address_space,
-                   "stack_slot": self.stack_slot, "env_scrubbed": True, "inherited": self.inherited}
+            job = self._with_our_part(message["job"], fds)
             ready.append((int(message["id"]), job, fds, fds[3] if len(fds) > 3 else -1))
         pids = []
         with processes.gc_frozen():
@@ -487,6 +486,11 @@ class _Server:
             self._send({"op": "spawned", "id": ident, "pid": pid})
         if ready and (self.standby is None or self.standby.run != _run_of(ready[-1][1])):
             self._stand_by(_run_of(ready[-1][1]))
+
+    def _with_our_part(self, job: Mapping[str, Any], fds: list[int]) -> dict[str, Any]:
+        """A job as a child of ours runs it: the fds it came with (pipe, stderr, stack[, go]) and what we hold."""
+        return {**job, "stderr_fd": fds[1], "stack_fd": fds[2], "address_space": self.address_space,
+                "stack_slot": self.stack_slot, "env_scrubbed": True, "inherited": self.inherited}
 
     def _watch(self, ident: int, pid: int) -> None:
         self.pids[ident] = pid
@@ -534,8 +538,7 @@ class _Server:
                 os.kill(os.getpid(), signal.SIGKILL)  # nothing ran here, so nothing is saved on the way out
                 # (coverage's `patch = _exit` writes a data file at os._exit; killed mid-write, it is junk)
             theirs.close()
-            job = {**json.loads(payload), "stderr_fd": fds[1], "stack_fd": fds[2], "address_space": self.address_space,
-                   "stack_slot": self.stack_slot, "env_scrubbed": True, "inherited": self.inherited}
+            job = self._with_our_part(json.loads(payload), fds)
             region.run(job, self.skill, fds[0], fds[3] if len(fds) > 3 else -1,  # type: ignore[arg-type]
                        standing_by=True)
         finally:
