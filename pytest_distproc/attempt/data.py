@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import random
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from pytest_distproc.errors import DistprocError
@@ -31,7 +31,7 @@ def load(source: Mapping[str, Any]) -> list[dict[str, Any]]:
         return [{"value": round(rng.uniform(0.0, 100.0), 3)} for _ in range(int(source["generate"]))]
     if "inline" in source:
         return [dict(r) for r in source["inline"]]
-    return read_file(Path(source["file"]))
+    return read_file(source["file"])
 
 
 def count(source: Mapping[str, Any]) -> int:
@@ -39,7 +39,7 @@ def count(source: Mapping[str, Any]) -> int:
         return int(source["generate"])
     if "inline" in source:
         return len(source["inline"])
-    return len(file_values(Path(source["file"])))
+    return len(file_values(source["file"]))
 
 
 def values(records: list[dict[str, Any]]) -> list[float]:
@@ -49,27 +49,29 @@ def values(records: list[dict[str, Any]]) -> list[float]:
 def source_values(source: Mapping[str, Any]) -> Sequence[float]:
     """The values of a region's records, for the oracle: a data file is read once per process, not per use."""
     if "file" in source:
-        return file_values(Path(source["file"]))
+        return file_values(source["file"])
     return values(load(source))
 
 
-def file_values(path: Path) -> tuple[float, ...]:
+def file_values(path: str | os.PathLike[str]) -> tuple[float, ...]:
     """The values of a data file's records, read (and checked, row by row) once while the file is unchanged:
     the loader, the coordinator's count and the oracle of one run share one read."""
-    stat = path.stat()  # ctime too: a copy that keeps mtime and size (cp -p, rsync -a) still changes it
-    return _file_values(str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    stat = os.stat(path)  # ctime too: a copy that keeps mtime and size (cp -p, rsync -a) still changes it
+    return _file_values(os.fspath(path), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
 @functools.lru_cache(maxsize=8)
 def _file_values(path: str, inode: int, size: int, mtime_ns: int, ctime_ns: int) -> tuple[float, ...]:
-    return tuple(float(r["value"]) for r in read_file(Path(path)))
+    return tuple(float(r["value"]) for r in read_file(path))
 
 
-def read_file(path: Path) -> list[dict[str, Any]]:
-    if path.suffix.lower() == ".csv":
+def read_file(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """A data file's records (paths as plain strings: the fork server and the attempts spare pathlib)."""
+    path = os.fspath(path)
+    if path.lower().endswith(".csv"):
         return _read_csv(path)
     rows = []
-    with path.open(encoding="utf-8") as handle:
+    with open(path, encoding="utf-8") as handle:
         for number, text in enumerate(handle, start=1):
             if not text.strip():
                 continue
@@ -81,8 +83,8 @@ def read_file(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _read_csv(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8", newline="") as handle:
+def _read_csv(path: str) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8", newline="") as handle:
         import csv  # here: the fork server and every attempt that reads no CSV spare the import
 
         reader = csv.DictReader(handle)
@@ -91,7 +93,7 @@ def _read_csv(path: Path) -> list[dict[str, Any]]:
         return [_record(row, path, number) for number, row in enumerate(reader, start=2)]
 
 
-def _record(row: Any, path: Path, number: int) -> dict[str, Any]:
+def _record(row: Any, path: str, number: int) -> dict[str, Any]:
     if not isinstance(row, dict) or "value" not in row:
         raise DataError(f"{path}:{number}: expected a record with a 'value', got {row!r}")
     try:

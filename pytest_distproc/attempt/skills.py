@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -67,7 +67,7 @@ def resolve(reference: str, registered: Mapping[str, Skill] = BUILTIN) -> Skill:
     """
     if reference in registered:
         return registered[reference]
-    if ":" in reference and not Path(reference).is_dir():
+    if ":" in reference and not os.path.isdir(reference):
         module_name, _, attr = reference.partition(":")
         try:
             module = importlib.import_module(module_name)
@@ -78,7 +78,9 @@ def resolve(reference: str, registered: Mapping[str, Skill] = BUILTIN) -> Skill:
         if not callable(fn):
             raise SkillError(f"skill {reference!r}: module {module_name!r} has no callable {attr!r}")
         return fn  # type: ignore[no-any-return]
-    if (Path(reference) / "SKILL.md").is_file():
+    if os.path.isfile(os.path.join(reference, "SKILL.md")):
+        from pathlib import Path
+
         from pytest_distproc.attempt.skilldir import SkillDir
 
         skill: Skill = SkillDir.load(Path(reference)).as_skill()

@@ -93,7 +93,7 @@ class ForkServer:
         python_path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "pytest_distproc.backends.forkserver", str(theirs.fileno())],
+                [sys.executable, *_site_flags(), "-m", "pytest_distproc.backends.forkserver", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": python_path},
                 start_new_session=True,  # a Ctrl-C at the terminal is the coordinator's to handle, not ours
@@ -437,6 +437,8 @@ class _Server:
 
     def _prepare(self, message: Mapping[str, Any]) -> None:
         self._drop_standby()  # it holds the skill, path and environment of before
+        if sys.flags.no_site and str(message["skill"]) not in skills.BUILTIN:
+            _with_site()
         sys.path[:] = [str(p) for p in message["sys_path"]]
         try:
             os.chdir(message["cwd"])
@@ -631,6 +633,26 @@ class _Standby(NamedTuple):
     pid: int
     run: tuple[str, tuple[str, ...], int]
     """What it was set up for (:func:`_run_of`): a job of another run, or with another memory limit, forks."""
+
+
+COVERAGE_SUBPROCESS = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
+"""What tells coverage's ``.pth`` file to measure a new Python process (pytest-cov sets one of them)."""
+
+
+def _site_flags() -> list[str]:
+    """``-S``: the server starts without the ``site`` module, a third of its start-up CPU (the virtualenv's
+    ``.pth`` files, an editable install's import finder). Our own code and the standard library need none
+    of it; a user's skill may, so the server runs :func:`site.main` before it imports one (:func:`_with_site`).
+    Coverage's subprocess measurement starts from a ``.pth`` file: when it is on, the server starts as usual."""
+    return [] if any(os.environ.get(name) for name in COVERAGE_SUBPROCESS) else ["-S"]
+
+
+def _with_site() -> None:
+    """What ``-S`` left out, before a user's skill is imported: site-packages, ``.pth`` files (editable
+    installs' finders), ``sitecustomize``. The coordinator's ``sys.path`` is set right after."""
+    import site
+
+    site.main()
 
 
 def _run_of(job: Mapping[str, Any]) -> tuple[str, tuple[str, ...], int]:
