@@ -220,7 +220,7 @@ def measure_growth(args: argparse.Namespace) -> dict[str, Any] | None:
 def _pairs(regions: int, quick: bool) -> int:
     if quick:
         return 3 if regions <= 256 else 1
-    return 7 if regions <= 256 else 5 if regions <= 1024 else 3 if regions <= 4096 else 1
+    return 11 if regions <= 32 else 7 if regions <= 256 else 5 if regions <= 1024 else 3 if regions <= 4096 else 1
 
 
 def measure_big(args: argparse.Namespace) -> dict[str, Any] | None:
