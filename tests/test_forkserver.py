@@ -14,6 +14,7 @@ from pytest_distproc.backends import containment, forkserver, processes
 from pytest_distproc.run.coordinator import Coordinator
 from pytest_distproc.run.model import Run
 from pytest_distproc.scenario.loader import load_one
+from tests.helpers import Sandbox
 
 PROBE = """
 seed: 1
@@ -154,3 +155,60 @@ def test_a_conftest_skill_is_forked_from_the_coordinator(monkeypatch: pytest.Mon
     in_conftest.__module__ = "tests.conftest"
     in_conftest.__qualname__ = "in_conftest"
     assert forkserver.portable("conftest-skill", in_conftest, [{}]) is None  # type: ignore[arg-type]
+
+
+SITE_FINDER = '''\
+"""Makes the module ``site_only_skills`` importable, as an editable install's .pth file makes a package."""
+import importlib.abc
+import importlib.util
+import sys
+
+SOURCE = """
+import os
+
+from pytest_distproc.attempt import stats as summary
+
+
+def checked_stats(records, context):
+    with open(f"/proc/{os.getppid()}/cmdline", "rb") as handle:
+        parent = handle.read().replace(b"\\\\0", b" ").decode()
+    if "pytest_distproc.backends.forkserver" not in parent:
+        raise RuntimeError(f"forked by {parent!r}, not by the fork server")
+    return summary.summarize([r["value"] for r in records])
+"""
+
+
+class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        return importlib.util.spec_from_loader(name, self) if name == "site_only_skills" else None
+
+    def exec_module(self, module):
+        exec(SOURCE, module.__dict__)
+
+
+sys.meta_path.append(_Finder())
+'''
+
+
+def test_a_skill_importable_only_through_site_is_still_forked_by_the_fork_server(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server starts without the site module (-S): it must run it before it imports a user's skill,
+    # whose package may be importable only through what site runs (here a sitecustomize's finder; in a
+    # virtualenv, an editable install's .pth file). Else the server cannot import the skill, the attempts
+    # are forked from pytest instead, and the skill says so.
+    hooks = sandbox.pytester.path / "site_hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(SITE_FINDER)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(hooks), os.environ.get("PYTHONPATH")) if p))
+    monkeypatch.delenv(forkserver.DISABLE_ENV, raising=False)
+    sandbox.scenario("site", """\
+        name: site
+        seed: 3
+        skill: site_only_skills:checked_stats
+        regions: {A: {records: 4}, B: {records: 4}}
+        expect: {aggregate: {total: {records: 8}}}
+        """)
+    result = sandbox.run("--distproc-scenarios", "-rA")
+    result.assert_outcomes(passed=1)
+    sandbox.assert_clean()

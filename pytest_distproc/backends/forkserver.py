@@ -437,7 +437,7 @@ class _Server:
 
     def _prepare(self, message: Mapping[str, Any]) -> None:
         self._drop_standby()  # it holds the skill, path and environment of before
-        if sys.flags.no_site and str(message["skill"]) not in skills.BUILTIN:
+        if str(message["skill"]) not in skills.BUILTIN:
             _with_site()
         sys.path[:] = [str(p) for p in message["sys_path"]]
         try:
@@ -649,10 +649,12 @@ def _site_flags() -> list[str]:
 
 def _with_site() -> None:
     """What ``-S`` left out, before a user's skill is imported: site-packages, ``.pth`` files (editable
-    installs' finders), ``sitecustomize``. The coordinator's ``sys.path`` is set right after."""
-    import site
+    installs' finders), ``sitecustomize``; once (``sys.flags.no_site`` stays set). The coordinator's
+    ``sys.path`` is set right after."""
+    if sys.flags.no_site and "site" not in sys.modules:
+        import site
 
-    site.main()
+        site.main()
 
 
 def _run_of(job: Mapping[str, Any]) -> tuple[str, tuple[str, ...], int]:
