@@ -651,10 +651,14 @@ def _with_site() -> None:
     """What ``-S`` left out, before a user's skill is imported: site-packages, ``.pth`` files (editable
     installs' finders), ``sitecustomize``; once (``sys.flags.no_site`` stays set). The coordinator's
     ``sys.path`` is set right after."""
-    if sys.flags.no_site and "site" not in sys.modules:
+    if sys.flags.no_site and not _SITE_RAN:
         import site
 
         site.main()
+        _SITE_RAN.append(True)
+
+
+_SITE_RAN: list[bool] = []
 
 
 def _run_of(job: Mapping[str, Any]) -> tuple[str, tuple[str, ...], int]:
