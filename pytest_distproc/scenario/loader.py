@@ -978,6 +978,9 @@ def _expect(c: _Checker, value: Any, declared: list[str], graph: list[str], poli
         if not isinstance(seq, list) or not seq:
             c.fail(at, f"expected a list of states like [PENDING, IN_PROGRESS, COMPLETE], got {_shown(seq)}")
             continue
+        if all(isinstance(s, str) and s in STATES for s in seq):  # the usual case: no path to format
+            transitions[task] = tuple(seq)
+            continue
         states = [c.choice(s, f"{at}[{i}]", STATES, "state") for i, s in enumerate(seq)]
         if all(states):
             transitions[task] = tuple(s for s in states if s)
