@@ -807,6 +807,7 @@ def test_the_node_limit_stops_at_the_same_node(tmp_path: Path, monkeypatch: pyte
 def test_scalar_values_shared_between_files_keep_their_tag_and_their_problems() -> None:
     """Ints, booleans and nulls are shared by every document read (by tag and text): the same text under
     another tag is another value, and a text a tag cannot read is a problem each time it is read."""
+    from pytest_distproc.scenario import yamlsource
     from pytest_distproc.scenario.yamlsource import parse_documents
 
     for _ in range(2):  # the second read finds the first one's values
@@ -815,6 +816,8 @@ def test_scalar_values_shared_between_files_keep_their_tag_and_their_problems() 
             (7, int), (7.0, float), (7, int), ("7", str), (True, bool), ("true", str)]
         (bad,) = parse_documents("a: !!int seven\n", "y.yaml")
         assert [(p.line, p.path) for p in bad.problems] == [(1, "$.a")]
+    (big,) = parse_documents(f"a: {'9' * 100}\n", "z.yaml")  # read, but not kept for the session
+    assert big.value == {"a": int("9" * 100)} and all(text != "9" * 100 for _, text in yamlsource._VALUES)
 
 
 def test_lone_surrogate_in_text(tmp_path: Path) -> None:

@@ -383,7 +383,9 @@ class _Builder:
                 raise ValueError(f"too large: more than {_MAX_INT_BITS} bits")
         except (ValueError, KeyError, IndexError, OverflowError) as exc:  # e.g. "!!int abc", 5000 digits
             return self._unreadable_scalar(node, path, exc)
-        if tag != FLOAT_TAG:  # floats are not shared: two NaNs written twice stay two objects
+        # Floats are not shared (two NaNs written twice stay two objects), nor long texts (a 4000-digit
+        # integer would stay in memory for the session).
+        if tag != FLOAT_TAG and len(text) <= _CACHED_TEXT:
             if len(_VALUES) > _CACHE_LIMIT:
                 _VALUES.clear()
             _VALUES[key] = value  # an int, bool or None: immutable, so every document may share it
