@@ -774,6 +774,52 @@ def test_deep_block_nesting(tmp_path: Path) -> None:
     assert "nested deeper than 64 levels" in p.message and p.path.startswith("$.description.k0.k1")
 
 
+@pytest.mark.parametrize(("opening", "closing", "step"), [("[", "]", "[0]"), ("{k: ", "}", ".k")])
+def test_the_depth_limit_stops_at_the_same_scalar(tmp_path: Path, opening: str, closing: str, step: str) -> None:
+    """The builder reads a scalar without a build() call of its own while the limits hold: a scalar at
+    depth 64 still loads, one at 65 is refused at its own path (description sits at depth 1)."""
+    def nested(levels: int) -> str:
+        return OK + "description: " + opening * levels + "x" + closing * levels + "\n"
+
+    shallow = problems_of(tmp_path, nested(63))
+    assert [p.path for p in shallow] == ["$.description"] and "expected a string" in shallow[0].message
+    deep = the_problem(tmp_path, nested(64))
+    check(deep, tmp_path, 3, "$.description" + step * 64, "nested deeper than 64 levels")
+
+
+@pytest.mark.parametrize(("limit", "blamed"), [(7, None), (6, "$.marks"), (4, "$.marks"), (3, "$.regions")])
+def test_the_node_limit_stops_at_the_same_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int,
+                                               blamed: str | None) -> None:
+    """Seven nodes (keys are not nodes): the mapping, regions, A, 3, the marks list and its two names. Over
+    the limit, the entry holding the node past it is blamed, whether that node is a scalar read inline (in a
+    list: limit 6, in a mapping: limit 3) or a list (limit 4)."""
+    from pytest_distproc.scenario import yamlsource
+
+    monkeypatch.setattr(yamlsource, "MAX_NODES", limit)
+    text = OK + "marks: [slow, fast]\n"
+    if blamed is None:
+        assert [m.name for m in scenario_of(tmp_path, text).marks] == ["slow", "fast"]
+        return
+    check(the_problem(tmp_path, text), tmp_path, 1 if blamed == "$.regions" else 3, blamed,
+          f"more than {limit} YAML nodes")
+
+
+def test_scalar_values_shared_between_files_keep_their_tag_and_their_problems() -> None:
+    """Ints, booleans and nulls are shared by every document read (by tag and text): the same text under
+    another tag is another value, and a text a tag cannot read is a problem each time it is read."""
+    from pytest_distproc.scenario import yamlsource
+    from pytest_distproc.scenario.yamlsource import parse_documents
+
+    for _ in range(2):  # the second read finds the first one's values
+        (doc,) = parse_documents("a: 7\nb: !!float 7\nc: !!int 7\nd: '7'\ne: true\nf: !!str true\n", "x.yaml")
+        assert [(v, type(v)) for v in doc.value.values()] == [
+            (7, int), (7.0, float), (7, int), ("7", str), (True, bool), ("true", str)]
+        (bad,) = parse_documents("a: !!int seven\n", "y.yaml")
+        assert [(p.line, p.path) for p in bad.problems] == [(1, "$.a")]
+    (big,) = parse_documents(f"a: {'9' * 100}\n", "z.yaml")  # read, but not kept for the session
+    assert big.value == {"a": int("9" * 100)} and all(text != "9" * 100 for _, text in yamlsource._VALUES)
+
+
 def test_lone_surrogate_in_text(tmp_path: Path) -> None:
     docs = load_text(OK + "description: a\ud800b\n", tmp_path / "s.yaml")
     assert docs[0].error is not None

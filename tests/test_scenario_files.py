@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_distproc.plugin import file_matcher
 from pytest_distproc.scenario.loader import load_text, not_a_scenario
 from tests.helpers import Sandbox
 
@@ -101,3 +102,26 @@ def test_an_empty_distproc_files_is_a_usage_error(sandbox: Sandbox) -> None:
     result = sandbox.run("--distproc-scenarios")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*the distproc_files ini option is empty, so no file would be a scenario*"])
+
+
+@pytest.mark.parametrize("pattern", ["*.yaml", "*.scenario.yaml", "s0*.y?ml", "[ab].yaml", "*", "**", ".*", "..",
+                                     "*.YAML", "sub/*.yaml", "/abs/*.yaml", "x/../*.yaml"])
+@pytest.mark.parametrize("path", ["/t/a.yaml", "/t/b.yml", "/t/sub/a.yaml", "/abs/q.yaml", "/t/.hidden.yaml",
+                                  "/t/A.YAML", "/t/c.scenario.yaml", "/t/s012.yml", "/t/a.yaml.bak", "/t/a\nb.yaml"])
+def test_file_matcher_matches_as_path_match_does(pattern: str, path: str) -> None:
+    assert file_matcher((pattern,))(Path(path)) == Path(path).match(pattern)
+    assert file_matcher(("*.never", pattern))(Path(path)) == Path(path).match(pattern)
+
+
+def test_distproc_files_is_read_per_session(pytester: pytest.Pytester) -> None:
+    """The matcher is prepared once per ini value: two sessions of one process, with other patterns, collect
+    other files."""
+    (pytester.path / "scenarios").mkdir()
+    for name in ("one.a", "two.b"):
+        (pytester.path / "scenarios" / f"{name}.yaml").write_text(GOOD.replace("good", name.split(".")[0]))
+    for pattern, found, missed in (("*.a.yaml", "one", "two"), ("*.b.yaml", "two", "one")):
+        pytester.makeini(f"[pytest]\ndistproc_files = {pattern}\n")
+        result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--collect-only", "-q",
+                                              "--distproc-scenarios", "scenarios")
+        result.stdout.fnmatch_lines([f"scenarios/{found}.*.yaml::{found}", "1 test collected*"])
+        assert f"::{missed}" not in result.stdout.str()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import itertools
 import os
 import random
-from collections.abc import Generator
+import re
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -166,9 +169,25 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> ScenarioFi
     if not config.getoption("distproc_scenarios"):
         return None
     named = file_path.suffix in SUFFIXES and parent.session.isinitpath(file_path)
-    if named or any(file_path.match(pattern) for pattern in config.getini("distproc_files")):
+    if named or file_matcher(tuple(config.getini("distproc_files")))(file_path):
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
+
+
+@functools.lru_cache(maxsize=8)
+def file_matcher(patterns: tuple[str, ...]) -> Callable[[Path], bool]:
+    """Whether ``path.match(pattern)`` for any of ``patterns``, prepared once per ini value (asked for every
+    file a session visits). A POSIX pattern without '/' matches the file name alone, so those are one
+    regular expression on the name, not a path parsed from the pattern per file; the others go to
+    ``PurePath.match`` as they are."""
+    name_only = [p for p in patterns if os.name == "posix" and "/" not in p and p not in ("", ".")]
+    rest = [p for p in patterns if p not in name_only]
+    names = re.compile("|".join(fnmatch.translate(p) for p in name_only)).match if name_only else None
+
+    def matches(path: Path) -> bool:
+        return (names is not None and names(path.name) is not None) or any(path.match(p) for p in rest)
+
+    return matches
 
 
 @pytest.hookimpl(wrapper=True)

@@ -8,6 +8,7 @@ nor into the next in-process pytest session.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -21,7 +22,10 @@ Checker = Callable[[Any, Any], list[str]]
 """``checker(run, value) -> mismatches`` for ``expect: {name: value}`` (empty when it held)."""
 
 
+@functools.cache
 def _builtin_skills() -> Mapping[str, Skill]:
+    """Built-ins and installed entry points: fixed for the process (entry points are scanned once), and a
+    read-only view, so every default :class:`Extensions` (one per file loaded without any) shares it."""
     return MappingProxyType({**skills.BUILTIN, **skills.entry_point_skills()})
 
 

@@ -186,7 +186,8 @@ def _foreign(value: Any) -> str:
     for a list, one of its mappings) has a key of :data:`SCENARIO_KEYS` or one typo away from one."""
     if isinstance(value, dict):
         keys = [k for k in value if isinstance(k, str)]
-        if any(_near(k, SCENARIO_KEYS) for k in keys):
+        # Any exact key first: a scenario starts with name and description, one typo from no key of the format.
+        if any(k in SCENARIO_KEYS for k in keys) or any(_near(k, SCENARIO_KEYS) for k in keys):
             return ""
         shown = ", ".join(keys[:6]) + (", ..." if len(keys) > 6 else "")
         return f"its keys are {shown}" if keys else "it is an empty mapping"
@@ -976,6 +977,9 @@ def _expect(c: _Checker, value: Any, declared: list[str], graph: list[str], poli
     for task, seq, at in task_keys("$.expect.transitions"):
         if not isinstance(seq, list) or not seq:
             c.fail(at, f"expected a list of states like [PENDING, IN_PROGRESS, COMPLETE], got {_shown(seq)}")
+            continue
+        if all(isinstance(s, str) and s in STATES for s in seq):  # the usual case: no path to format
+            transitions[task] = tuple(seq)
             continue
         states = [c.choice(s, f"{at}[{i}]", STATES, "state") for i, s in enumerate(seq)]
         if all(states):

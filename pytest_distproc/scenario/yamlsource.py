@@ -149,6 +149,8 @@ _MAX_INT_BITS = 14_000  # ~4200 decimal digits: Python will not print more, and 
 _CACHE_LIMIT = 50_000
 _CACHED_TEXT = 64  # longer scalars (descriptions, block text) are rare and would only hold memory
 _RESOLVED: dict[str, str] = {}  # plain scalar text -> tag, shared by every Loader
+_VALUES: dict[tuple[str, str], Any] = {}  # (tag, text) -> int, bool or None, shared by every document
+_ScalarNode = yaml.ScalarNode
 
 
 MAX_DEPTH = 64
@@ -164,18 +166,25 @@ class Loader(_BaseLoader):
     """
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        if kind is yaml.ScalarNode:
+        if kind is _ScalarNode:
             if not implicit[0]:  # quoted, block or "!"-tagged: a string
                 return STR_TAG
-            if len(value) > _CACHED_TEXT:
-                return core_tag(value)
-            tag = _RESOLVED.get(value)
+            tag = _RESOLVED.get(value)  # only short texts are ever stored
             if tag is None:
+                if len(value) > _CACHED_TEXT:
+                    return core_tag(value)
                 if len(_RESOLVED) > _CACHE_LIMIT:
                     _RESOLVED.clear()
                 tag = _RESOLVED[value] = core_tag(value)
             return tag
         return SEQ_TAG if kind is yaml.SequenceNode else MAP_TAG
+
+    # PyYAML calls these around every node for path-based resolvers, which this Loader never has.
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        pass
+
+    def ascend_resolver(self) -> None:
+        pass
 
 
 class Dumper(yaml.SafeDumper):
@@ -307,8 +316,6 @@ class _Builder:
         self.loader, self.doc, self.filename = loader, doc, filename
         self.lines = doc.lines
         self.count = 0
-        # (tag, text) -> value: scalars are immutable and scenario files repeat them a lot.
-        self.scalars: dict[tuple[str, str], Any] = {}
         self.reported: set[int] = set()  # ids of refused nodes: an alias used 1000 times is one problem
 
     def problem(self, line: int, path: str, message: str) -> None:
@@ -345,7 +352,20 @@ class _Builder:
             return self._mapping(node, path, depth)
         if tag != SEQ_TAG:
             return self._bad_tag(node, path)
-        return [self.build(item, f"{path}[{index}]", depth + 1) for index, item in enumerate(node.value)]
+        items: list[Any] = []
+        lines = self.lines
+        for index, item in enumerate(node.value):
+            sub = f"{path}[{index}]"
+            # Scalars are most of a scenario's nodes: what build() gives for one, inline, when its limits
+            # hold (over them, build() raises with the blame); the same in _mapping.
+            if isinstance(item, _ScalarNode) and depth < MAX_DEPTH and self.count < MAX_NODES:
+                if sub not in lines:
+                    lines[sub] = item.start_mark.line + 1
+                self.count += 1
+                items.append(item.value if item.tag == STR_TAG else self._scalar(item, sub))
+            else:
+                items.append(self.build(item, sub, depth + 1))
+        return items
 
     def _scalar(self, node: yaml.Node, path: str) -> Any:
         tag, text = node.tag, node.value
@@ -355,16 +375,20 @@ class _Builder:
         if construct is None:
             return self._bad_tag(node, path)
         key = (tag, text)
-        if key in self.scalars:
-            return self.scalars[key]
+        if key in _VALUES:
+            return _VALUES[key]
         try:
             value = construct(self.loader, node)
             if tag == INT_TAG and abs(value).bit_length() > _MAX_INT_BITS:
                 raise ValueError(f"too large: more than {_MAX_INT_BITS} bits")
         except (ValueError, KeyError, IndexError, OverflowError) as exc:  # e.g. "!!int abc", 5000 digits
             return self._unreadable_scalar(node, path, exc)
-        if tag != FLOAT_TAG:  # floats are not shared: two NaNs written twice stay two objects
-            self.scalars[key] = value
+        # Floats are not shared (two NaNs written twice stay two objects), nor long texts (a 4000-digit
+        # integer would stay in memory for the session).
+        if tag != FLOAT_TAG and len(text) <= _CACHED_TEXT:
+            if len(_VALUES) > _CACHE_LIMIT:
+                _VALUES.clear()
+            _VALUES[key] = value  # an int, bool or None: immutable, so every document may share it
         return value
 
     def _unreadable_scalar(self, node: yaml.Node, path: str, exc: Exception) -> None:
@@ -425,7 +449,11 @@ class _Builder:
                 continue
             seen[key] = key_line
             self.lines[sub] = key_line
-            result[key] = self.build(value_node, sub, depth + 1)
+            if isinstance(value_node, _ScalarNode) and depth < MAX_DEPTH and self.count < MAX_NODES:
+                self.count += 1  # build() inline for a scalar, as in a sequence
+                result[key] = value_node.value if value_node.tag == STR_TAG else self._scalar(value_node, sub)
+            else:
+                result[key] = self.build(value_node, sub, depth + 1)
         return result
 
 
