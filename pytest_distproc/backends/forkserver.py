@@ -34,6 +34,7 @@ import array
 import atexit
 import collections
 import faulthandler
+import functools
 import json
 import os
 import resource
@@ -150,8 +151,7 @@ class ForkServer:
         try:
             if held.run != _run_of(job):
                 return None
-            held.sock.sendmsg([json.dumps(job).encode()],
-                              [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))], socket.MSG_DONTWAIT)
+            _send_with_fds(held.sock, json.dumps(job).encode(), fds, socket.MSG_DONTWAIT)
         except OSError:
             return None  # it died meanwhile: the server reaps it
         finally:
@@ -267,11 +267,9 @@ class ForkServer:
         """Send without ever blocking while the server may be blocked sending to us: when our socket is
         full, read what it sent (into :attr:`inbox` and :attr:`exits`) and wait until either side moves."""
         payload = json.dumps(message).encode()
-        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
         while True:
             try:
-                # sendmsg, not socket.send_fds: before Python 3.12 that drops its flags and blocks
-                self.sock.sendmsg([payload], ancillary, socket.MSG_DONTWAIT)
+                _send_with_fds(self.sock, payload, fds or [], socket.MSG_DONTWAIT)
                 return
             except BlockingIOError:
                 waiting = select.poll()  # not select.select: our fd may be past FD_SETSIZE
@@ -521,9 +519,8 @@ class _Server:
             pass
         self.standby = _Standby(pid, run)
         try:
-            self.sock.sendmsg([json.dumps({"op": "standby", "pid": pid, "group": name if cgroups else "",
-                                           "run": [run[0], list(run[1]), run[2]]}).encode()],
-                              [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [ours.fileno()]))])
+            self._send({"op": "standby", "pid": pid, "group": name if cgroups else "",
+                        "run": [run[0], list(run[1]), run[2]]}, [ours.fileno()])
         finally:
             ours.close()
 
@@ -614,8 +611,8 @@ class _Server:
             killed += [pid for pid in strays if processes.kill_and_reap(pid)]
         return killed
 
-    def _send(self, message: Mapping[str, Any]) -> None:
-        self.sock.send(json.dumps(message).encode())
+    def _send(self, message: Mapping[str, Any], fds: list[int] | None = None) -> None:
+        _send_with_fds(self.sock, json.dumps(message).encode(), fds or [])
 
 
 class _HeldStandby(NamedTuple):
@@ -647,18 +644,15 @@ def _site_flags() -> list[str]:
     return [] if any(os.environ.get(name) for name in COVERAGE_SUBPROCESS) else ["-S"]
 
 
+@functools.cache
 def _with_site() -> None:
     """What ``-S`` left out, before a user's skill is imported: site-packages, ``.pth`` files (editable
     installs' finders), ``sitecustomize``; once (``sys.flags.no_site`` stays set). The coordinator's
     ``sys.path`` is set right after."""
-    if sys.flags.no_site and not _SITE_RAN:
+    if sys.flags.no_site:
         import site
 
         site.main()
-        _SITE_RAN.append(True)
-
-
-_SITE_RAN: list[bool] = []
 
 
 def _run_of(job: Mapping[str, Any]) -> tuple[str, tuple[str, ...], int]:
@@ -670,6 +664,12 @@ def _run_of(job: Mapping[str, Any]) -> tuple[str, tuple[str, ...], int]:
 def _usage(who: int) -> dict[str, float]:
     usage = resource.getrusage(who)
     return {"cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_kib": usage.ru_maxrss}
+
+
+def _send_with_fds(sock: socket.socket, payload: bytes, fds: list[int], flags: int = 0) -> None:
+    """``socket.send_fds`` that honours ``flags`` (before Python 3.12 it drops them, and blocks)."""
+    ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+    sock.sendmsg([payload], ancillary, flags)
 
 
 def _recv_with_fds(sock: socket.socket, flags: int) -> tuple[bytes, list[int]]:

@@ -128,7 +128,7 @@ def close() -> None:
 
 
 def main(argv: list[str]) -> None:
-    """``[--log FILE] BASE...``: with a log, the lines the waiting shell noted (pytest is gone already);
+    """``[--log-fd FD] BASE...``: with a log, the lines the waiting shell noted (pytest is gone already);
     without one, the lines read from the pipe until pytest is gone."""
     for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)  # only the pipe's end-of-file ends us
@@ -149,15 +149,13 @@ def main(argv: list[str]) -> None:
 
 
 def _lines(log: int | None) -> list[str]:
+    """Every line of the log memfd (from its start: the shell's writes left its offset at the end), or of
+    the pipe until pytest is gone."""
+    fd = 0 if log is None else log
     if log is not None:
-        data = b""
-        offset = 0
-        while chunk := os.pread(log, 65536, offset):
-            data += chunk
-            offset += len(chunk)
-        return [os.fsdecode(line) for line in data.split(b"\n")]
+        os.lseek(log, 0, os.SEEK_SET)
     data = b""
-    while chunk := os.read(0, 65536):
+    while chunk := os.read(fd, 65536):
         data += chunk
     return [os.fsdecode(line) for line in data.split(b"\n")]
 

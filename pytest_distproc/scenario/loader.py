@@ -200,8 +200,6 @@ def _foreign(value: Any) -> str:
 
 def _near(key: str, choices: tuple[str, ...]) -> bool:
     """``key`` is one of ``choices`` or one typo from one (a letter added, dropped, changed or two swapped)."""
-    if key in choices:  # the common case, asked for every scenario file a session collects
-        return True
     lowered = key.lower()
     return any(_one_typo(lowered, choice) for choice in choices)
 
